@@ -1,0 +1,172 @@
+"""
+The composite task of DESIGN.md section 1: state tracking composed with associative recall.
+
+A sequence of n steps shows an action a_t (an element of a group G), then a key k_t that bookmarks the state
+s_t reached after it (s_0 is the identity). After SEP come q = min(n, Q) query keys; each asks for the state
+that was bookmarked with it. Worked example, G = Z5, K = 8 keys, n = 3, Q = 8:
+
+    actions (3, 4, 1), keys (6, 2, 7)  ->  states (3, 2, 3)
+    queries (2, 6, 7)                  ->  recall targets (2, 3, 3)
+    tokens : 5 13 | 6 9 | 3 14 | 1 | 9 13 14     (PAD 0, SEP 1, action i is id 2+i, key j is id 2+g+j)
+    targets: 3 -  | 2 - | 3 -  | - | 2  3  3     (- is -100: no loss, not scored)
+
+Batches are generated in one vectorised call on the training device (only the n-step state recurrence loops).
+
+python data.py                                   # prints a few decoded examples
+python data.py --group S3 --n 16 --num 1000 --save s3.npz
+"""
+import argparse
+import itertools
+import re
+import sys
+
+import numpy as np
+import torch
+
+PAD, SEP, IGNORE = 0, 1, -100
+
+# -----------------------------------------------------------------------------
+# command-line helpers shared by the scripts: bad input is one line on stderr and exit code 2, never a traceback
+
+def die(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+class ArgParser(argparse.ArgumentParser):
+    def error(self, message):
+        die(message)
+
+# -----------------------------------------------------------------------------
+# groups
+
+def group_elements(name):
+    """Z<m>: the integers 0..m-1. S<m>/A<m>: permutation tuples in itertools order (A: the even ones)."""
+    match = re.fullmatch(r"([ZSA])(\d+)", name)
+    kind, m = (match.group(1), int(match.group(2))) if match else (None, 0)
+    if kind == "Z" and 2 <= m <= 64:
+        return list(range(m))
+    if (kind == "S" and 3 <= m <= 5) or (kind == "A" and m in (4, 5)):
+        perms = list(itertools.permutations(range(m)))
+        if kind == "A":  # even permutations: an even number of inversions
+            perms = [p for p in perms if sum(p[i] > p[j] for i in range(m) for j in range(i + 1, m)) % 2 == 0]
+        return perms
+    raise ValueError(f"unknown group {name!r}: use Z2..Z64, S3, S4, S5, A4 or A5")
+
+def group_table(name, device="cpu"):
+    """table[s, a] = index of the state reached from state s by action a (s followed by a)."""
+    elements = group_elements(name)
+    if isinstance(elements[0], int):
+        m = len(elements)
+        return (torch.arange(m)[:, None] + torch.arange(m)[None, :]).remainder(m).to(device)
+    index = {p: i for i, p in enumerate(elements)}
+    rows = [[index[tuple(a[s[i]] for i in range(len(s)))] for a in elements] for s in elements]
+    return torch.tensor(rows, device=device)
+
+def seq_width(max_len, num_queries):
+    """Tokens in a sequence of max_len steps: a_1 k_1 ... a_n k_n SEP q_1 ... q_q."""
+    return 2 * max_len + 1 + min(max_len, num_queries)
+
+# -----------------------------------------------------------------------------
+# the generator
+
+def sample_batch(table, batch_size, min_len, max_len, num_keys, num_queries, generator):
+    """Sequences with n drawn uniformly from min_len..max_len, right-padded to seq_width(max_len).
+    Returns int64 tensors (tokens, targets) of shape (batch_size, seq_width), on the device of table."""
+    if max_len > num_keys:
+        raise ValueError(f"{max_len} steps need at least {max_len} distinct keys, but --num_keys is {num_keys}")
+    device, g = table.device, table.shape[0]
+    B, N, Q = batch_size, max_len, min(max_len, num_queries)
+    rand = dict(generator=generator, device=device)
+    lengths = torch.randint(min_len, max_len + 1, (B, 1), **rand)
+    actions = torch.randint(g, (B, N), **rand)
+    keys = torch.rand(B, num_keys, **rand).argsort(dim=1)[:, :N]  # distinct keys per sequence
+    states = torch.empty(B, N, dtype=torch.long, device=device)
+    state = torch.zeros(B, dtype=torch.long, device=device)  # the identity
+    for t in range(N):
+        state = table[state, actions[:, t]]
+        states[:, t] = state
+    # queries: the steps of this sequence in random order (steps past its length sort last)
+    steps = torch.arange(N, device=device)
+    order = torch.rand(B, N, **rand).masked_fill(steps >= lengths, 2.0).argsort(dim=1)[:, :Q]
+
+    pos = torch.arange(seq_width(N, num_queries), device=device)[None, :]
+    in_stream = pos < 2 * lengths
+    is_action = in_stream & (pos % 2 == 0)
+    is_key = in_stream & (pos % 2 == 1)
+    t = (pos // 2).clamp(max=N - 1).expand(B, -1)
+    j = pos - 2 * lengths - 1  # index of the query at this position
+    is_query = (j >= 0) & (j < lengths.clamp(max=Q))
+    queried_step = order.gather(1, j.clamp(0, Q - 1))
+
+    tokens = torch.full_like(is_action, PAD, dtype=torch.long)
+    tokens = torch.where(is_action, 2 + actions.gather(1, t), tokens)
+    tokens = torch.where(is_key, 2 + g + keys.gather(1, t), tokens)
+    tokens = torch.where(pos == 2 * lengths, SEP, tokens)
+    tokens = torch.where(is_query, 2 + g + keys.gather(1, queried_step), tokens)
+    targets = torch.full_like(tokens, IGNORE)
+    targets = torch.where(is_action, states.gather(1, t), targets)
+    targets = torch.where(is_query, states.gather(1, queried_step), targets)
+    return tokens, targets
+
+def eval_batch(table, n, num_keys, num_queries, num, seed):
+    """The fixed eval set of length n: drawn on the CPU from its own seed, so it is the same on every device."""
+    generator = torch.Generator().manual_seed(seed * 1000 + n)
+    tokens, targets = sample_batch(table.cpu(), num, n, n, num_keys, num_queries, generator)
+    return tokens.to(table.device), targets.to(table.device)
+
+# -----------------------------------------------------------------------------
+# reading sequences
+
+def element_name(element):
+    return str(element) if isinstance(element, int) else "".join(map(str, element))
+
+def describe(tokens, targets, group, predictions=None):
+    """A decoded sequence, one line per field; predictions (optional) are shown where the target is scored."""
+    elements = group_elements(group)
+    g = len(elements)
+    tokens, targets = tokens.tolist(), targets.tolist()
+    sep = tokens.index(SEP)
+    names = lambda ids: " ".join(element_name(elements[i]) for i in ids)
+    lines = [
+        f"actions: {names(x - 2 for x in tokens[0:sep:2])}",
+        f"keys:    {' '.join(str(x - 2 - g) for x in tokens[1:sep:2])}",
+        f"states:  {names(targets[0:sep:2])}",
+        f"queries: {' '.join(str(x - 2 - g) for x in tokens[sep + 1:] if x != PAD)}",
+        f"recall:  {names(y for y in targets[sep + 1:] if y != IGNORE)}",
+    ]
+    if predictions is not None:
+        scored = [p for p, y in zip(predictions.tolist(), targets) if y != IGNORE]
+        n = sep // 2
+        lines += [f"model:   states {names(scored[:n])} | recall {names(scored[n:])}"]
+    return "\n".join(lines)
+
+# -----------------------------------------------------------------------------
+
+if __name__ == "__main__":
+    parser = ArgParser(description="Generate composite-task sequences (DESIGN.md section 1).")
+    parser.add_argument("--group", default="S3", help="Z<m> (m=2..64), S3, S4, S5, A4 or A5")
+    parser.add_argument("--n", type=int, default=4, help="steps per sequence (all sequences have exactly n)")
+    parser.add_argument("--num", type=int, default=3, help="number of sequences")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_keys", type=int, default=64, help="size K of the key vocabulary")
+    parser.add_argument("--num_queries", type=int, default=8, help="queries per sequence: min(n, Q)")
+    parser.add_argument("--save", help="write int64 arrays tokens and targets to this .npz file")
+    args = parser.parse_args()
+    try:
+        table = group_table(args.group)
+        if args.n < 1 or args.num < 1 or args.num_queries < 1:
+            raise ValueError("--n, --num and --num_queries must be positive")
+        generator = torch.Generator().manual_seed(args.seed)
+        tokens, targets = sample_batch(table, args.num, args.n, args.n, args.num_keys, args.num_queries, generator)
+    except ValueError as e:
+        die(str(e))
+    if args.save:
+        np.savez(args.save, tokens=tokens.numpy(), targets=targets.numpy())
+        print(f"wrote {args.num} sequences of {args.n} steps to {args.save}: tokens and targets {tuple(tokens.shape)}")
+    else:
+        g = table.shape[0]
+        print(f"group {args.group} (|G| = {g}), vocabulary {2 + g + args.num_keys}: PAD 0, SEP 1, actions 2..{1 + g}, "
+              f"keys {2 + g}..{1 + g + args.num_keys}")
+        for i in range(args.num):
+            print(f"\ntokens:  {tokens[i].tolist()}\ntargets: {targets[i].tolist()}")
+            print(describe(tokens[i], targets[i], args.group))

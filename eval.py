@@ -1,0 +1,129 @@
+"""
+Score a trained run at several test lengths (DESIGN.md section 4) and show a few of its mistakes.
+
+    python eval.py out/lstm_attn-S3-dat5000-s0                 # 1x..4x the training length, 1000 sequences each
+    python eval.py out/RUN --mults 1,2,3,4,6,8 --attn_off      # also score with the attention gate forced to 0
+
+Per length: state accuracy (targets at actions), recall accuracy (targets at queries), token accuracy (all
+targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
+so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
+"""
+import json
+import os
+import time
+
+import torch
+
+from data import ArgParser, IGNORE, describe, die, eval_batch, group_table
+from model import HYBRIDS, Model, ModelConfig
+
+EVAL_SEED = 1234
+
+def load_checkpoint(path):
+    """A dat-kit checkpoint, or a clear error (exit 2) for a missing, truncated or foreign file."""
+    if not os.path.isfile(path):
+        die(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated files and foreign pickles both land here
+        die(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    if not isinstance(ckpt, dict) or ckpt.get("kit") != "dat-kit":
+        die(f"{path} is not a dat-kit checkpoint")
+    return ckpt
+
+def model_from_checkpoint(ckpt, device):
+    model = Model(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval()
+
+# -----------------------------------------------------------------------------
+
+@torch.inference_mode()
+def predict(model, tokens, batch_size=500):
+    return torch.cat([model(tokens[i:i + batch_size])[0].argmax(dim=-1) for i in range(0, len(tokens), batch_size)])
+
+def score(predictions, tokens, targets, sep_id=1):
+    """The four accuracies of DESIGN.md section 4, as tensors (no host sync until the caller asks)."""
+    scored = targets != IGNORE
+    after_sep = (tokens == sep_id).long().cumsum(dim=1) > 0
+    right = (predictions == targets) & scored
+    is_state, is_recall = scored & ~after_sep, scored & after_sep
+    return {
+        "state_acc": right[is_state].float().mean(),
+        "recall_acc": right[is_recall].float().mean(),
+        "token_acc": right[scored].float().mean(),
+        "seq_acc": (right == scored).all(dim=1).float().mean(),
+    }
+
+def evaluate(model, config, mults, n_eval, attn_off=False):
+    """One record per test length; with attn_off, each record also holds the scores with the gate at 0."""
+    table = group_table(config["group"], next(model.parameters()).device)
+    records, gate = [], model.gate
+    for mult in mults:
+        n = mult * config["train_len"]
+        tokens, targets = eval_batch(table, n, config["num_keys"], config["num_queries"], n_eval, EVAL_SEED)
+        predictions = predict(model, tokens)
+        record = {"n": n, "mult": mult, **{k: v.item() for k, v in score(predictions, tokens, targets).items()}}
+        if attn_off:
+            model.gate = 0.0
+            off = score(predict(model, tokens), tokens, targets)
+            model.gate = gate
+            record["attn_off"] = {k: v.item() for k, v in off.items()}
+        records.append((record, (tokens, targets, predictions)))
+    return records
+
+# -----------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
+    parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
+    parser.add_argument("--mults", default="1,2,3,4", help="test lengths as multiples of --train_len")
+    parser.add_argument("--n_eval", type=int, default=1000, help="sequences per test length")
+    parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
+    parser.add_argument("--mistakes", type=int, default=3, help="decoded mistakes to print (at the longest length)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | mps")
+    args = parser.parse_args(argv)
+    try:
+        mults = [int(m) for m in args.mults.split(",")]
+    except ValueError:
+        die(f"--mults must be a comma-separated list of integers, got {args.mults!r}")
+    if min(mults) < 1 or args.n_eval < 1:
+        die("--mults and --n_eval must be positive")
+    ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
+    config = ckpt["config"]
+    longest = max(mults) * config["train_len"]
+    if longest > config["num_keys"]:
+        die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
+    if args.attn_off and config["model"] not in HYBRIDS:
+        die(f"--attn_off needs a hybrid model, not {config['model']}")
+    model = model_from_checkpoint(ckpt, args.device)
+    model.gate = ckpt["gate"]
+
+    t0 = time.time()
+    records = evaluate(model, config, mults, args.n_eval, args.attn_off)
+    seconds = time.time() - t0
+    print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, {seconds:.1f} s")
+    header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
+    print(header + ("   | attention off: state  recall   token     seq" if args.attn_off else ""))
+    for record, _ in records:
+        line = f"{record['n']:>4} {record['mult']:>3}x" + "".join(
+            f" {record[k]:7.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
+        if args.attn_off:
+            line += "   |              " + "".join(f" {record['attn_off'][k]:7.4f}"
+                                                 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
+        print(line)
+
+    record, (tokens, targets, predictions) = records[-1]
+    wrong = ((predictions != targets) & (targets != IGNORE)).any(dim=1).nonzero().flatten()[:args.mistakes]
+    for i in wrong.tolist():
+        print(f"\nmistake at n = {record['n']} (sequence {i}):")
+        print(describe(tokens[i].cpu(), targets[i].cpu(), config["group"], predictions[i].cpu()))
+
+    path = os.path.join(args.run_dir, "eval.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump([r for r, _ in records], f, indent=1)
+    os.replace(path + ".tmp", path)
+    print(f"\nwrote {path}")
+
+if __name__ == "__main__":
+    main()

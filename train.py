@@ -1,0 +1,235 @@
+"""
+Train a model on the composite task, with or without Delayed Attention Training (DESIGN.md section 3).
+
+    python train.py --dat --delay 5000     # the DAT hybrid: attention gated off (and frozen) for 5000 steps
+    python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
+    python train.py --bench                # speed benchmark of the main setting: ms/step, tokens/s, data share
+
+The defaults are the main setting: S3, sequences of 1..16 steps, 64 keys, 8 queries, one LSTM layer then two
+attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine decay.
+A run folder gets config.json, log.jsonl (one JSON object per log line) and ckpt.pt (enough to resume and eval).
+"""
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+
+import torch
+
+from data import ArgParser, die, group_table, sample_batch, seq_width
+from eval import evaluate, load_checkpoint
+from model import HYBRIDS, MODELS, Model, ModelConfig
+
+parser = ArgParser(description="Train an LSTM, Transformer or hybrid on the composite task, optionally with DAT.")
+arg = parser.add_argument
+arg("--model", default="lstm_attn", help=f"one of {', '.join(MODELS)}")
+arg("--group", default="S3", help="state group: Z<m> (m=2..64), S3, S4, S5, A4 or A5")
+arg("--train_len", type=int, default=16, help="training sequences have 1..train_len steps")
+arg("--num_keys", type=int, default=64, help="key vocabulary K; test lengths may not exceed it")
+arg("--num_queries", type=int, default=8, help="queries per sequence: min(n, num_queries)")
+arg("--d_model", type=int, default=64)
+arg("--n_heads", type=int, default=2)
+arg("--n_lstm", type=int, default=1, help="LSTM layers")
+arg("--n_attn", type=int, default=2, help="attention blocks")
+arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
+arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, "
+    "none for hybrids, whose LSTM supplies order)")
+arg("--emb_skip", type=float, default=0.1, help="weight of the token embedding added to each LSTM block's output")
+arg("--batch_size", type=int, default=64)
+arg("--max_iters", type=int, default=8000, help="training steps")
+arg("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
+arg("--warmup", type=int, default=100, help="linear warmup steps, then cosine decay to --min_lr_frac * lr")
+arg("--min_lr_frac", type=float, default=0.1)
+arg("--weight_decay", type=float, default=0.01)
+arg("--grad_clip", type=float, default=1.0)
+arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
+arg("--delay", type=int, help="steps before attention switches on (needs --dat; default 5000)")
+arg("--ramp", type=int, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
+arg("--seed", type=int, default=0, help="seeds the init and the training data")
+arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+arg("--threads", type=int, help="CPU threads (default: torch's choice; use 1 per run when running runs side by side)")
+arg("--out_dir", help="run folder (default: out/<model>-<group>-<dat<delay>|plain>-s<seed>)")
+arg("--log_interval", type=int, default=100, help="steps between log lines")
+arg("--eval_interval", type=int, default=500, help="steps between evals at 1x and 3x and checkpoints")
+arg("--n_eval_train", type=int, default=500, help="sequences per length in the periodic evals")
+arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt")
+arg("--compile", action="store_true", help="torch.compile the model (opt-in; helps on GPU)")
+
+# -----------------------------------------------------------------------------
+
+def check_args(args):
+    """Every bad input is one clear line and exit code 2, before anything is written."""
+    if args.model not in MODELS:
+        die(f"unknown model {args.model!r}: use one of {', '.join(MODELS)}")
+    try:
+        group_table(args.group)
+    except ValueError as e:
+        die(str(e))
+    if args.ramp is not None and not args.dat:
+        die("--ramp needs --dat")
+    if args.delay is not None and not args.dat:
+        die("--delay needs --dat")
+    if args.dat and args.model not in HYBRIDS:
+        die(f"--dat needs a hybrid model ({', '.join(HYBRIDS)}), not {args.model}")
+    args.delay = (5000 if args.delay is None else args.delay) if args.dat else 0
+    args.ramp = args.ramp or 0
+    if args.dat and not 0 <= args.delay < args.max_iters:
+        die(f"--delay {args.delay} must be at least 0 and below --max_iters {args.max_iters}")
+    if args.ramp < 0:
+        die("--ramp must be at least 0")
+    for name in ("train_len", "num_queries", "d_model", "n_heads", "batch_size", "max_iters", "log_interval",
+                 "eval_interval", "n_eval_train"):
+        if getattr(args, name) < 1:
+            die(f"--{name} must be positive")
+    if 3 * args.train_len > args.num_keys:
+        die(f"test length {3 * args.train_len} (3x, evaluated during training) is above --num_keys {args.num_keys}")
+    if args.d_model % args.n_heads or (args.d_model // args.n_heads) % 2:
+        die("--d_model must be a multiple of --n_heads with an even head size")
+    args.pos = args.pos or ("rope" if args.model == "transformer" else "none")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available() or args.device == "mps" and not torch.backends.mps.is_available():
+        die(f"--device {args.device} is not available on this machine")
+    if args.out_dir is None:
+        schedule = f"dat{args.delay}" + (f"r{args.ramp}" if args.ramp else "") if args.dat else "plain"
+        args.out_dir = os.path.join("out", f"{args.model}-{args.group}-{schedule}-s{args.seed}")
+    return args
+
+def gate_at(step, args):
+    """DESIGN.md section 3: 0 before the delay, then linear from 1/R to 1 over R steps, then 1."""
+    if not args.dat or step >= args.delay + args.ramp:
+        return 1.0
+    return 0.0 if step < args.delay else (step - args.delay + 1) / args.ramp
+
+def lr_at(step, args):
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.max_iters - args.warmup)
+    return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+def param_groups(params, args):
+    """AdamW groups: weight decay on matrices, none on biases and norms."""
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+def make_optimizer(model, args, with_attention):
+    """Under DAT the attention parameters join the optimizer only at the delay, so before it they get no
+    gradient step, no weight decay and no optimizer moments."""
+    attention = {id(p) for p in model.attention_parameters()}
+    rest = [p for p in model.parameters() if id(p) not in attention]
+    optimizer = torch.optim.AdamW(param_groups(rest, args), lr=args.lr, betas=(0.9, 0.98))
+    if with_attention:
+        add_attention(optimizer, model, args)
+    return optimizer
+
+def add_attention(optimizer, model, args):
+    for group in param_groups(model.attention_parameters(), args):
+        optimizer.add_param_group(group)
+
+def save_checkpoint(path, **state):
+    """Atomic: a crash while writing leaves the previous checkpoint in place."""
+    torch.save({"kit": "dat-kit", **state}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+# -----------------------------------------------------------------------------
+
+def main(argv=None):
+    args = parser.parse_args(argv)
+    ckpt = None
+    if args.resume:
+        if args.out_dir is None:
+            die("--resume needs --out_dir, the run folder to continue")
+        ckpt = load_checkpoint(os.path.join(args.out_dir, "ckpt.pt"))
+        args = parser.parse_args([], namespace=type(args)(**{**ckpt["config"], "resume": True}))
+    args = check_args(args)
+    if not args.resume and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
+        die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # very sharp softmaxes make denormal floats, which are slow on CPUs
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    table = group_table(args.group, device)
+    g = table.shape[0]
+    model_config = ModelConfig(model=args.model, vocab_size=2 + g + args.num_keys, n_classes=g, d_model=args.d_model,
+                               n_heads=args.n_heads, n_lstm=args.n_lstm, n_attn=args.n_attn, mlp=args.mlp,
+                               pos=args.pos, emb_skip=args.emb_skip, delay_attention=args.dat)
+    model = Model(model_config).to(device)
+    data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
+    step = 0
+    optimizer = make_optimizer(model, args, with_attention=not args.dat)
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        step = ckpt["step"]
+        if args.dat and step >= args.delay:
+            add_attention(optimizer, model, args)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        data_rng.set_state(ckpt["data_rng"])
+    forward = torch.compile(model) if args.compile else model
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(os.path.join(args.out_dir, "config.json"), "w") as f:
+        json.dump({**vars(args), "model_config": asdict(model_config)}, f, indent=1)
+    log_path = os.path.join(args.out_dir, "log.jsonl")
+    if ckpt is not None and os.path.exists(log_path):  # drop log lines written after the checkpoint
+        with open(log_path) as f:
+            lines = [line for line in f if json.loads(line)["step"] <= step]
+        with open(log_path, "w") as f:
+            f.writelines(lines)
+    elif ckpt is None:
+        open(log_path, "w").close()
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{args.out_dir}: {args.model} on {args.group}, {n_params / 1e3:.1f}k parameters, {args.device}, "
+          f"{'DAT delay %d ramp %d' % (args.delay, args.ramp) if args.dat else 'no delay'}, "
+          f"{'resuming at step %d' % step if step else 'from scratch'}")
+
+    loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
+    while step < args.max_iters:
+        if args.dat and step == args.delay and len(optimizer.param_groups) == 2:
+            add_attention(optimizer, model, args)
+        model.gate = gate_at(step, args)
+        lr = lr_at(step, args)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys, args.num_queries,
+                                       data_rng)
+        with autocast:
+            _, loss = forward(tokens, targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach()
+        step += 1
+        steps_timed += 1
+
+        if step % args.log_interval == 0 or step == args.max_iters:
+            mean_loss = loss_sum.item() / steps_timed  # the only host sync, once per log interval
+            ms_per_step = 1000 * (time.time() - t_log) / steps_timed
+            if not math.isfinite(mean_loss):
+                die(f"loss is {mean_loss} at step {step}: stopped; {args.out_dir}/ckpt.pt holds the last good state")
+            entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
+            line = f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | {ms_per_step:.1f} ms/step"
+            if step % args.eval_interval == 0 or step == args.max_iters:
+                model.eval()
+                for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):
+                    for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"):
+                        entry[f"{k}_{record['mult']}x"] = record[k]
+                model.train()
+                line += f" | token acc 1x {entry['token_acc_1x']:.3f} 3x {entry['token_acc_3x']:.3f}"
+                save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), model=model.state_dict(),
+                                optimizer=optimizer.state_dict(), config=vars(args), model_config=asdict(model_config),
+                                step=step, gate=model.gate, data_rng=data_rng.get_state())
+            seconds_left = ms_per_step * (args.max_iters - step) / 1000
+            print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
+            with open(log_path, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
+    print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {args.out_dir} --attn_off")
+
+if __name__ == "__main__":
+    main()
