@@ -142,7 +142,7 @@ def describe(tokens, targets, group, predictions=None):
 
 # -----------------------------------------------------------------------------
 
-if __name__ == "__main__":
+def main(argv=None):
     parser = ArgParser(description="Generate composite-task sequences (DESIGN.md section 1).")
     parser.add_argument("--group", default="S3", help="Z<m> (m=2..64), S3, S4, S5, A4 or A5")
     parser.add_argument("--n", type=int, default=4, help="steps per sequence (all sequences have exactly n)")
@@ -151,7 +151,7 @@ if __name__ == "__main__":
     parser.add_argument("--num_keys", type=int, default=64, help="size K of the key vocabulary")
     parser.add_argument("--num_queries", type=int, default=8, help="queries per sequence: min(n, Q)")
     parser.add_argument("--save", help="write int64 arrays tokens and targets to this .npz file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
         table = group_table(args.group)
         if args.n < 1 or args.num < 1 or args.num_queries < 1:
@@ -170,3 +170,6 @@ if __name__ == "__main__":
         for i in range(args.num):
             print(f"\ntokens:  {tokens[i].tolist()}\ntargets: {targets[i].tolist()}")
             print(describe(tokens[i], targets[i], args.group))
+
+if __name__ == "__main__":
+    main()

@@ -164,7 +164,7 @@ def main(argv=None):
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         step = ckpt["step"]
-        if args.dat and step >= args.delay:
+        if args.dat and step > args.delay:  # at step == delay the loop adds them, as in an unbroken run
             add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])

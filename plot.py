@@ -1,0 +1,103 @@
+"""
+Figures from run folders: accuracy against test length, and training curves with the delay window marked.
+
+    python plot.py out/lstm_attn-S3-dat5000-s0 out/lstm_attn-S3-plain-s0 --out fig.png
+    python plot.py out/                      # every run folder inside out/
+
+Runs whose folder names differ only in a trailing -s<seed> share a label: drawn as the mean over seeds with a
+band from the worst to the best seed. Length panels need eval.json (python eval.py RUN --attn_off).
+"""
+import json
+import os
+import re
+from collections import defaultdict
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from data import ArgParser, die
+
+def find_runs(paths):
+    """Run folders (holding config.json and log.jsonl) among paths and their direct subfolders."""
+    runs = []
+    for path in paths:
+        candidates = [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else []))
+        runs += [c for c in candidates if os.path.isfile(os.path.join(c, "config.json"))
+                 and os.path.isfile(os.path.join(c, "log.jsonl"))]
+    return runs
+
+def load_run(run_dir):
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        log = [json.loads(line) for line in f]
+    records = None
+    if os.path.isfile(os.path.join(run_dir, "eval.json")):
+        with open(os.path.join(run_dir, "eval.json")) as f:
+            records = json.load(f)
+    return {"config": config, "log": log, "eval": records}
+
+def band(ax, x, ys, color, label):
+    """Mean over seeds as a line, min..max as a shaded band."""
+    ys = np.array(ys)
+    ax.plot(x, ys.mean(axis=0), "o-", color=color, label=f"{label} ({len(ys)} seed{'s' * (len(ys) > 1)})")
+    if len(ys) > 1:
+        ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.2)
+
+def plot_runs(runs_by_label, out):
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    panels = [(axes[0, 0], "token_acc", "token accuracy"), (axes[0, 1], "seq_acc", "sequence accuracy"),
+              (axes[1, 0], "attn_off", "state accuracy, attention gated off")]
+    for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
+        color = f"C{i % 10}"
+        evaluated = [r for r in runs if r["eval"]]
+        if evaluated:
+            mults = [rec["mult"] for rec in evaluated[0]["eval"]]
+            usable = [r for r in evaluated if [rec["mult"] for rec in r["eval"]] == mults]
+            for ax, key, _ in panels:
+                if key == "attn_off":
+                    if all("attn_off" in rec for r in usable for rec in r["eval"]):
+                        band(ax, mults, [[rec["attn_off"]["state_acc"] for rec in r["eval"]] for r in usable], color, label)
+                else:
+                    band(ax, mults, [[rec[key] for rec in r["eval"]] for r in usable], color, label)
+        # training curve: periodic token accuracy at 3x the training length
+        curves = [[(e["step"], e["token_acc_3x"]) for e in r["log"] if "token_acc_3x" in e] for r in runs]
+        length = min(len(c) for c in curves)
+        if length:
+            steps = [s for s, _ in curves[0][:length]]
+            band(axes[1, 1], steps, [[a for _, a in c[:length]] for c in curves], color, label)
+        config = runs[0]["config"]
+        if config.get("dat"):
+            end = config["delay"] + config.get("ramp", 0)
+            axes[1, 1].axvspan(0, config["delay"], color=color, alpha=0.08)
+            axes[1, 1].axvline(end, color=color, ls=":", lw=1)
+    for ax, _, title in panels:
+        ax.set(xlabel="test length (multiple of the training length)", ylabel="accuracy", title=title, ylim=(-0.02, 1.02))
+    axes[1, 1].set(xlabel="training step", ylabel="token accuracy at 3x", ylim=(-0.02, 1.02),
+                   title="training: token accuracy at 3x (shaded: attention delayed)")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+def main(argv=None):
+    parser = ArgParser(description="Plot accuracy vs test length and training curves of run folders.")
+    parser.add_argument("runs", nargs="+", help="run folders, or folders holding run folders")
+    parser.add_argument("--out", default="fig.png", help="where to write the PNG")
+    args = parser.parse_args(argv)
+    runs = find_runs(args.runs)
+    if not runs:
+        die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")
+    runs_by_label = defaultdict(list)
+    for run_dir in runs:
+        runs_by_label[re.sub(r"-s\d+$", "", os.path.basename(os.path.normpath(run_dir)))].append(load_run(run_dir))
+    plot_runs(runs_by_label, args.out)
+    print(f"wrote {args.out}: {len(runs)} runs, {len(runs_by_label)} labels")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""
+The kit's tests: python test_all.py (no pytest needed; pytest test_all.py works too). Under 2 minutes on 2 cores.
+
+Labels against an independent reference, causality of every model, the delay semantics of DAT, resume,
+bad input, and a tiny train -> eval -> plot run.
+"""
+import argparse
+import contextlib
+import io
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+import torch
+
+import data
+import eval as evaluation
+import plot
+import train
+from model import HYBRIDS, MODELS, Model, ModelConfig
+
+TINY = ["--train_len", "4", "--num_keys", "16", "--num_queries", "3", "--d_model", "16", "--batch_size", "16",
+        "--log_interval", "5", "--eval_interval", "10", "--n_eval_train", "20", "--device", "cpu"]
+
+def run_cli(main, argv):
+    """Run a script's main in-process: (exit code, stdout, stderr)."""
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+def tmpdir():
+    return tempfile.mkdtemp(prefix="datkit_test_")
+
+# -----------------------------------------------------------------------------
+# data: labels against a slow reference that shares no code with data.py
+
+def reference_group(name):
+    m = int(name[1:])
+    if name[0] == "Z":
+        return list(range(m)), lambda s, a: (s + a) % m, 0
+    perms = list(itertools.permutations(range(m)))
+    if name[0] == "A":  # even: m minus the number of cycles is even
+        def cycles(p):
+            seen, count = set(), 0
+            for i in range(m):
+                if i not in seen:
+                    count += 1
+                    while i not in seen:
+                        seen.add(i)
+                        i = p[i]
+            return count
+        perms = [p for p in perms if (m - cycles(p)) % 2 == 0]
+    return perms, lambda s, a: tuple(a[s[i]] for i in range(m)), tuple(range(m))
+
+def reference_targets(tokens, group, num_keys, num_queries):
+    """Walk one token row as DESIGN.md describes it and return the targets it must have."""
+    elements, compose, state = reference_group(group)
+    g = len(elements)
+    tokens = [t for t in tokens]
+    sep = tokens.index(data.SEP)
+    n = sep // 2
+    targets, bookmarks = [], {}
+    for t in range(n):
+        action, key = tokens[2 * t] - 2, tokens[2 * t + 1] - 2 - g
+        assert 0 <= action < g and 0 <= key < num_keys, "action / key ids out of range"
+        state = compose(state, elements[action])
+        assert key not in bookmarks, "keys repeat within a sequence"
+        bookmarks[key] = elements.index(state)
+        targets += [elements.index(state), -100]
+    queries = tokens[sep + 1:sep + 1 + min(n, num_queries)]
+    assert len(set(queries)) == len(queries), "queries repeat"
+    assert all(t == data.PAD for t in tokens[sep + 1 + len(queries):]), "padding after the queries"
+    targets += [-100] + [bookmarks[q - 2 - g] for q in queries]
+    return targets + [-100] * (len(tokens) - len(targets))
+
+def test_labels_match_reference():
+    for group, num_keys, num_queries in (("Z5", 20, 8), ("S3", 64, 8), ("A5", 40, 5)):
+        table = data.group_table(group)
+        assert table.shape[0] == len(reference_group(group)[0])
+        tokens, targets = data.sample_batch(table, 200, 1, 16, num_keys, num_queries, torch.Generator().manual_seed(0))
+        assert tokens.shape == (200, data.seq_width(16, num_queries)) and tokens.dtype == torch.int64
+        lengths = (tokens == data.SEP).nonzero()[:, 1] // 2
+        assert lengths.min() == 1 and lengths.max() == 16, "n is drawn from 1..train_len"
+        for row_tokens, row_targets in zip(tokens.tolist(), targets.tolist()):
+            assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries)
+
+def test_design_example_layout():
+    # the worked example of DESIGN.md: Z5, K = 8; decoding it shows the same actions, keys, states and recall
+    tokens = torch.tensor([5, 13, 6, 9, 3, 14, 1, 9, 13, 14])
+    targets = torch.tensor([3, -100, 2, -100, 3, -100, -100, 2, 3, 3])
+    assert reference_targets(tokens.tolist(), "Z5", 8, 8) == targets.tolist()
+    text = data.describe(tokens, targets, "Z5")
+    assert "actions: 3 4 1" in text and "keys:    6 2 7" in text and "states:  3 2 3" in text and "recall:  2 3 3" in text
+
+def test_fixed_length_and_key_errors():
+    table = data.group_table("S3")
+    tokens, _ = data.eval_batch(table, 12, 64, 8, 50, seed=1)
+    assert ((tokens == data.SEP).nonzero()[:, 1] == 24).all(), "eval sequences have exactly n steps"
+    assert torch.equal(tokens, data.eval_batch(table, 12, 64, 8, 50, seed=1)[0]), "eval sets are fixed by their seed"
+    try:
+        data.sample_batch(table, 4, 1, 65, 64, 8, torch.Generator())
+        raise AssertionError("a length above num_keys must be refused")
+    except ValueError:
+        pass
+
+# -----------------------------------------------------------------------------
+# models
+
+def tiny_config(model, **kw):
+    return ModelConfig(model=model, vocab_size=30, n_classes=6, d_model=16, n_heads=2, **kw)
+
+def test_causality_of_every_model():
+    torch.manual_seed(0)
+    variants = [tiny_config(m) for m in MODELS] + [tiny_config(m, pos="rope", mlp=True) for m in HYBRIDS]
+    for cfg in variants:
+        model = Model(cfg).eval()
+        tokens = torch.randint(2, 30, (3, 21))
+        changed = tokens.clone()
+        changed[:, 12] = (changed[:, 12] + 5) % 28 + 2
+        with torch.no_grad():
+            a, b = model(tokens)[0], model(changed)[0]
+        assert torch.allclose(a[:, :12], b[:, :12], atol=1e-6, rtol=0), f"{cfg.model} peeks at a later token"
+        assert not torch.allclose(a[:, 12], b[:, 12]), f"{cfg.model} ignores its own token"
+
+def test_same_init_with_and_without_dat():
+    for model in HYBRIDS:
+        torch.manual_seed(3)
+        plain = Model(tiny_config(model)).state_dict()
+        torch.manual_seed(3)
+        dat = Model(tiny_config(model, delay_attention=True)).state_dict()
+        assert plain.keys() == dat.keys() and all(torch.equal(plain[k], dat[k]) for k in plain)
+
+def test_gate_zero_is_the_model_without_attention():
+    torch.manual_seed(0)
+    tokens = torch.randint(2, 30, (4, 15))
+    hybrid = Model(tiny_config("lstm_attn", delay_attention=True)).eval()
+    assert hybrid.gate == 0.0
+    lstm = Model(tiny_config("lstm")).eval()
+    missing, _ = lstm.load_state_dict(hybrid.state_dict(), strict=False)
+    assert not missing
+    calls = []
+    for block in hybrid.blocks:
+        if hasattr(block, "attn"):
+            block.attn.register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        assert torch.equal(hybrid(tokens)[0], lstm(tokens)[0])
+    assert not calls, "with the gate at exactly 0 the attention must not be computed"
+    for name in ("attn_lstm", "interleaved"):
+        torch.manual_seed(0)
+        model = Model(tiny_config(name, delay_attention=True, n_lstm=2)).eval()
+        with torch.no_grad():
+            before = model(tokens)[0]
+            for p in model.attention_parameters():
+                p.add_(torch.randn_like(p))
+            assert torch.equal(before, model(tokens)[0]), f"{name}: attention leaks through a gate of 0"
+            model.gate = 1.0
+            assert not torch.equal(before, model(tokens)[0])
+
+# -----------------------------------------------------------------------------
+# training: delay semantics, resume, numerics
+
+class Crash(Exception):
+    pass
+
+def train_until_crash(argv, crash_after):
+    """Run train.py, crashing (as a kill would) when the batch after step crash_after is drawn."""
+    real, calls = train.sample_batch, []
+    def sample_then_crash(*a, **kw):
+        calls.append(1)
+        if len(calls) > crash_after:
+            raise Crash
+        return real(*a, **kw)
+    train.sample_batch = sample_then_crash
+    try:
+        run_cli(train.main, argv)
+        raise AssertionError("the run did not reach the crash")
+    except Crash:
+        pass
+    finally:
+        train.sample_batch = real
+
+def initial_attention(argv_config):
+    torch.manual_seed(argv_config["seed"])
+    return [p.detach().clone() for p in Model(ModelConfig(**argv_config["model_config"])).attention_parameters()]
+
+def test_dat_freezes_attention_then_resume_is_bit_identical():
+    root = tmpdir()
+    argv = TINY + ["--dat", "--delay", "20", "--max_iters", "30", "--weight_decay", "0.5", "--seed", "7"]
+    broken, unbroken = os.path.join(root, "broken"), os.path.join(root, "unbroken")
+    train_until_crash(argv + ["--out_dir", broken], crash_after=20)  # the checkpoint at step 20 is the last
+
+    ckpt = evaluation.load_checkpoint(os.path.join(broken, "ckpt.pt"))
+    assert ckpt["step"] == 20 and ckpt["gate"] == 0.0
+    with open(os.path.join(broken, "config.json")) as f:
+        config = json.load(f)
+    model = evaluation.model_from_checkpoint(ckpt, "cpu")
+    init = initial_attention(config)
+    after = model.attention_parameters()
+    assert all(torch.equal(a, b) for a, b in zip(init, after)), "attention changed during the delay"
+    torch.manual_seed(7)
+    fresh = Model(ModelConfig(**config["model_config"]))
+    assert not torch.equal(fresh.emb.weight, model.emb.weight), "the rest of the model must train"
+    assert len(ckpt["optimizer"]["param_groups"]) == 2, "attention is in the optimizer before the delay"
+
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", broken])
+    assert code == 0, err
+    code, out, err = run_cli(train.main, argv + ["--out_dir", unbroken])
+    assert code == 0, err
+    a = evaluation.load_checkpoint(os.path.join(broken, "ckpt.pt"))
+    b = evaluation.load_checkpoint(os.path.join(unbroken, "ckpt.pt"))
+    assert a["step"] == b["step"] == 30
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), "resume is not bit-identical"
+    with open(os.path.join(broken, "log.jsonl")) as f:
+        steps = [json.loads(line)["step"] for line in f]
+    assert steps == [5, 10, 15, 20, 25, 30], f"log after resume: {steps}"
+    trained = evaluation.model_from_checkpoint(a, "cpu").attention_parameters()
+    assert not all(torch.equal(x, y) for x, y in zip(init, trained)), "attention must train after the delay"
+    shutil.rmtree(root)
+
+def test_gate_schedule():
+    class A:
+        dat, delay, ramp = True, 10, 4
+    assert [train.gate_at(s, A) for s in (0, 9, 10, 11, 13, 14, 100)] == [0, 0, 0.25, 0.5, 1, 1, 1]
+    A.dat = False
+    assert train.gate_at(0, A) == 1.0
+
+def test_numerics_unchanged():
+    """The same seed gives the same data and the same loss curve as when these numbers were recorded (CPU)."""
+    tokens, targets = data.sample_batch(data.group_table("S3"), 64, 1, 16, 64, 8, torch.Generator().manual_seed(1))
+    assert (tokens.sum().item(), targets.sum().item()) == GOLDEN_DATA
+    root = tmpdir()
+    code, _, err = run_cli(train.main, TINY + ["--max_iters", "20", "--out_dir", root + "/run", "--eval_interval", "20"])
+    assert code == 0, err
+    with open(root + "/run/log.jsonl") as f:
+        losses = [json.loads(line)["loss"] for line in f]
+    assert all(abs(a - b) < 1e-4 for a, b in zip(losses, GOLDEN_LOSSES)) and len(losses) == 4, losses
+    shutil.rmtree(root)
+
+# recorded with the first version of the kit, before any speed work (torch 2.13.0, CPU)
+GOLDEN_DATA = (40789, -160619)
+GOLDEN_LOSSES = [1.923533, 1.927127, 1.806393, 1.770420]
+
+# -----------------------------------------------------------------------------
+# bad input: one line on stderr, exit code 2, nothing written
+
+def expect_refusal(main, argv, must_not_exist=None):
+    code, _, err = run_cli(main, argv)
+    assert code == 2, f"{argv}: exit code {code}, stderr {err!r}"
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), f"{argv}: {err!r}"
+    assert must_not_exist is None or not os.path.exists(must_not_exist), f"{argv} wrote {must_not_exist}"
+
+def test_bad_inputs_are_refused():
+    root = tmpdir()
+    nowhere = os.path.join(root, "never")
+    for argv in (["--model", "gpt"], ["--group", "Q7"], ["--group", "S9"], ["--dat", "--delay", "100", "--max_iters", "100"],
+                 ["--ramp", "10"], ["--train_len", "30"], ["--resume", "--out_dir", nowhere], ["--lr"]):
+        expect_refusal(train.main, TINY + argv + (["--out_dir", nowhere] if "--out_dir" not in argv else []), nowhere)
+    run = os.path.join(root, "run")
+    assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
+    expect_refusal(train.main, TINY + ["--max_iters", "10", "--out_dir", run])  # would overwrite a run
+    expect_refusal(evaluation.main, [run, "--mults", "1,5"])  # 20 steps > 16 keys
+    expect_refusal(evaluation.main, [nowhere])
+    expect_refusal(evaluation.main, [run, "--mults", "x"])
+    expect_refusal(plot.main, [nowhere])
+    ckpt = os.path.join(run, "ckpt.pt")
+    good = open(ckpt, "rb").read()
+    for bad in (good[:len(good) // 2], b"not a checkpoint"):
+        open(ckpt, "wb").write(bad)
+        expect_refusal(evaluation.main, [run])
+        expect_refusal(train.main, ["--resume", "--out_dir", run])
+    torch.save({"model": {}}, ckpt)  # a foreign, well-formed checkpoint
+    expect_refusal(evaluation.main, [run])
+    torch.save(argparse.Namespace(kit="dat-kit"), ckpt)  # a pickle that weights_only loading refuses
+    expect_refusal(evaluation.main, [run])
+    shutil.rmtree(root)
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint():
+    root = tmpdir()
+    real = train.lr_at
+    train.lr_at = lambda step, args: float("nan") if step >= 10 else real(step, args)
+    try:
+        expect_refusal(train.main, TINY + ["--max_iters", "30", "--out_dir", root + "/run"])
+    finally:
+        train.lr_at = real
+    ckpt = evaluation.load_checkpoint(root + "/run/ckpt.pt")
+    assert ckpt["step"] == 10 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    shutil.rmtree(root)
+
+# -----------------------------------------------------------------------------
+
+def test_tiny_train_eval_plot():
+    root = tmpdir()
+    for seed in (0, 1):
+        argv = TINY + ["--dat", "--delay", "10", "--ramp", "8", "--max_iters", "30", "--seed", str(seed),
+                       "--out_dir", f"{root}/lstm_attn-dat-s{seed}"]
+        code, out, err = run_cli(train.main, argv)
+        assert code == 0, err
+        assert "ms/step" in out and "left" in out
+        code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
+                                                   "--mults", "1,2,4"])
+        assert code == 0, err
+    with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
+        records = json.load(f)
+    assert [r["n"] for r in records] == [4, 8, 16] and [r["mult"] for r in records] == [1, 2, 4]
+    for r in records:
+        for view in (r, r["attn_off"]):
+            assert all(0 <= view[k] <= 1 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
+    with open(f"{root}/lstm_attn-dat-s0/log.jsonl") as f:
+        log = [json.loads(line) for line in f]
+    assert {"step", "loss", "lr", "gate", "ms_per_step", "token_acc_3x"} <= log[-1].keys()
+    assert [e["gate"] for e in log] == [0.0, 0.0, 0.625, 1.0, 1.0, 1.0]
+    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png"])
+    assert code == 0, err
+    assert "2 runs, 1 labels" in out and os.path.getsize(f"{root}/fig.png") > 10000
+    code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
+    arrays = np.load(f"{root}/a5.npz")
+    assert arrays["tokens"].shape == arrays["targets"].shape == (5, 2 * 6 + 1 + 6) and arrays["tokens"].dtype == np.int64
+    shutil.rmtree(root)
+
+# -----------------------------------------------------------------------------
+
+if __name__ == "__main__":
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    tests = [(name, fn) for name, fn in list(globals().items()) if name.startswith("test_") and callable(fn)]
+    passed = failed = 0
+    for name, fn in tests:
+        t0 = time.time()
+        try:
+            fn()
+            passed += 1
+            print(f"ok    {name} ({time.time() - t0:.1f} s)")
+        except (Exception, SystemExit):
+            failed += 1
+            traceback.print_exc()
+            print(f"FAIL  {name}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
