@@ -56,6 +56,7 @@ arg("--eval_interval", type=int, default=500, help="steps between evals at 1x an
 arg("--n_eval_train", type=int, default=500, help="sequences per length in the periodic evals")
 arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; helps on GPU)")
+arg("--bench", action="store_true", help="time training steps of this setting (attention off, then on); write nothing")
 
 # -----------------------------------------------------------------------------
 
@@ -128,6 +129,40 @@ def add_attention(optimizer, model, args):
     for group in param_groups(model.attention_parameters(), args):
         optimizer.add_param_group(group)
 
+def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
+    with autocast:
+        _, loss = forward(tokens, targets)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+def bench(args, model, forward, optimizer, table, data_rng, autocast, steps=60, warmup=10):
+    """Median ms/step, tokens/s and the share of time spent generating data, with attention off and on."""
+    sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
+    width = seq_width(args.train_len, args.num_queries)
+    print(f"bench: {args.model} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
+          f"{torch.get_num_threads()} threads{', compiled' if args.compile else ''}")
+    for gate in (0.0, 1.0):
+        model.gate = gate
+        step_times, data_times = [], []
+        for i in range(warmup + steps):
+            sync()
+            t0 = time.perf_counter()
+            tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys,
+                                           args.num_queries, data_rng)
+            sync()
+            t1 = time.perf_counter()
+            train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
+            sync()
+            if i >= warmup:
+                step_times.append(time.perf_counter() - t0)
+                data_times.append(t1 - t0)
+        ms = 1000 * sorted(step_times)[len(step_times) // 2]
+        print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {ms:.2f} ms/step (median of {steps}), "
+              f"{args.batch_size * width / ms * 1000:,.0f} tokens/s, data {100 * sum(data_times) / sum(step_times):.1f}%")
+
 def save_checkpoint(path, **state):
     """Atomic: a crash while writing leaves the previous checkpoint in place."""
     torch.save({"kit": "dat-kit", **state}, path + ".tmp")
@@ -144,7 +179,7 @@ def main(argv=None):
         ckpt = load_checkpoint(os.path.join(args.out_dir, "ckpt.pt"))
         args = parser.parse_args([], namespace=type(args)(**{**ckpt["config"], "resume": True}))
     args = check_args(args)
-    if not args.resume and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
+    if not args.resume and not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
         die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
 
     if args.threads:
@@ -170,6 +205,8 @@ def main(argv=None):
         data_rng.set_state(ckpt["data_rng"])
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    if args.bench:  # random batches of this setting; nothing is written
+        return bench(args, model, forward, make_optimizer(model, args, with_attention=True), table, data_rng, autocast)
 
     os.makedirs(args.out_dir, exist_ok=True)
     with open(os.path.join(args.out_dir, "config.json"), "w") as f:
@@ -197,13 +234,7 @@ def main(argv=None):
             group["lr"] = lr
         tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys, args.num_queries,
                                        data_rng)
-        with autocast:
-            _, loss = forward(tokens, targets)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum += loss.detach()
+        loss_sum += train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
         step += 1
         steps_timed += 1
 
