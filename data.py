@@ -69,9 +69,21 @@ def seq_width(max_len, num_queries):
 # -----------------------------------------------------------------------------
 # the generator
 
-def sample_batch(table, batch_size, min_len, max_len, num_keys, num_queries, generator):
+def running_states(table, actions):
+    """s_t = a_1 followed by ... followed by a_t, for every t: a prefix scan over the group (Hillis-Steele),
+    log2(n) vectorised steps instead of n, since composing actions is associative."""
+    states, g, offset = actions, table.shape[0], 1
+    while offset < actions.shape[1]:
+        earlier = states[:, :-offset]  # the composition of the segment that ends offset steps back
+        states = torch.cat([states[:, :offset], table.view(-1)[earlier * g + states[:, offset:]]], dim=1)
+        offset *= 2
+    return states
+
+def sample_batch(table, batch_size, min_len, max_len, num_keys, num_queries, generator, state_frac=1.0):
     """Sequences with n drawn uniformly from min_len..max_len, right-padded to seq_width(max_len).
-    Returns int64 tensors (tokens, targets) of shape (batch_size, seq_width), on the device of table."""
+    Returns int64 tensors (tokens, targets) of shape (batch_size, seq_width), on the device of table.
+    state_frac < 1 keeps each state target with that probability (the others become -100): a weaker direct
+    signal for state tracking. Recall targets are always kept."""
     if max_len > num_keys:
         raise ValueError(f"{max_len} steps need at least {max_len} distinct keys, but --num_keys is {num_keys}")
     device, g = table.device, table.shape[0]
@@ -80,11 +92,7 @@ def sample_batch(table, batch_size, min_len, max_len, num_keys, num_queries, gen
     lengths = torch.randint(min_len, max_len + 1, (B, 1), **rand)
     actions = torch.randint(g, (B, N), **rand)
     keys = torch.rand(B, num_keys, **rand).argsort(dim=1)[:, :N]  # distinct keys per sequence
-    states = torch.empty(B, N, dtype=torch.long, device=device)
-    state = torch.zeros(B, dtype=torch.long, device=device)  # the identity
-    for t in range(N):
-        state = table[state, actions[:, t]]
-        states[:, t] = state
+    states = running_states(table, actions)
     # queries: the steps of this sequence in random order (steps past its length sort last)
     steps = torch.arange(N, device=device)
     order = torch.rand(B, N, **rand).masked_fill(steps >= lengths, 2.0).argsort(dim=1)[:, :Q]
@@ -104,6 +112,8 @@ def sample_batch(table, batch_size, min_len, max_len, num_keys, num_queries, gen
     tokens = torch.where(pos == 2 * lengths, SEP, tokens)
     tokens = torch.where(is_query, 2 + g + keys.gather(1, queried_step), tokens)
     targets = torch.full_like(tokens, IGNORE)
+    if state_frac < 1:
+        is_action = is_action & (torch.rand(B, N, **rand) < state_frac).gather(1, t)
     targets = torch.where(is_action, states.gather(1, t), targets)
     targets = torch.where(is_query, states.gather(1, queried_step), targets)
     return tokens, targets

@@ -29,6 +29,8 @@ arg("--group", default="S3", help="state group: Z<m> (m=2..64), S3, S4, S5, A4 o
 arg("--train_len", type=int, default=16, help="training sequences have 1..train_len steps")
 arg("--num_keys", type=int, default=64, help="key vocabulary K; test lengths may not exceed it")
 arg("--num_queries", type=int, default=8, help="queries per sequence: min(n, num_queries)")
+arg("--state_frac", type=float, default=1.0, help="keep each training state target with this probability "
+    "(the rest are not scored; recall targets always are)")
 arg("--d_model", type=int, default=64)
 arg("--n_heads", type=int, default=2)
 arg("--n_lstm", type=int, default=1, help="LSTM layers")
@@ -80,6 +82,8 @@ def check_args(args):
         die(f"--delay {args.delay} must be at least 0 and below --max_iters {args.max_iters}")
     if args.ramp < 0:
         die("--ramp must be at least 0")
+    if not 0 < args.state_frac <= 1:
+        die("--state_frac must be in (0, 1]")
     for name in ("train_len", "num_queries", "d_model", "n_heads", "batch_size", "max_iters", "log_interval",
                  "eval_interval", "n_eval_train"):
         if getattr(args, name) < 1:
@@ -120,7 +124,8 @@ def make_optimizer(model, args, with_attention):
     gradient step, no weight decay and no optimizer moments."""
     attention = {id(p) for p in model.attention_parameters()}
     rest = [p for p in model.parameters() if id(p) not in attention]
-    optimizer = torch.optim.AdamW(param_groups(rest, args), lr=args.lr, betas=(0.9, 0.98))
+    # fused: one kernel per step on a GPU, where many small launches, not arithmetic, set the pace
+    optimizer = torch.optim.AdamW(param_groups(rest, args), lr=args.lr, betas=(0.9, 0.98), fused=args.device == "cuda")
     if with_attention:
         add_attention(optimizer, model, args)
     return optimizer
@@ -233,7 +238,7 @@ def main(argv=None):
         for group in optimizer.param_groups:
             group["lr"] = lr
         tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys, args.num_queries,
-                                       data_rng)
+                                       data_rng, args.state_frac)
         loss_sum += train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
         step += 1
         steps_timed += 1
