@@ -5,7 +5,7 @@ Train a model on the composite task, with or without Delayed Attention Training 
     python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
     python train.py --bench                # speed benchmark of the main setting: ms/step, tokens/s, data share
 
-The defaults are the main setting: S3, sequences of 1..16 steps, 64 keys, 8 queries, one LSTM layer then two
+The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM layer then two
 attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine decay.
 A run folder gets config.json, log.jsonl (one JSON object per log line) and ckpt.pt (enough to resume and eval).
 """
@@ -26,7 +26,7 @@ parser = ArgParser(description="Train an LSTM, Transformer or hybrid on the comp
 arg = parser.add_argument
 arg("--model", default="lstm_attn", help=f"one of {', '.join(MODELS)}")
 arg("--group", default="S3", help="state group: Z<m> (m=2..64), S3, S4, S5, A4 or A5")
-arg("--train_len", type=int, default=16, help="training sequences have 1..train_len steps")
+arg("--train_len", type=int, default=8, help="training sequences have 1..train_len steps (8: see README, Results)")
 arg("--num_keys", type=int, default=64, help="key vocabulary K; test lengths may not exceed it")
 arg("--num_queries", type=int, default=8, help="queries per sequence: min(n, num_queries)")
 arg("--state_frac", type=float, default=1.0, help="keep each training state target with this probability "
