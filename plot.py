@@ -85,10 +85,28 @@ def plot_runs(runs_by_label, out):
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
+def summary_table(runs_by_label):
+    """Markdown: per label and test length, mean [min, max] over seeds of each accuracy (seeds listed)."""
+    cell = lambda xs: f"{np.mean(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
+    lines = ["| run (seeds) | mult | state | recall | token | sequence | state, attention off |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for label, runs in sorted(runs_by_label.items()):
+        evaluated = [r for r in runs if r["eval"]]
+        if not evaluated:
+            continue
+        seeds = ",".join(str(r["config"]["seed"]) for r in evaluated)
+        for i, record in enumerate(evaluated[0]["eval"]):
+            column = lambda get: cell([get(r["eval"][i]) for r in evaluated])
+            off = column(lambda rec: rec["attn_off"]["state_acc"]) if "attn_off" in record else "-"
+            lines.append(f"| {label} ({seeds}) | {record['mult']}x | " + " | ".join(
+                column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")) + f" | {off} |")
+    return "\n".join(lines) + "\n"
+
 def main(argv=None):
     parser = ArgParser(description="Plot accuracy vs test length and training curves of run folders.")
     parser.add_argument("runs", nargs="+", help="run folders, or folders holding run folders")
     parser.add_argument("--out", default="fig.png", help="where to write the PNG")
+    parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")
     args = parser.parse_args(argv)
     runs = find_runs(args.runs)
     if not runs:
@@ -98,6 +116,10 @@ def main(argv=None):
         runs_by_label[re.sub(r"-s\d+$", "", os.path.basename(os.path.normpath(run_dir)))].append(load_run(run_dir))
     plot_runs(runs_by_label, args.out)
     print(f"wrote {args.out}: {len(runs)} runs, {len(runs_by_label)} labels")
+    if args.summary:
+        with open(args.summary, "w") as f:
+            f.write(summary_table(runs_by_label))
+        print(f"wrote {args.summary}")
 
 if __name__ == "__main__":
     main()

@@ -319,9 +319,14 @@ def test_tiny_train_eval_plot():
         log = [json.loads(line) for line in f]
     assert {"step", "loss", "lr", "gate", "ms_per_step", "token_acc_3x"} <= log[-1].keys()
     assert [e["gate"] for e in log] == [0.0, 0.0, 0.625, 1.0, 1.0, 1.0]
-    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png"])
+    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png", "--summary", f"{root}/summary.md"])
     assert code == 0, err
     assert "2 runs, 1 labels" in out and os.path.getsize(f"{root}/fig.png") > 10000
+    with open(f"{root}/summary.md") as f:
+        rows = f.read().splitlines()[2:]
+    assert len(rows) == 3 and rows[0].startswith("| lstm_attn-dat (0,1) | 1x |"), rows
+    tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
+    assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
     code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
     arrays = np.load(f"{root}/a5.npz")
     assert arrays["tokens"].shape == arrays["targets"].shape == (5, 2 * 6 + 1 + 6) and arrays["tokens"].dtype == np.int64
