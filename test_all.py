@@ -229,10 +229,30 @@ def test_dat_freezes_attention_then_resume_is_bit_identical():
 
 def test_gate_schedule():
     class A:
-        dat, delay, ramp = True, 10, 4
+        dat, attn_on_step, ramp = True, 10, 4
     assert [train.gate_at(s, A) for s in (0, 9, 10, 11, 13, 14, 100)] == [0, 0, 0.25, 0.5, 1, 1, 1]
+    A.ramp = 0
+    assert [train.gate_at(s, A) for s in (9, 10)] == [0, 1]
+    A.attn_on_step = None  # --delay auto, before the state is learned
+    assert train.gate_at(10**6, A) == 0.0
     A.dat = False
     assert train.gate_at(0, A) == 1.0
+
+def test_delay_auto_switches_when_the_state_is_learned():
+    root = tmpdir()
+    for threshold, switch in (("0", 10), ("1.01", None)):  # always met after 2 intervals; never met
+        run = f"{root}/auto{threshold}"
+        argv = TINY + ["--dat", "--delay", "auto", "--auto_threshold", threshold, "--auto_window", "2",
+                       "--max_iters", "20", "--out_dir", run]
+        code, out, err = run_cli(train.main, argv)
+        assert code == 0, err
+        with open(f"{run}/config.json") as f:
+            assert json.load(f)["attn_on_step"] == switch
+        with open(f"{run}/log.jsonl") as f:
+            log = [json.loads(line) for line in f]
+        assert [e["gate"] for e in log] == ([0, 0, 1, 1] if switch else [0, 0, 0, 0])
+        assert all(0 <= e["train_state_acc"] <= 1 for e in log[:2])
+    shutil.rmtree(root)
 
 def test_numerics_unchanged():
     """The same seed gives the same data and the same loss curve as when these numbers were recorded (CPU)."""

@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 import torch
 
-from data import ArgParser, die, group_table, sample_batch, seq_width
+from data import IGNORE, ArgParser, die, group_table, sample_batch, seq_width
 from eval import evaluate, load_checkpoint
 from model import HYBRIDS, MODELS, Model, ModelConfig
 
@@ -47,7 +47,10 @@ arg("--min_lr_frac", type=float, default=0.1)
 arg("--weight_decay", type=float, default=0.01)
 arg("--grad_clip", type=float, default=1.0)
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
-arg("--delay", type=int, help="steps before attention switches on (needs --dat; default 5000)")
+arg("--delay", help="steps before attention switches on (needs --dat; default 5000), or auto: once the state accuracy "
+    "on training batches has stayed >= --auto_threshold for --auto_window log intervals")
+arg("--auto_threshold", type=float, default=0.99, help="state accuracy that --delay auto waits for")
+arg("--auto_window", type=int, default=3, help="log intervals in a row that --delay auto needs above the threshold")
 arg("--ramp", type=int, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
 arg("--seed", type=int, default=0, help="seeds the init and the training data")
 arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -78,8 +81,15 @@ def check_args(args):
         die(f"--dat needs a hybrid model ({', '.join(HYBRIDS)}), not {args.model}")
     args.delay = (5000 if args.delay is None else args.delay) if args.dat else 0
     args.ramp = args.ramp or 0
-    if args.dat and not 0 <= args.delay < args.max_iters:
-        die(f"--delay {args.delay} must be at least 0 and below --max_iters {args.max_iters}")
+    if args.delay != "auto":  # attn_on_step: the step attention switches on; under --delay auto, None until then
+        try:
+            args.delay = args.attn_on_step = int(args.delay)
+        except ValueError:
+            die(f"--delay must be a number of steps or auto, not {args.delay!r}")
+        if not 0 <= args.delay < args.max_iters:
+            die(f"--delay {args.delay} must be at least 0 and below --max_iters {args.max_iters}")
+    else:
+        args.attn_on_step = getattr(args, "attn_on_step", None)  # a resumed run keeps its decision
     if args.ramp < 0:
         die("--ramp must be at least 0")
     if not 0 < args.state_frac <= 1:
@@ -104,9 +114,12 @@ def check_args(args):
 
 def gate_at(step, args):
     """DESIGN.md section 3: 0 before the delay, then linear from 1/R to 1 over R steps, then 1."""
-    if not args.dat or step >= args.delay + args.ramp:
+    on = args.attn_on_step
+    if not args.dat:
         return 1.0
-    return 0.0 if step < args.delay else (step - args.delay + 1) / args.ramp
+    if on is None or step < on:
+        return 0.0
+    return min(1.0, (step - on + 1) / args.ramp) if args.ramp else 1.0
 
 def lr_at(step, args):
     if step < args.warmup:
@@ -136,12 +149,12 @@ def add_attention(optimizer, model, args):
 
 def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     with autocast:
-        _, loss = forward(tokens, targets)
+        logits, loss = forward(tokens, targets)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss.detach()
+    return loss.detach(), logits.detach()
 
 def bench(args, model, forward, optimizer, table, data_rng, autocast, steps=60, warmup=10):
     """Median ms/step, tokens/s and the share of time spent generating data, with attention off and on."""
@@ -199,12 +212,12 @@ def main(argv=None):
                                pos=args.pos, emb_skip=args.emb_skip, delay_attention=args.dat)
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
-    step = 0
+    step, streak = 0, 0  # streak: log intervals in a row with state accuracy above --auto_threshold
     optimizer = make_optimizer(model, args, with_attention=not args.dat)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-        step = ckpt["step"]
-        if args.dat and step > args.delay:  # at step == delay the loop adds them, as in an unbroken run
+        step, streak = ckpt["step"], ckpt["streak"]
+        if args.dat and args.attn_on_step is not None and step > args.attn_on_step:  # at step == delay the loop adds them, as in an unbroken run
             add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])
@@ -214,8 +227,9 @@ def main(argv=None):
         return bench(args, model, forward, make_optimizer(model, args, with_attention=True), table, data_rng, autocast)
 
     os.makedirs(args.out_dir, exist_ok=True)
-    with open(os.path.join(args.out_dir, "config.json"), "w") as f:
-        json.dump({**vars(args), "model_config": asdict(model_config)}, f, indent=1)
+    write_config = lambda: json.dump({**vars(args), "model_config": asdict(model_config)},
+                                     open(os.path.join(args.out_dir, "config.json"), "w"), indent=1)
+    write_config()
     log_path = os.path.join(args.out_dir, "log.jsonl")
     if ckpt is not None and os.path.exists(log_path):  # drop log lines written after the checkpoint
         with open(log_path) as f:
@@ -226,12 +240,13 @@ def main(argv=None):
         open(log_path, "w").close()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{args.out_dir}: {args.model} on {args.group}, {n_params / 1e3:.1f}k parameters, {args.device}, "
-          f"{'DAT delay %d ramp %d' % (args.delay, args.ramp) if args.dat else 'no delay'}, "
+          f"{'DAT delay %s ramp %d' % (args.delay, args.ramp) if args.dat else 'no delay'}, "
           f"{'resuming at step %d' % step if step else 'from scratch'}")
 
     loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
+    state_hits, state_total = torch.zeros((), device=device), torch.zeros((), device=device)
     while step < args.max_iters:
-        if args.dat and step == args.delay and len(optimizer.param_groups) == 2:
+        if args.dat and step == args.attn_on_step and len(optimizer.param_groups) == 2:
             add_attention(optimizer, model, args)
         model.gate = gate_at(step, args)
         lr = lr_at(step, args)
@@ -239,7 +254,12 @@ def main(argv=None):
             group["lr"] = lr
         tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys, args.num_queries,
                                        data_rng, args.state_frac)
-        loss_sum += train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
+        loss, logits = train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
+        loss_sum += loss
+        if args.dat and args.attn_on_step is None:  # --delay auto: state accuracy on the training batches
+            is_state = (targets != IGNORE) & (tokens < 2 + g)
+            state_hits += ((logits.argmax(dim=-1) == targets) & is_state).sum()
+            state_total += is_state.sum()
         step += 1
         steps_timed += 1
 
@@ -250,6 +270,14 @@ def main(argv=None):
                 die(f"loss is {mean_loss} at step {step}: stopped; {args.out_dir}/ckpt.pt holds the last good state")
             entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
             line = f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | {ms_per_step:.1f} ms/step"
+            if args.dat and args.attn_on_step is None:
+                entry["train_state_acc"] = (state_hits / state_total).item()
+                streak = streak + 1 if entry["train_state_acc"] >= args.auto_threshold else 0
+                state_hits.zero_(), state_total.zero_()
+                if streak >= args.auto_window:
+                    args.attn_on_step = step
+                    write_config()
+                    line += " | state learned: attention switches on now"
             if step % args.eval_interval == 0 or step == args.max_iters:
                 model.eval()
                 for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):
@@ -259,7 +287,7 @@ def main(argv=None):
                 line += f" | token acc 1x {entry['token_acc_1x']:.3f} 3x {entry['token_acc_3x']:.3f}"
                 save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), model=model.state_dict(),
                                 optimizer=optimizer.state_dict(), config=vars(args), model_config=asdict(model_config),
-                                step=step, gate=model.gate, data_rng=data_rng.get_state())
+                                step=step, gate=model.gate, streak=streak, data_rng=data_rng.get_state())
             seconds_left = ms_per_step * (args.max_iters - step) / 1000
             print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
             with open(log_path, "a") as f:
