@@ -34,6 +34,7 @@ def load_checkpoint(path):
 def model_from_checkpoint(ckpt, device):
     model = Model(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
+    model.gate = ckpt["gate"]  # the gate of the step the checkpoint was taken at
     return model.to(device).eval()
 
 # -----------------------------------------------------------------------------
@@ -72,6 +73,26 @@ def evaluate(model, config, mults, n_eval, attn_off=False):
         records.append((record, (tokens, targets, predictions)))
     return records
 
+@torch.inference_mode()
+def probe(model, config, mults, n_eval):
+    """Where the state lives: a linear probe (least squares onto the one-hot state) from the stream right after
+    the last LSTM block, at action positions. Fit on a 1x set of its own, scored on each length's eval set."""
+    table = group_table(config["group"], next(model.parameters()).device)
+    g, last_lstm = table.shape[0], max(i for i, kind in enumerate(model.layout) if kind == "lstm")
+    def features(mult, seed):
+        tokens, targets = eval_batch(table, mult * config["train_len"], config["num_keys"], config["num_queries"],
+                                     n_eval, seed)
+        is_state = (targets != IGNORE) & (tokens < 2 + g)
+        x = model.stream(tokens, last_lstm + 1)[is_state].float()
+        return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
+    x, y = features(1, EVAL_SEED + 1)
+    weights = torch.linalg.lstsq(x.cpu(), torch.nn.functional.one_hot(y, g).float().cpu()).solution.to(x.device)
+    accuracies = []
+    for mult in mults:
+        x, y = features(mult, EVAL_SEED)
+        accuracies.append(((x @ weights).argmax(dim=-1) == y).float().mean().item())
+    return accuracies
+
 # -----------------------------------------------------------------------------
 
 def main(argv=None):
@@ -80,6 +101,8 @@ def main(argv=None):
     parser.add_argument("--mults", default="1,2,3,4", help="test lengths as multiples of --train_len")
     parser.add_argument("--n_eval", type=int, default=1000, help="sequences per test length")
     parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
+    parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the LSTM's "
+                        "output at 1x and score it at each length (needs a model with an LSTM)")
     parser.add_argument("--mistakes", type=int, default=3, help="decoded mistakes to print (at the longest length)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | mps")
     args = parser.parse_args(argv)
@@ -96,21 +119,28 @@ def main(argv=None):
         die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
     if args.attn_off and config["model"] not in HYBRIDS:
         die(f"--attn_off needs a hybrid model, not {config['model']}")
+    if args.probe and config["model"] == "transformer":
+        die("--probe reads the LSTM's output: the transformer has none")
     model = model_from_checkpoint(ckpt, args.device)
-    model.gate = ckpt["gate"]
 
     t0 = time.time()
     records = evaluate(model, config, mults, args.n_eval, args.attn_off)
+    if args.probe:
+        for (record, _), accuracy in zip(records, probe(model, config, mults, args.n_eval)):
+            record["probe_state_acc"] = accuracy
     seconds = time.time() - t0
     print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, {seconds:.1f} s")
     header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
-    print(header + ("   | attention off: state  recall   token     seq" if args.attn_off else ""))
+    print(header + ("   | attention off: state  recall   token     seq" if args.attn_off else "")
+          + ("   | probe" if args.probe else ""))
     for record, _ in records:
         line = f"{record['n']:>4} {record['mult']:>3}x" + "".join(
             f" {record[k]:7.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
         if args.attn_off:
             line += "   |              " + "".join(f" {record['attn_off'][k]:7.4f}"
                                                  for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
+        if args.probe:
+            line += f"   | {record['probe_state_acc']:.4f}"
         print(line)
 
     record, (tokens, targets, predictions) = records[-1]

@@ -55,6 +55,7 @@ def rotary(x, cos, sin):
 
 class Attention(nn.Module):
     """Pre-norm causal multi-head self-attention: the attention sublayer, the group DAT freezes."""
+    keep_weights = False
 
     def __init__(self, cfg):
         super().__init__()
@@ -70,7 +71,10 @@ class Attention(nn.Module):
         q, k, v = self.qkv(self.ln(x)).view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
         if rope is not None:
             q, k = rotary(q, *rope), rotary(k, *rope)
-        y = self.weights(q, k) @ v.reshape(B * H, T, hd)
+        weights = self.weights(q, k)
+        if self.keep_weights:  # for pictures (plot.py --attn)
+            self.kept_weights = weights.view(B, H, T, T).detach()
+        y = weights @ v.reshape(B * H, T, hd)
         return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
 
     @staticmethod
@@ -144,14 +148,18 @@ class Model(nn.Module):
         angles = torch.arange(T, device=device)[:, None] * freqs[None, :]
         return angles.cos(), angles.sin()
 
-    def forward(self, tokens, targets=None):
-        """logits (B, T, |G|) and the mean cross-entropy over scored positions (None without targets)."""
+    def stream(self, tokens, n_blocks=None):
+        """The residual stream (B, T, d_model) after the first n_blocks blocks (all of them by default)."""
         emb = self.emb(tokens)
         rope = self.rope(tokens.shape[1], tokens.device)
         x = emb
-        for block in self.blocks:
+        for block in self.blocks[:n_blocks]:
             x = block(x, emb) if isinstance(block, LSTMBlock) else block(x, self.gate, rope)
-        logits = self.head(self.ln_f(x))
+        return x
+
+    def forward(self, tokens, targets=None):
+        """logits (B, T, |G|) and the mean cross-entropy over scored positions (None without targets)."""
+        logits = self.head(self.ln_f(self.stream(tokens)))
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)

@@ -16,8 +16,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
-from data import ArgParser, die
+from data import SEP, ArgParser, die, element_name, eval_batch, group_elements, group_table
+from eval import EVAL_SEED, load_checkpoint, model_from_checkpoint
 
 def find_runs(paths):
     """Run folders (holding config.json and log.jsonl) among paths and their direct subfolders."""
@@ -102,12 +104,53 @@ def summary_table(runs_by_label):
                 column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")) + f" | {off} |")
     return "\n".join(lines) + "\n"
 
+def plot_attention(run_dir, out, mult=3):
+    """The attention weights of every block and head on one eval sequence at mult x the training length."""
+    ckpt = load_checkpoint(os.path.join(run_dir, "ckpt.pt"))
+    config = ckpt["config"]
+    model = model_from_checkpoint(ckpt, "cpu")
+    if "attn" not in model.layout:
+        die(f"{run_dir} holds a {config['model']}, which has no attention")
+    n = mult * config["train_len"]
+    if n > config["num_keys"]:
+        die(f"test length {n} ({mult}x) is above --num_keys {config['num_keys']}")
+    table = group_table(config["group"])
+    tokens, _ = eval_batch(table, n, config["num_keys"], config["num_queries"], 1, EVAL_SEED)
+    attention = [block.attn for block in model.blocks if hasattr(block, "attn")]
+    for module in attention:
+        module.keep_weights = True
+    with torch.no_grad():
+        model(tokens)
+    elements, g = group_elements(config["group"]), table.shape[0]
+    names = [("|" if t == SEP else f"a{element_name(elements[t - 2])}" if t < 2 + g else
+              ("q" if i > 2 * n else "k") + str(t - 2 - g)) for i, t in enumerate(tokens[0].tolist())]
+    heads = attention[0].kept_weights.shape[1]
+    fig, axes = plt.subplots(len(attention), heads, figsize=(6 * heads, 6 * len(attention)), squeeze=False)
+    for b, module in enumerate(attention):
+        for h in range(heads):
+            ax = axes[b, h]
+            ax.imshow(module.kept_weights[0, h].numpy(), cmap="viridis", vmin=0, vmax=1)
+            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=5)
+            ax.set_yticks(range(len(names)), names, fontsize=5)
+            ax.set(title=f"attention block {b + 1}, head {h + 1}", xlabel="attends to", ylabel="position")
+    fig.suptitle(f"{run_dir}: one sequence of {n} steps ({mult}x); rows q.. are the recall lookups")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"wrote {out}")
+
 def main(argv=None):
     parser = ArgParser(description="Plot accuracy vs test length and training curves of run folders.")
     parser.add_argument("runs", nargs="+", help="run folders, or folders holding run folders")
+    parser.add_argument("--attn", action="store_true", help="instead, draw the attention weights of one sequence at "
+                        "3x for the (single) run folder given")
     parser.add_argument("--out", default="fig.png", help="where to write the PNG")
     parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")
     args = parser.parse_args(argv)
+    if args.attn:
+        if len(args.runs) != 1:
+            die("--attn draws one run folder")
+        return plot_attention(args.runs[0], args.out)
     runs = find_runs(args.runs)
     if not runs:
         die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")

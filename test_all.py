@@ -327,7 +327,7 @@ def test_tiny_train_eval_plot():
         assert code == 0, err
         assert "ms/step" in out and "left" in out
         code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
-                                                   "--mults", "1,2,4"])
+                                                   "--probe", "--mults", "1,2,4"])
         assert code == 0, err
     with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
         records = json.load(f)
@@ -335,6 +335,7 @@ def test_tiny_train_eval_plot():
     for r in records:
         for view in (r, r["attn_off"]):
             assert all(0 <= view[k] <= 1 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
+        assert 0 <= r["probe_state_acc"] <= 1
     with open(f"{root}/lstm_attn-dat-s0/log.jsonl") as f:
         log = [json.loads(line) for line in f]
     assert {"step", "loss", "lr", "gate", "ms_per_step", "token_acc_3x"} <= log[-1].keys()
@@ -347,6 +348,8 @@ def test_tiny_train_eval_plot():
     assert len(rows) == 3 and rows[0].startswith("| lstm_attn-dat (0,1) | 1x |"), rows
     tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
     assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
+    code, out, err = run_cli(plot.main, ["--attn", f"{root}/lstm_attn-dat-s0", "--out", f"{root}/attn.png"])
+    assert code == 0 and os.path.getsize(f"{root}/attn.png") > 10000, err
     code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
     arrays = np.load(f"{root}/a5.npz")
     assert arrays["tokens"].shape == arrays["targets"].shape == (5, 2 * 6 + 1 + 6) and arrays["tokens"].dtype == np.int64
