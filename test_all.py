@@ -229,14 +229,29 @@ def test_dat_freezes_attention_then_resume_is_bit_identical():
 
 def test_gate_schedule():
     class A:
-        dat, attn_on_step, ramp = True, 10, 4
+        dat, dat_mode, attn_on_step, ramp = True, "gate", 10, 4
     assert [train.gate_at(s, A) for s in (0, 9, 10, 11, 13, 14, 100)] == [0, 0, 0.25, 0.5, 1, 1, 1]
     A.ramp = 0
     assert [train.gate_at(s, A) for s in (9, 10)] == [0, 1]
     A.attn_on_step = None  # --delay auto, before the state is learned
     assert train.gate_at(10**6, A) == 0.0
+    A.dat_mode = "freeze"
+    assert train.gate_at(0, A) == 1.0
     A.dat = False
     assert train.gate_at(0, A) == 1.0
+
+def test_dat_modes_freeze_and_lr():
+    """freeze: gate 1 from the start, attention frozen at init for the delay; lr: attention trains from step 0."""
+    root = tmpdir()
+    for mode, frozen in (("freeze", True), ("lr", False)):
+        run = f"{root}/{mode}"
+        train_until_crash(TINY + ["--dat", "--dat_mode", mode, "--delay", "20", "--max_iters", "30", "--out_dir", run], 20)
+        ckpt = evaluation.load_checkpoint(f"{run}/ckpt.pt")
+        with open(f"{run}/config.json") as f:
+            init = initial_attention(json.load(f))
+        same = all(torch.equal(a, b) for a, b in zip(init, evaluation.model_from_checkpoint(ckpt, "cpu").attention_parameters()))
+        assert ckpt["gate"] == 1.0 and same == frozen, mode
+    shutil.rmtree(root)
 
 def test_delay_auto_switches_when_the_state_is_learned():
     root = tmpdir()

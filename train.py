@@ -49,6 +49,9 @@ arg("--grad_clip", type=float, default=1.0)
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
 arg("--delay", help="steps before attention switches on (needs --dat; default 5000), or auto: once the state accuracy "
     "on training batches has stayed >= --auto_threshold for --auto_window log intervals")
+arg("--dat_mode", default="gate", choices=("gate", "freeze", "lr"), help="what the delay does: gate (DAT: gate 0 and "
+    "attention frozen), freeze (gate 1, attention frozen at its init: a fixed random mixer), lr (gate 1, attention "
+    "trained with its learning rate warmed up linearly over the delay)")
 arg("--auto_threshold", type=float, default=0.99, help="state accuracy that --delay auto waits for")
 arg("--auto_window", type=int, default=3, help="log intervals in a row that --delay auto needs above the threshold")
 arg("--ramp", type=int, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
@@ -77,6 +80,8 @@ def check_args(args):
         die("--ramp needs --dat")
     if args.delay is not None and not args.dat:
         die("--delay needs --dat")
+    if args.dat_mode != "gate" and not args.dat:
+        die("--dat_mode needs --dat")
     if args.dat and args.model not in HYBRIDS:
         die(f"--dat needs a hybrid model ({', '.join(HYBRIDS)}), not {args.model}")
     args.delay = (5000 if args.delay is None else args.delay) if args.dat else 0
@@ -88,6 +93,8 @@ def check_args(args):
             die(f"--delay must be a number of steps or auto, not {args.delay!r}")
         if not 0 <= args.delay < args.max_iters:
             die(f"--delay {args.delay} must be at least 0 and below --max_iters {args.max_iters}")
+    elif args.dat_mode != "gate":
+        die("--delay auto needs --dat_mode gate: it watches the state accuracy with attention off")
     else:
         args.attn_on_step = getattr(args, "attn_on_step", None)  # a resumed run keeps its decision
     if args.ramp < 0:
@@ -109,13 +116,14 @@ def check_args(args):
         die(f"--device {args.device} is not available on this machine")
     if args.out_dir is None:
         schedule = f"dat{args.delay}" + (f"r{args.ramp}" if args.ramp else "") if args.dat else "plain"
+        schedule = schedule.replace("dat", args.dat_mode) if args.dat and args.dat_mode != "gate" else schedule
         args.out_dir = os.path.join("out", f"{args.model}-{args.group}-{schedule}-s{args.seed}")
     return args
 
 def gate_at(step, args):
     """DESIGN.md section 3: 0 before the delay, then linear from 1/R to 1 over R steps, then 1."""
     on = args.attn_on_step
-    if not args.dat:
+    if not args.dat or args.dat_mode != "gate":
         return 1.0
     if on is None or step < on:
         return 0.0
@@ -213,11 +221,11 @@ def main(argv=None):
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
     step, streak = 0, 0  # streak: log intervals in a row with state accuracy above --auto_threshold
-    optimizer = make_optimizer(model, args, with_attention=not args.dat)
+    optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         step, streak = ckpt["step"], ckpt["streak"]
-        if args.dat and args.attn_on_step is not None and step > args.attn_on_step:  # at step == delay the loop adds them, as in an unbroken run
+        if len(optimizer.param_groups) == 2 and args.attn_on_step is not None and step > args.attn_on_step:  # at step == delay the loop adds them, as in an unbroken run
             add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])
@@ -250,8 +258,10 @@ def main(argv=None):
             add_attention(optimizer, model, args)
         model.gate = gate_at(step, args)
         lr = lr_at(step, args)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        # --dat_mode lr: the attention groups (added last) learn at a rate warmed up over the delay
+        attention_lr = lr * min(1.0, (step + 1) / args.attn_on_step) if args.dat and args.dat_mode == "lr" else lr
+        for i, group in enumerate(optimizer.param_groups):
+            group["lr"] = attention_lr if i >= 2 else lr
         tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys, args.num_queries,
                                        data_rng, args.state_frac)
         loss, logits = train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
