@@ -87,6 +87,33 @@ def plot_runs(runs_by_label, out):
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
+def plot_sweep(runs, key, out, mult=3):
+    """Accuracy at mult x the training length against a numeric option (e.g. --delay), mean and band over seeds."""
+    by_value = defaultdict(list)
+    for r in runs:
+        record = next((rec for rec in r["eval"] or [] if rec["mult"] == mult), None)
+        if record is not None and isinstance(r["config"].get(key), (int, float)):
+            by_value[r["config"][key]].append(record)
+    if not by_value:
+        die(f"no evaluated run has a numeric {key} and a {mult}x record")
+    x = sorted(by_value)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    metrics = [("token_acc", "token"), ("seq_acc", "sequence"), ("probe_state_acc", "probe of the LSTM state")]
+    for i, (metric, name) in enumerate(metrics):
+        if all(metric in rec for v in x for rec in by_value[v]):
+            ys = [[rec[metric] for rec in by_value[v]] for v in x]
+            ax.plot(x, [np.mean(y) for y in ys], "o-", color=f"C{i}", label=f"{name} accuracy at {mult}x")
+            ax.fill_between(x, [min(y) for y in ys], [max(y) for y in ys], color=f"C{i}", alpha=0.2)
+    seeds = sorted({len(by_value[v]) for v in x})
+    ax.set(xlabel=key, ylabel="accuracy", ylim=(-0.02, 1.02), title=f"accuracy at {mult}x against {key} "
+           f"({'/'.join(map(str, seeds))} seeds per point; band: min to max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    print(f"wrote {out}: {len(runs)} runs, {len(x)} values of {key}")
+
 def summary_table(runs_by_label):
     """Markdown: per label and test length, mean [min, max] over seeds of each accuracy (seeds listed)."""
     cell = lambda xs: f"{np.mean(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
@@ -145,6 +172,8 @@ def main(argv=None):
     parser.add_argument("--attn", action="store_true", help="instead, draw the attention weights of one sequence at "
                         "3x for the (single) run folder given")
     parser.add_argument("--out", default="fig.png", help="where to write the PNG")
+    parser.add_argument("--sweep", metavar="OPTION", help="instead, plot accuracy at 3x against this numeric option "
+                        "of the runs (e.g. delay)")
     parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")
     args = parser.parse_args(argv)
     if args.attn:
@@ -154,6 +183,8 @@ def main(argv=None):
     runs = find_runs(args.runs)
     if not runs:
         die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")
+    if args.sweep:
+        return plot_sweep([load_run(r) for r in runs], args.sweep, args.out)
     runs_by_label = defaultdict(list)
     for run_dir in runs:
         runs_by_label[re.sub(r"-s\d+$", "", os.path.basename(os.path.normpath(run_dir)))].append(load_run(run_dir))

@@ -342,11 +342,11 @@ def test_tiny_train_eval_plot():
         assert code == 0, err
         assert "ms/step" in out and "left" in out
         code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
-                                                   "--probe", "--mults", "1,2,4"])
+                                                   "--probe", "--mults", "1,3,4"])
         assert code == 0, err
     with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
         records = json.load(f)
-    assert [r["n"] for r in records] == [4, 8, 16] and [r["mult"] for r in records] == [1, 2, 4]
+    assert [r["n"] for r in records] == [4, 12, 16] and [r["mult"] for r in records] == [1, 3, 4]
     for r in records:
         for view in (r, r["attn_off"]):
             assert all(0 <= view[k] <= 1 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
@@ -363,6 +363,9 @@ def test_tiny_train_eval_plot():
     assert len(rows) == 3 and rows[0].startswith("| lstm_attn-dat (0,1) | 1x |"), rows
     tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
     assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
+    code, out, err = run_cli(plot.main, [root, "--sweep", "seed", "--out", f"{root}/sweep.png"])
+    assert code == 0 and "2 runs, 2 values of seed" in out, err
+    expect_refusal(plot.main, [root, "--sweep", "group"])  # not numeric
     code, out, err = run_cli(plot.main, ["--attn", f"{root}/lstm_attn-dat-s0", "--out", f"{root}/attn.png"])
     assert code == 0 and os.path.getsize(f"{root}/attn.png") > 10000, err
     code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
