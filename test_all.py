@@ -303,6 +303,7 @@ def test_bad_inputs_are_refused():
     run = os.path.join(root, "run")
     assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
     expect_refusal(train.main, TINY + ["--max_iters", "10", "--out_dir", run])  # would overwrite a run
+    assert run_cli(train.main, ["--resume", "--out_dir", run])[0] == 0  # a finished plain run resumes to its end
     expect_refusal(evaluation.main, [run, "--mults", "1,5"])  # 20 steps > 16 keys
     expect_refusal(evaluation.main, [nowhere])
     expect_refusal(evaluation.main, [run, "--mults", "x"])

@@ -203,10 +203,12 @@ def main(argv=None):
         if args.out_dir is None:
             die("--resume needs --out_dir, the run folder to continue")
         ckpt = load_checkpoint(os.path.join(args.out_dir, "ckpt.pt"))
+        # the run's own options, checked when it started (options newer than the checkpoint take their defaults)
         args = parser.parse_args([], namespace=type(args)(**{**ckpt["config"], "resume": True}))
-    args = check_args(args)
-    if not args.resume and not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
-        die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
+    else:
+        args = check_args(args)
+        if not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
+            die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
 
     if args.threads:
         torch.set_num_threads(args.threads)
