@@ -316,6 +316,7 @@ def test_bad_inputs_are_refused():
         expect_refusal(train.main, ["--resume", "--out_dir", run])
     torch.save({"model": {}}, ckpt)  # a foreign, well-formed checkpoint
     expect_refusal(evaluation.main, [run])
+    expect_refusal(train.main, ["--resume", "--out_dir", run])
     torch.save(argparse.Namespace(kit="dat-kit"), ckpt)  # a pickle that weights_only loading refuses
     expect_refusal(evaluation.main, [run])
     shutil.rmtree(root)
