@@ -41,17 +41,17 @@ def load_run(run_dir):
             records = json.load(f)
     return {"config": config, "log": log, "eval": records}
 
-def band(ax, x, ys, color, label):
+def band(ax, x, ys, color, label, style="o-"):
     """Mean over seeds as a line, min..max as a shaded band."""
     ys = np.array(ys)
-    ax.plot(x, ys.mean(axis=0), "o-", color=color, label=f"{label} ({len(ys)} seed{'s' * (len(ys) > 1)})")
+    ax.plot(x, ys.mean(axis=0), style, color=color, label=f"{label} ({len(ys)} seed{'s' * (len(ys) > 1)})")
     if len(ys) > 1:
         ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.2)
 
 def plot_runs(runs_by_label, out):
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     panels = [(axes[0, 0], "token_acc", "token accuracy"), (axes[0, 1], "seq_acc", "sequence accuracy"),
-              (axes[1, 0], "attn_off", "state accuracy, attention gated off")]
+              (axes[1, 0], "attn_off", "state: attention gated off (solid), linear probe of the LSTM (dashed)")]
     for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
         color = f"C{i % 10}"
         evaluated = [r for r in runs if r["eval"]]
@@ -62,6 +62,9 @@ def plot_runs(runs_by_label, out):
                 if key == "attn_off":
                     if all("attn_off" in rec for r in usable for rec in r["eval"]):
                         band(ax, mults, [[rec["attn_off"]["state_acc"] for rec in r["eval"]] for r in usable], color, label)
+                    if all("probe_state_acc" in rec for r in usable for rec in r["eval"]):
+                        band(ax, mults, [[rec["probe_state_acc"] for rec in r["eval"]] for r in usable], color,
+                             label + " probe", "s--")
                 else:
                     band(ax, mults, [[rec[key] for rec in r["eval"]] for r in usable], color, label)
         # training curve: periodic token accuracy at 3x the training length
@@ -117,8 +120,8 @@ def plot_sweep(runs, key, out, mult=3):
 def summary_table(runs_by_label):
     """Markdown: per label and test length, mean [min, max] over seeds of each accuracy (seeds listed)."""
     cell = lambda xs: f"{np.mean(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
-    lines = ["| run (seeds) | mult | state | recall | token | sequence | state, attention off |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, LSTM probe |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, runs in sorted(runs_by_label.items()):
         evaluated = [r for r in runs if r["eval"]]
         if not evaluated:
@@ -127,8 +130,9 @@ def summary_table(runs_by_label):
         for i, record in enumerate(evaluated[0]["eval"]):
             column = lambda get: cell([get(r["eval"][i]) for r in evaluated])
             off = column(lambda rec: rec["attn_off"]["state_acc"]) if "attn_off" in record else "-"
+            probe = column(lambda rec: rec["probe_state_acc"]) if "probe_state_acc" in record else "-"
             lines.append(f"| {label} ({seeds}) | {record['mult']}x | " + " | ".join(
-                column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")) + f" | {off} |")
+                column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")) + f" | {off} | {probe} |")
     return "\n".join(lines) + "\n"
 
 def plot_attention(run_dir, out, mult=3):
