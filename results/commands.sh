@@ -19,9 +19,12 @@ jobs() {
     for m in attn_lstm interleaved; do
       echo "designs $m-S3-plain-s$s $M --seed $s --model $m --n_lstm 2"
       echo "designs $m-S3-dat5000-s$s $M --seed $s --model $m --n_lstm 2 --dat --delay 5000"; done; done
-  for s in 0 1 2; do       # 4. second group: A5
+  for s in 0 1 2; do       # 4. second group: A5, then Z5
     echo "group lstm_attn-A5-plain-s$s $M --seed $s --group A5"
     echo "group lstm_attn-A5-dat5000-s$s $M --seed $s --group A5 --dat --delay 5000"; done
+  for s in 0 1 2; do
+    echo "group lstm_attn-Z5-plain-s$s $M --seed $s --group Z5"
+    echo "group lstm_attn-Z5-dat5000-s$s $M --seed $s --group Z5 --dat --delay 5000"; done
   for s in 0 1 2; do       # beyond the paper: delay sweep (delay 0 and 5000 are the headline runs)
     for d in 250 500 1000 2000 4000; do echo "delay lstm_attn-S3-dat$d-s$s $M --seed $s --dat --delay $d"; done; done
   for s in 0 1 2; do       # which half of DAT matters: ramp, freeze only, learning-rate warmup only
@@ -47,7 +50,7 @@ export -f run
 python plot.py results/runs/headline --out results/headline.png
 python plot.py results/runs/headline results/runs/baselines --out results/baselines.png
 python plot.py results/runs/designs --out results/designs.png
-python plot.py results/runs/group --out results/group_A5.png
+python plot.py results/runs/group --out results/groups.png
 python plot.py results/runs/delay results/runs/headline --sweep delay --out results/delay_sweep.png
 python plot.py results/runs/modes results/runs/headline --out results/modes.png
 python plot.py results/runs/auto results/runs/group --out results/auto.png
