@@ -3,6 +3,9 @@ Figures from run folders: accuracy against test length, and training curves with
 
     python plot.py out/lstm_attn-S3-dat5000-s0 out/lstm_attn-S3-plain-s0 --out fig.png
     python plot.py out/                      # every run folder inside out/
+    python plot.py out/ --summary table.md   # also a markdown table: mean [min, max] over seeds per length
+    python plot.py out/ --sweep delay        # accuracy at 3x against a numeric option of the runs
+    python plot.py --attn out/RUN            # attention weights of one sequence at 3x, every block and head
 
 Runs whose folder names differ only in a trailing -s<seed> share a label: drawn as the mean over seeds with a
 band from the worst to the best seed. Length panels need eval.json (python eval.py RUN --attn_off).
@@ -74,10 +77,11 @@ def plot_runs(runs_by_label, out):
             steps = [s for s, _ in curves[0][:length]]
             band(axes[1, 1], steps, [[a for _, a in c[:length]] for c in curves], color, label)
         config = runs[0]["config"]
-        if config.get("dat"):
-            end = config["delay"] + config.get("ramp", 0)
-            axes[1, 1].axvspan(0, config["delay"], color=color, alpha=0.08)
-            axes[1, 1].axvline(end, color=color, ls=":", lw=1)
+        if config.get("dat"):  # the first seed's delay (--delay auto differs between seeds); never switched: all
+            on = config.get("attn_on_step", config["delay"])
+            on = config["max_iters"] if on is None else on
+            axes[1, 1].axvspan(0, on, color=color, alpha=0.08)
+            axes[1, 1].axvline(on + config.get("ramp", 0), color=color, ls=":", lw=1)
     for ax, _, title in panels:
         ax.set(xlabel="test length (multiple of the training length)", ylabel="accuracy", title=title, ylim=(-0.02, 1.02))
     axes[1, 1].set(xlabel="training step", ylabel="token accuracy at 3x", ylim=(-0.02, 1.02),

@@ -51,8 +51,8 @@ python plot.py results/runs/headline --out results/headline.png
 python plot.py results/runs/headline results/runs/baselines --out results/baselines.png
 python plot.py results/runs/designs --out results/designs.png
 python plot.py results/runs/group --out results/groups.png
-python plot.py results/runs/delay results/runs/headline --sweep delay --out results/delay_sweep.png
-python plot.py results/runs/modes results/runs/headline --out results/modes.png
+python plot.py results/runs/delay results/runs/headline/*-s[0-2] --sweep delay --out results/delay_sweep.png
+python plot.py results/runs/modes results/runs/headline/*-s[0-2] --out results/modes.png
 python plot.py results/runs/auto results/runs/group --out results/auto.png
 python plot.py results/runs/mlp --out results/mlp.png
 python plot.py results/runs/explore --out results/explore_len16.png
