@@ -237,8 +237,9 @@ def main(argv=None):
         return bench(args, model, forward, make_optimizer(model, args, with_attention=True), table, data_rng, autocast)
 
     os.makedirs(args.out_dir, exist_ok=True)
-    write_config = lambda: json.dump({**vars(args), "model_config": asdict(model_config)},
-                                     open(os.path.join(args.out_dir, "config.json"), "w"), indent=1)
+    def write_config():
+        with open(os.path.join(args.out_dir, "config.json"), "w") as f:
+            json.dump({**vars(args), "model_config": asdict(model_config)}, f, indent=1)
     write_config()
     log_path = os.path.join(args.out_dir, "log.jsonl")
     if ckpt is not None and os.path.exists(log_path):  # drop log lines written after the checkpoint
