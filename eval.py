@@ -105,7 +105,10 @@ def main(argv=None):
                         "output at 1x and score it at each length (needs a model with an LSTM)")
     parser.add_argument("--mistakes", type=int, default=3, help="decoded mistakes to print (at the longest length)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | mps")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        die("--threads must be positive")
     try:
         mults = [int(m) for m in args.mults.split(",")]
     except ValueError:
@@ -121,6 +124,8 @@ def main(argv=None):
         die(f"--attn_off needs a hybrid model, not {config['model']}")
     if args.probe and config["model"] == "transformer":
         die("--probe reads the LSTM's output: the transformer has none")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = model_from_checkpoint(ckpt, args.device)
 
     t0 = time.time()

@@ -58,7 +58,9 @@ arg("--ramp", type=int, help="after the delay, raise the gate linearly to 1 over
 arg("--seed", type=int, default=0, help="seeds the init and the training data")
 arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 arg("--threads", type=int, help="CPU threads (default: torch's choice; use 1 per run when running runs side by side)")
-arg("--out_dir", help="run folder (default: out/<model>-<group>-<dat<delay>|plain>-s<seed>)")
+arg("--out_dir", help="run folder (default: OUT_ROOT/NAME, NAME from the options, see run_name)")
+arg("--out_root", default="out", help="where the default run folder is made")
+arg("--dry_run", action="store_true", help="check the options, print the run folder and exit; write nothing")
 arg("--log_interval", type=int, default=100, help="steps between log lines")
 arg("--eval_interval", type=int, default=500, help="steps between evals at 1x and 3x and checkpoints")
 arg("--n_eval_train", type=int, default=500, help="sequences per length in the periodic evals")
@@ -115,10 +117,37 @@ def check_args(args):
     if args.device == "cuda" and not torch.cuda.is_available() or args.device == "mps" and not torch.backends.mps.is_available():
         die(f"--device {args.device} is not available on this machine")
     if args.out_dir is None:
-        schedule = f"dat{args.delay}" + (f"r{args.ramp}" if args.ramp else "") if args.dat else "plain"
-        schedule = schedule.replace("dat", args.dat_mode) if args.dat and args.dat_mode != "gate" else schedule
-        args.out_dir = os.path.join("out", f"{args.model}-{args.group}-{schedule}-s{args.seed}")
+        args.out_dir = os.path.join(args.out_root, f"{run_name(vars(args))}-s{args.seed}")
     return args
+
+# options that do not change what a run computes: left out of its name and of the config that identifies it
+NOT_IDENTITY = ("seed", "device", "threads", "out_dir", "out_root", "dry_run", "log_interval", "eval_interval",
+                "n_eval_train", "resume", "compile", "bench", "attn_on_step", "model_config")
+SHORT = {"train_len": "len", "num_keys": "keys", "num_queries": "q", "state_frac": "sf", "d_model": "d",
+         "n_heads": "h", "n_lstm": "nlstm", "n_attn": "nattn", "emb_skip": "skip", "batch_size": "bs",
+         "max_iters": "iters", "lr": "lr", "warmup": "warmup", "min_lr_frac": "minlr", "weight_decay": "wd",
+         "grad_clip": "clip", "auto_threshold": "thr", "auto_window": "win"}
+
+def identity(config):
+    """The options of a checked config (a dict, e.g. a run's config.json) that decide what the run computes,
+    seed excluded; options newer than the config take their defaults."""
+    options = [a.dest for a in parser._actions if a.dest != "help" and a.dest not in NOT_IDENTITY]
+    return {name: config.get(name, parser.get_default(name)) for name in options}
+
+def run_name(config):
+    """model-group[-options that differ from their defaults]-schedule, e.g. lstm_attn-S3-rope-len16-dat5000:
+    runs that differ in anything but the seed get different names."""
+    c = identity(config)
+    tags = [c["model"], c["group"]]
+    if c["pos"] != ("rope" if c["model"] == "transformer" else "none"):
+        tags.append(c["pos"])
+    tags += [f"{short}{c[name]:g}" for name, short in SHORT.items() if c[name] != parser.get_default(name)]
+    tags += ["mlp"] * c["mlp"]
+    schedule = "plain"
+    if c["dat"]:
+        schedule = {"gate": "dat", "freeze": "freeze", "lr": "lr"}[c["dat_mode"]] + str(c["delay"])
+        schedule += f"r{c['ramp']}" if c["ramp"] else ""
+    return "-".join(tags + [schedule])
 
 def gate_at(step, args):
     """DESIGN.md section 3: 0 before the delay, then linear from 1/R to 1 over R steps, then 1."""
@@ -135,33 +164,41 @@ def lr_at(step, args):
     progress = (step - args.warmup) / max(1, args.max_iters - args.warmup)
     return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
 
-def param_groups(params, args):
+def param_groups(params, args, name):
     """AdamW groups: weight decay on matrices, none on biases and norms."""
-    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [{"name": name, "params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+            {"name": name + " (no decay)", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 def make_optimizer(model, args, with_attention):
-    """Under DAT the attention parameters join the optimizer only at the delay, so before it they get no
-    gradient step, no weight decay and no optimizer moments."""
+    """Under DAT the attention parameters join the optimizer only at the delay. Until then they are frozen
+    (requires_grad False): no gradient, no gradient step, no weight decay and no optimizer moments."""
     attention = {id(p) for p in model.attention_parameters()}
     rest = [p for p in model.parameters() if id(p) not in attention]
     # fused: one kernel per step on a GPU, where many small launches, not arithmetic, set the pace
-    optimizer = torch.optim.AdamW(param_groups(rest, args), lr=args.lr, betas=(0.9, 0.98), fused=args.device == "cuda")
+    optimizer = torch.optim.AdamW(param_groups(rest, args, "rest"), lr=args.lr, betas=(0.9, 0.98),
+                                  fused=args.device == "cuda")
+    for p in model.attention_parameters():
+        p.requires_grad_(False)
     if with_attention:
         add_attention(optimizer, model, args)
     return optimizer
 
+def trains_attention(optimizer):
+    return any(group["name"] == "attention" for group in optimizer.param_groups)
+
 def add_attention(optimizer, model, args):
-    for group in param_groups(model.attention_parameters(), args):
+    for p in model.attention_parameters():
+        p.requires_grad_(True)
+    for group in param_groups(model.attention_parameters(), args, "attention"):
         optimizer.add_param_group(group)
 
 def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     with autocast:
         logits, loss = forward(tokens, targets)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)  # frozen parameters have no gradient to count
     optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
     return loss.detach(), logits.detach()
 
 def bench(args, model, forward, optimizer, table, data_rng, autocast, steps=60, warmup=10):
@@ -207,6 +244,8 @@ def main(argv=None):
         args = parser.parse_args([], namespace=type(args)(**{**ckpt["config"], "resume": True}))
     else:
         args = check_args(args)
+        if args.dry_run:
+            return print(args.out_dir)
         if not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
             die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
 
@@ -227,7 +266,8 @@ def main(argv=None):
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         step, streak = ckpt["step"], ckpt["streak"]
-        if len(optimizer.param_groups) == 2 and args.attn_on_step is not None and step > args.attn_on_step:  # at step == delay the loop adds them, as in an unbroken run
+        # attention joins the optimizer at step attn_on_step: the loop does that when resuming exactly there
+        if not trains_attention(optimizer) and args.attn_on_step is not None and step > args.attn_on_step:
             add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])
@@ -257,14 +297,14 @@ def main(argv=None):
     loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
     state_hits, state_total = torch.zeros((), device=device), torch.zeros((), device=device)
     while step < args.max_iters:
-        if args.dat and step == args.attn_on_step and len(optimizer.param_groups) == 2:
+        if args.dat and step == args.attn_on_step and not trains_attention(optimizer):
             add_attention(optimizer, model, args)
         model.gate = gate_at(step, args)
         lr = lr_at(step, args)
-        # --dat_mode lr: the attention groups (added last) learn at a rate warmed up over the delay
+        # --dat_mode lr: the attention groups learn at a rate warmed up over the delay
         attention_lr = lr * min(1.0, (step + 1) / args.attn_on_step) if args.dat and args.dat_mode == "lr" else lr
-        for i, group in enumerate(optimizer.param_groups):
-            group["lr"] = attention_lr if i >= 2 else lr
+        for group in optimizer.param_groups:
+            group["lr"] = attention_lr if group["name"].startswith("attention") else lr
         tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys, args.num_queries,
                                        data_rng, args.state_frac)
         loss, logits = train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)

@@ -1,61 +1,120 @@
 #!/usr/bin/env bash
-# The commands that made everything in results/. Runs go two at a time with --threads 1 each (2-core CPU).
-# Each line below is one run: EXPERIMENT NAME EVAL_MULTS TRAIN_OPTIONS...; every run is then scored by eval.py.
+# The grid behind everything in results/: one line per run, "EXPERIMENT MULTS TRAIN_OPTIONS...". The run folder is
+# results/runs/EXPERIMENT/NAME, with NAME made by train.py from the options (python train.py OPTIONS --dry_run).
+#
+#   bash results/commands.sh --list          the grid, one run per line (line K is job K)
+#   bash results/commands.sh --job K         line K: train it (or resume it), then score it with eval.py
+#   bash results/commands.sh --workers N     every line, N at a time (--threads 1 each), then --plots
+#   bash results/commands.sh --plots         the figures and tables of results/ from the finished runs
+#
+# A finished run (eval.json there and log.jsonl at --max_iters) is never touched again; an interrupted one (a
+# ckpt.pt short of --max_iters) resumes from its checkpoint. On a SLURM cluster, the README's job-array script runs
+# "--job $SLURM_ARRAY_TASK_ID" for K = 1..N (N from --list | wc -l).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-M=1,2,3,4,6,8
-# results/runs/explore: three runs at the issue's first main setting (--train_len 16), made by hand before the
-# default changed to 8 (the first two before attention was written out in model.py, so their digits differ):
-#   python train.py --train_len 16 --dat --delay 5000 --threads 1; python train.py --train_len 16 --threads 1
-#   python train.py --train_len 16 --pos rope --threads 1;  each then: python eval.py RUN --attn_off
-jobs() {
-  for s in 0 1 2 3 4; do   # 1. headline: lstm_attn, baseline vs DAT, main setting
-    echo "headline lstm_attn-S3-plain-s$s $M --seed $s"
-    echo "headline lstm_attn-S3-dat5000-s$s $M --seed $s --dat --delay 5000"; done
-  for s in 0 1 2; do       # 3. baselines: LSTM alone, Transformer alone (RoPE, MLPs)
-    echo "baselines lstm-S3-plain-s$s $M --seed $s --model lstm"
-    echo "baselines transformer-S3-plain-s$s $M --seed $s --model transformer"; done
-  for s in 0 1 2; do       # 2. designs: attention first (A A L L), interleaved (L A L A)
-    for m in attn_lstm interleaved; do
-      echo "designs $m-S3-plain-s$s $M --seed $s --model $m --n_lstm 2"
-      echo "designs $m-S3-dat5000-s$s $M --seed $s --model $m --n_lstm 2 --dat --delay 5000"; done; done
-  for s in 0 1 2; do       # 4. second group: A5, then Z5
-    echo "group lstm_attn-A5-plain-s$s $M --seed $s --group A5"
-    echo "group lstm_attn-A5-dat5000-s$s $M --seed $s --group A5 --dat --delay 5000"; done
-  for s in 0 1 2; do
-    echo "group lstm_attn-Z5-plain-s$s $M --seed $s --group Z5"
-    echo "group lstm_attn-Z5-dat5000-s$s $M --seed $s --group Z5 --dat --delay 5000"; done
-  for s in 0 1 2; do       # beyond the paper: delay sweep (delay 0 and 5000 are the headline runs)
-    for d in 250 500 1000 2000 4000; do echo "delay lstm_attn-S3-dat$d-s$s $M --seed $s --dat --delay $d"; done; done
-  for s in 0 1 2; do       # which half of DAT matters: ramp, freeze only, learning-rate warmup only
-    echo "modes lstm_attn-S3-dat5000r1000-s$s $M --seed $s --dat --delay 5000 --ramp 1000"
-    echo "modes lstm_attn-S3-freeze5000-s$s $M --seed $s --dat --delay 5000 --dat_mode freeze"
-    echo "modes lstm_attn-S3-lr5000-s$s $M --seed $s --dat --delay 5000 --dat_mode lr"; done
-  for s in 0 1 2; do       # a delay that needs no tuning
-    echo "auto lstm_attn-S3-datauto-s$s $M --seed $s --dat --delay auto"
-    echo "auto lstm_attn-A5-datauto-s$s $M --seed $s --group A5 --dat --delay auto"; done
-  echo "mlp lstm_attn-S3-mlp-plain-s0 $M --seed 0 --mlp"   # attention blocks with MLPs
-  echo "mlp lstm_attn-S3-mlp-dat5000-s0 $M --seed 0 --mlp --dat --delay 5000"
-}
-run() {
-  exp=$1; name=$2; mults=$3; shift 3
-  python train.py "$@" --threads 1 --out_dir results/runs/$exp/$name > /dev/null
-  extra="--attn_off --probe"; case $name in transformer*) extra=;; lstm-*) extra=--probe;; esac
-  python eval.py results/runs/$exp/$name --mults $mults $extra --mistakes 2 > results/runs/$exp/$name/eval.txt
-}
-export -f run
-[ "${1:-}" = "--plots-only" ] || jobs | xargs -P 2 -L 1 bash -c 'run "$@"' _
+M=1,2,3,4,6,8   # test lengths, as multiples of --train_len (eval.py --mults)
+M16=1,2,3,4     # at --train_len 16: 8x would need 128 distinct keys, and the runs have 64
 
-# figures and the summary table
-python plot.py results/runs/headline --out results/headline.png
-python plot.py results/runs/headline results/runs/baselines --out results/baselines.png
-python plot.py results/runs/designs --out results/designs.png
-python plot.py results/runs/group --out results/groups.png
-python plot.py results/runs/delay results/runs/headline/*-s[0-2] --sweep delay --out results/delay_sweep.png
-python plot.py results/runs/modes results/runs/headline/*-s[0-2] --out results/modes.png
-python plot.py results/runs/auto results/runs/group --out results/auto.png
-python plot.py results/runs/mlp --out results/mlp.png
-python plot.py results/runs/explore --out results/explore_len16.png
-python plot.py --attn results/runs/headline/lstm_attn-S3-dat5000-s0 --out results/attention_dat.png
-python plot.py --attn results/runs/headline/lstm_attn-S3-plain-s0 --out results/attention_plain.png
-python plot.py results/runs/* --out /tmp/all.png --summary results/summary.md
+grid() {
+  # --- runs of the first sessions (all finished) ---
+  for s in 0 1 2 3 4; do   # headline: lstm_attn on S3, plain vs DAT
+    echo "headline $M --seed $s"; echo "headline $M --seed $s --dat --delay 5000"; done
+  for s in 0 1 2; do       # baselines: LSTM alone, Transformer alone (RoPE, MLPs)
+    echo "baselines $M --seed $s --model lstm"; echo "baselines $M --seed $s --model transformer"; done
+  for s in 0 1 2; do       # designs: attention first (A A L L), interleaved (L A L A)
+    for m in attn_lstm interleaved; do
+      echo "designs $M --seed $s --model $m --n_lstm 2"; echo "designs $M --seed $s --model $m --n_lstm 2 --dat"; done
+  done
+  for s in 0 1 2; do       # second groups: A5 (not learned at this size), Z5
+    echo "group $M --seed $s --group A5"; echo "group $M --seed $s --group A5 --dat"; done
+  for s in 0 1 2; do echo "group $M --seed $s --group Z5"; echo "group $M --seed $s --group Z5 --dat"; done
+  for s in 0 1 2; do       # delay sweep (delay 0 and 5000 are the headline runs)
+    for d in 250 500 1000 2000 4000; do echo "delay $M --seed $s --dat --delay $d"; done; done
+  for s in 0 1 2; do       # which half of DAT matters: a ramp, and attention learning-rate warmup only
+    echo "modes $M --seed $s --dat --ramp 1000"; echo "modes $M --seed $s --dat --dat_mode lr"; done
+  for s in 0 1 2; do       # a delay that needs no tuning
+    echo "auto $M --seed $s --dat --delay auto"; echo "auto $M --seed $s --group A5 --dat --delay auto"; done
+  echo "mlp $M --seed 0 --mlp"; echo "mlp $M --seed 0 --mlp --dat"   # attention blocks with MLPs
+  # explore: the first sessions' --train_len 16 runs, before the default became 8 (the first two were trained
+  # before model.py wrote attention out, so rerunning them agrees only up to float rounding)
+  echo "explore $M16 --train_len 16 --dat"; echo "explore $M16 --train_len 16"
+  echo "explore $M16 --train_len 16 --pos rope"
+
+  # --- the shortcut atlas, in the order it runs (results/README.md, Atlas, says why) ---
+  for s in 5 6 7 8 9; do echo "headline $M --seed $s"; echo "headline $M --seed $s --dat"; done
+  for s in 0 1 2 3 4 5 6 7 8 9; do echo "atlas $M --seed $s --pos rope"; echo "atlas $M --seed $s --pos rope --dat"; done
+  for s in 0 1 2 3 4; do   # freeze reruns (the attention .grad no longer piles up), ramp and lr to 5 seeds
+    echo "modes $M --seed $s --dat --dat_mode freeze"; done
+  for s in 3 4; do echo "modes $M --seed $s --dat --ramp 1000"; echo "modes $M --seed $s --dat --dat_mode lr"; done
+  for lr in 0.003 0.001; do   # A5: can an LSTM alone learn it at 2x width and 2x steps?
+    echo "a5 $M --seed 0 --model lstm --group A5 --d_model 128 --max_iters 16000 --lr $lr"; done
+  for s in 3 4; do echo "group $M --seed $s --group Z5"; echo "group $M --seed $s --group Z5 --dat"; done
+  for s in 0 1 2 3 4; do
+    echo "atlas $M --seed $s --group Z5 --pos rope"; echo "atlas $M --seed $s --group Z5 --pos rope --dat"; done
+  for s in 0 1 2 3 4; do
+    for pos in none rope; do echo "atlas $M --seed $s --group A4 --pos $pos"; echo "atlas $M --seed $s --group A4 --pos $pos --dat"; done
+  done
+  for s in 3 4; do
+    echo "designs $M --seed $s --model interleaved --n_lstm 2"; echo "designs $M --seed $s --model interleaved --n_lstm 2 --dat"
+  done
+  for s in 0 1 2 3 4; do
+    echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope"
+    echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope --dat"; done
+  for s in $(seq 10 19); do echo "headline $M --seed $s"; echo "headline $M --seed $s --dat"; done
+  for s in 0 1 2 3 4; do
+    for pos in none rope; do echo "atlas $M16 --seed $s --train_len 16 --pos $pos"
+      echo "atlas $M16 --seed $s --train_len 16 --pos $pos --dat"; done; done
+}
+
+finished() {  # DIR: eval.json is there and the log reached --max_iters
+  local iters
+  iters=$(grep -o '"max_iters": [0-9]*' "$1/config.json" 2>/dev/null | grep -o '[0-9]*$') || return 1
+  [ -f "$1/eval.json" ] && tail -n 1 "$1/log.jsonl" | grep -q "^{\"step\": $iters,"
+}
+
+job() {  # K: train line K of the grid (or resume it), then score it
+  local line exp mults dir extra
+  line=$(grid | sed -n "${1}p")
+  [ -n "$line" ] || { echo "error: no job $1: the grid has lines 1..$(grid | wc -l)" >&2; exit 2; }
+  read -r exp mults options <<< "$line"
+  dir=$(python train.py $options --out_root "results/runs/$exp" --dry_run)
+  if finished "$dir"; then echo "job $1: $dir is finished"; return; fi
+  if [ -f "$dir/ckpt.pt" ]; then
+    python train.py --resume --out_dir "$dir" > /dev/null   # a trained run says so and exits at once
+  else
+    python train.py $options --out_dir "$dir" --threads 1 > /dev/null
+  fi
+  case " $options " in *" --model transformer "*) extra=;; *" --model lstm "*) extra=--probe;; *) extra="--attn_off --probe";; esac
+  python eval.py "$dir" --mults "$mults" $extra --mistakes 2 --threads 1 > "$dir/eval.txt"
+  echo "job $1: $dir done"
+}
+
+plots() {
+  local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
+                    results/runs/designs/interleaved-*"
+  python plot.py $atlas_runs --atlas results/atlas --schedules plain,dat5000
+  python plot.py results/runs/headline --out results/headline.png
+  python plot.py results/runs/headline/*-s[0-2] results/runs/baselines --out results/baselines.png
+  python plot.py results/runs/designs --out results/designs.png
+  python plot.py results/runs/group --out results/groups.png
+  python plot.py results/runs/delay results/runs/headline/*-s[0-2] --sweep delay --out results/delay_sweep.png
+  python plot.py results/runs/modes results/runs/headline/*-s[0-4] --out results/modes.png
+  python plot.py results/runs/auto results/runs/group/*-s[0-2] --out results/auto.png
+  python plot.py results/runs/mlp --out results/mlp.png
+  python plot.py results/runs/explore --out results/explore_len16.png
+  python plot.py results/runs/a5 --out results/a5.png
+  python plot.py --attn results/runs/headline/lstm_attn-S3-dat5000-s0 --out results/attention_dat.png
+  python plot.py --attn results/runs/headline/lstm_attn-S3-plain-s0 --out results/attention_plain.png
+  python plot.py results/runs/* --out /tmp/all.png --summary results/summary.md
+}
+
+case "${1:-}" in
+  --list) grid ;;
+  --job) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --job needs a line number K >= 1" >&2; exit 2; }; job "$2" ;;
+  --workers)
+    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --workers needs a number N >= 1" >&2; exit 2; }
+    seq "$(grid | wc -l)" | xargs -P "$2" -I{} bash "$0" --job {} || echo "some jobs failed: run again to retry them"
+    plots ;;
+  --plots) plots ;;
+  *) echo "usage: bash results/commands.sh --list | --job K | --workers N | --plots" >&2; exit 2 ;;
+esac
