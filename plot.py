@@ -7,12 +7,16 @@ Figures from run folders: accuracy against test length, and training curves with
     python plot.py out/ --sweep delay        # accuracy at 3x against a numeric option of the runs
     python plot.py --attn out/RUN            # attention weights of one sequence at 3x, every block and head
 
-Runs whose folder names differ only in a trailing -s<seed> share a label: drawn as the mean over seeds with a
-band from the worst to the best seed. Length panels need eval.json (python eval.py RUN --attn_off).
+    python plot.py RUNS... --atlas results/atlas --schedules plain,dat5000   # failure rates per setting
+
+Runs are grouped by their config without the seed (not by folder name) and labelled by the options that differ
+from the defaults (train.run_name): a group is drawn as the mean over seeds with a band from the worst to the
+best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run is finished when its log reaches
+--max_iters and eval.json is there; unfinished runs are left out of tables and marked.
 """
 import json
+import math
 import os
-import re
 from collections import defaultdict
 
 import matplotlib
@@ -23,6 +27,9 @@ import torch
 
 from data import SEP, ArgParser, die, element_name, eval_batch, group_elements, group_table
 from eval import EVAL_SEED, load_checkpoint, model_from_checkpoint
+from train import SCHEDULE, identity, parser as train_parser, read_log, run_name, run_state, schedule_name, setting_name
+
+DEFAULTS = {a.dest: a.default for a in train_parser._actions}
 
 def find_runs(paths):
     """Run folders (holding config.json and log.jsonl) among paths and their direct subfolders."""
@@ -33,16 +40,26 @@ def find_runs(paths):
                  and os.path.isfile(os.path.join(c, "log.jsonl"))]
     return runs
 
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        die(f"cannot read {path}: {e}")
+
 def load_run(run_dir):
-    with open(os.path.join(run_dir, "config.json")) as f:
-        config = json.load(f)
-    with open(os.path.join(run_dir, "log.jsonl")) as f:
-        log = [json.loads(line) for line in f]
-    records = None
-    if os.path.isfile(os.path.join(run_dir, "eval.json")):
-        with open(os.path.join(run_dir, "eval.json")) as f:
-            records = json.load(f)
-    return {"config": config, "log": log, "eval": records}
+    config, log = read_json(os.path.join(run_dir, "config.json")), read_log(os.path.join(run_dir, "log.jsonl"))
+    eval_path = os.path.join(run_dir, "eval.json")
+    records = read_json(eval_path) if os.path.isfile(eval_path) else None
+    finished = run_state(run_dir, config["max_iters"]) == "finished"
+    return {"dir": run_dir, "config": config, "log": log, "eval": records, "finished": finished}
+
+def group_by_config(runs):
+    """{label: runs} for runs whose configs agree on everything but the seed; label: train.run_name."""
+    groups = defaultdict(list)
+    for run in runs:
+        groups[json.dumps(identity(run["config"]), sort_keys=True)].append(run)
+    return {run_name(rs[0]["config"]): sorted(rs, key=lambda r: r["config"]["seed"]) for rs in groups.values()}
 
 def band(ax, x, ys, color, label, style="o-"):
     """Mean over seeds as a line, min..max as a shaded band."""
@@ -122,15 +139,17 @@ def plot_sweep(runs, key, out, mult=3):
     print(f"wrote {out}: {len(runs)} runs, {len(x)} values of {key}")
 
 def summary_table(runs_by_label):
-    """Markdown: per label and test length, mean [min, max] over seeds of each accuracy (seeds listed)."""
+    """Markdown: per label and test length, mean [min, max] over the finished seeds of each accuracy."""
     cell = lambda xs: f"{np.mean(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
     lines = ["| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, LSTM probe |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, runs in sorted(runs_by_label.items()):
-        evaluated = [r for r in runs if r["eval"]]
+        evaluated = [r for r in runs if r["finished"]]
         if not evaluated:
             continue
+        unfinished = [str(r["config"]["seed"]) for r in runs if not r["finished"]]
         seeds = ",".join(str(r["config"]["seed"]) for r in evaluated)
+        seeds += f"; unfinished: {','.join(unfinished)}" if unfinished else ""
         for i, record in enumerate(evaluated[0]["eval"]):
             column = lambda get: cell([get(r["eval"][i]) for r in evaluated])
             off = column(lambda rec: rec["attn_off"]["state_acc"]) if "attn_off" in record else "-"
@@ -174,6 +193,112 @@ def plot_attention(run_dir, out, mult=3):
     plt.close(fig)
     print(f"wrote {out}")
 
+# -----------------------------------------------------------------------------
+# the atlas: how often each setting fails to length-generalize, per schedule (rule: results/README.md)
+
+FAIL_BELOW = 0.80  # a run fails if its sequence accuracy at 3x is below this (pre-registered)
+STATE_OK = 0.98    # a failure is a state failure if its state accuracy at 3x is below this, else a recall failure
+
+def wilson(k, n, z=1.959964):
+    """The 95% Wilson score interval of the rate k/n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p, z2 = k / n, z * z
+    centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+def fisher_exact(k1, n1, k2, n2):
+    """Two-sided Fisher exact test of k1/n1 against k2/n2: the summed probability (margins fixed) of every
+    table no more likely than the one seen."""
+    hits = k1 + k2
+    prob = lambda a: math.comb(n1, a) * math.comb(n2, hits - a) / math.comb(n1 + n2, hits)
+    tables = range(max(0, hits - n2), min(n1, hits) + 1)
+    return min(1.0, sum(prob(a) for a in tables if prob(a) <= prob(k1) * (1 + 1e-9)))
+
+def spread(values):
+    return None if not values or None in values else [float(np.mean(values)), min(values), max(values)]
+
+def atlas_entry(runs, schedule):
+    done = [r for r in runs if r["finished"]]
+    at = lambda run, mult: next((rec for rec in run["eval"] if rec["mult"] == mult), {})
+    fails = [r for r in done if at(r, 3)["seq_acc"] < FAIL_BELOW]
+    config = runs[0]["config"]
+    setting = {k: v for k, v in identity(config).items() if k not in SCHEDULE}
+    entry = {"setting": setting_name(config), "schedule": schedule,
+             "config": {k: v for k, v in setting.items() if k in ("model", "group", "pos") or v != DEFAULTS[k]},
+             "seeds": [r["config"]["seed"] for r in done], "n": len(done), "n_fail": len(fails),
+             "n_state_fail": sum(at(r, 3)["state_acc"] < STATE_OK for r in fails),
+             "fail_rate": len(fails) / len(done) if done else None, "ci95": wilson(len(fails), len(done)),
+             "unfinished_seeds": [r["config"]["seed"] for r in runs if not r["finished"]]}
+    for mult in (3, 8):
+        for metric in ("state_acc", "recall_acc", "token_acc", "seq_acc"):
+            entry[f"{metric}_{mult}x"] = spread([at(r, mult).get(metric) for r in done])
+    entry["attn_off_state_3x"] = spread([at(r, 3).get("attn_off", {}).get("state_acc") for r in done])
+    entry["probe_3x"] = spread([at(r, 3).get("probe_state_acc") for r in done])
+    entry["seq_acc_3x_by_seed"] = [at(r, 3)["seq_acc"] for r in done]
+    return entry
+
+def atlas(runs, schedules):
+    """One entry per setting and schedule; every schedule after the first is tested against the first."""
+    groups = defaultdict(list)
+    for run in runs:
+        if schedule_name(run["config"]) in schedules:
+            groups[(setting_name(run["config"]), schedule_name(run["config"]))].append(run)
+    entries = [atlas_entry(sorted(rs, key=lambda r: r["config"]["seed"]), schedule)
+               for (_, schedule), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], schedules.index(kv[0][1])))]
+    first = {e["setting"]: e for e in entries if e["schedule"] == schedules[0]}
+    for e in entries:
+        base = first.get(e["setting"])
+        if base is not None and e is not base and base["n"] and e["n"]:
+            e[f"fisher_p_vs_{schedules[0]}"] = fisher_exact(e["n_fail"], e["n"], base["n_fail"], base["n"])
+    return {"rule": f"a run fails to length-generalize if its sequence accuracy at 3x the training length is below "
+                    f"{FAIL_BELOW}; a failure is a state failure if its state accuracy at 3x is below {STATE_OK}, "
+                    f"else a recall failure", "cells": entries}
+
+def atlas_markdown(result, schedules):
+    fmt = lambda s: "-" if s is None else f"{s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
+    rates = ["| setting | schedule | n | fail (state / recall) | rate [95% CI] | Fisher p | seeds |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    accuracy = ["| setting | schedule | state 3x | recall 3x | token 3x | seq 3x | state 8x | recall 8x | token 8x "
+                "| seq 8x | state, attention off, 3x | LSTM probe 3x |", "| --- " * 12 + "|"]
+    for e in result["cells"]:
+        rate = "-" if not e["n"] else f"{e['fail_rate']:.2f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
+        p = e.get(f"fisher_p_vs_{schedules[0]}")
+        seeds = ",".join(map(str, e["seeds"])) + (f" (unfinished: {','.join(map(str, e['unfinished_seeds']))})"
+                                                   if e["unfinished_seeds"] else "")
+        rates.append(f"| {e['setting']} | {e['schedule']} | {e['n']} | {e['n_fail']} ({e['n_state_fail']} / "
+                     f"{e['n_fail'] - e['n_state_fail']}) | {rate} | {'-' if p is None else f'{p:.3g}'} | {seeds} |")
+        keys = [f"{m}_acc_{x}x" for x in (3, 8) for m in ("state", "recall", "token", "seq")]
+        accuracy.append(f"| {e['setting']} | {e['schedule']} | " + " | ".join(
+            fmt(e[k]) for k in keys + ["attn_off_state_3x", "probe_3x"]) + " |")
+    by_seed = [f"- {e['setting']} {e['schedule']}: " + ", ".join(
+        f"s{s} {a:.3f}" for s, a in zip(e["seeds"], e["seq_acc_3x_by_seed"])) for e in result["cells"]]
+    return "\n".join([f"Rule: {result['rule']}. Fisher p: two-sided exact test against {schedules[0]} in the "
+                      "same setting. Accuracies: mean [min, max] over the finished seeds.", ""] + rates +
+                     [""] + accuracy + ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed) + "\n"
+
+def plot_atlas(result, schedules, out):
+    settings = list(dict.fromkeys(e["setting"] for e in result["cells"]))
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(settings)), 5))
+    width = 0.8 / len(schedules)
+    for i, schedule in enumerate(schedules):
+        for e in (e for e in result["cells"] if e["schedule"] == schedule and e["n"]):
+            x = settings.index(e["setting"]) + (i - (len(schedules) - 1) / 2) * width
+            ax.errorbar(x, e["fail_rate"], [[e["fail_rate"] - e["ci95"][0]], [e["ci95"][1] - e["fail_rate"]]],
+                        fmt="o", color=f"C{i}", capsize=4, label=schedule)
+            ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (x, e["ci95"][1]),
+                        textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
+    handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
+    ax.legend(handles.values(), handles.keys(), fontsize=8)
+    ax.set_xticks(range(len(settings)), settings, rotation=20, ha="right", fontsize=8)
+    ax.set(ylim=(-0.05, 1.1), ylabel="failure rate (95% Wilson interval)",
+           title=f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW})\n"
+                 "k/n above each interval; * = some seeds of the cell unfinished")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
 def main(argv=None):
     parser = ArgParser(description="Plot accuracy vs test length and training curves of run folders.")
     parser.add_argument("runs", nargs="+", help="run folders, or folders holding run folders")
@@ -183,6 +308,10 @@ def main(argv=None):
     parser.add_argument("--sweep", metavar="OPTION", help="instead, plot accuracy at 3x against this numeric option "
                         "of the runs (e.g. delay)")
     parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")
+    parser.add_argument("--atlas", metavar="PREFIX", help="instead, write failure rates per setting and schedule to "
+                        "PREFIX.md, PREFIX.json and PREFIX.png")
+    parser.add_argument("--schedules", default="plain,dat5000", help="the schedules --atlas compares, the first "
+                        "being the one the others are tested against")
     args = parser.parse_args(argv)
     if args.attn:
         if len(args.runs) != 1:
@@ -193,9 +322,16 @@ def main(argv=None):
         die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")
     if args.sweep:
         return plot_sweep([load_run(r) for r in runs], args.sweep, args.out)
-    runs_by_label = defaultdict(list)
-    for run_dir in runs:
-        runs_by_label[re.sub(r"-s\d+$", "", os.path.basename(os.path.normpath(run_dir)))].append(load_run(run_dir))
+    if args.atlas:
+        schedules = args.schedules.split(",")
+        result = atlas([load_run(r) for r in runs], schedules)
+        with open(args.atlas + ".json", "w") as f:
+            json.dump(result, f, indent=1)
+        with open(args.atlas + ".md", "w") as f:
+            f.write(atlas_markdown(result, schedules))
+        plot_atlas(result, schedules, args.atlas + ".png")
+        return print(f"wrote {args.atlas}.md, .json, .png: {len(runs)} runs, {len(result['cells'])} cells")
+    runs_by_label = group_by_config([load_run(r) for r in runs])
     plot_runs(runs_by_label, args.out)
     print(f"wrote {args.out}: {len(runs)} runs, {len(runs_by_label)} labels")
     if args.summary:

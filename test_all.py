@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -253,6 +254,29 @@ def test_dat_modes_freeze_and_lr():
         assert ckpt["gate"] == 1.0 and same == frozen, mode
     shutil.rmtree(root)
 
+def test_frozen_attention_never_holds_a_gradient():
+    """During the delay no frozen parameter may hold a .grad (it would pile up and shrink every clipped update)."""
+    real, seen = torch.nn.utils.clip_grad_norm_, []
+    def clip_and_record(params, max_norm):
+        params = list(params)
+        seen.append(sum(p.grad is not None for p in params if not p.requires_grad))
+        seen[-1] += 100 * sum(p.grad is not None for p in params)  # how many parameters have a gradient at all
+        return real(params, max_norm)
+    root = tmpdir()
+    torch.nn.utils.clip_grad_norm_ = clip_and_record
+    try:
+        for mode in ("freeze", "gate"):
+            seen.clear()
+            argv = TINY + ["--dat", "--dat_mode", mode, "--delay", "12", "--max_iters", "20", "--out_dir", f"{root}/{mode}"]
+            assert run_cli(train.main, argv)[0] == 0
+            model = Model(tiny_config("lstm_attn"))
+            n_all, n_attention = len(list(model.parameters())), len(model.attention_parameters())
+            assert seen[:12] == [100 * (n_all - n_attention)] * 12, (mode, seen)  # frozen: no .grad at all
+            assert seen[12:] == [100 * n_all] * 8, (mode, seen)
+    finally:
+        torch.nn.utils.clip_grad_norm_ = real
+    shutil.rmtree(root)
+
 def test_delay_auto_switches_when_the_state_is_learned():
     root = tmpdir()
     for threshold, switch in (("0", 10), ("1.01", None)):  # always met after 2 intervals; never met
@@ -334,6 +358,110 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint():
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------
+# run identity, the grid's skip/resume decision, the atlas's statistics
+
+def dry_run(argv):
+    code, out, err = run_cli(train.main, argv + ["--dry_run"])
+    assert code == 0, err
+    return out.split()
+
+def test_run_folders_name_every_option_that_differs():
+    root = tmpdir()
+    variants = [[], ["--pos", "rope"], ["--train_len", "16"], ["--n_attn", "3"], ["--mlp"], ["--lr", "0.001"],
+                ["--dat"], ["--dat", "--delay", "300"], ["--dat", "--ramp", "10"], ["--dat", "--dat_mode", "freeze"],
+                ["--dat", "--delay", "auto"], ["--dat", "--delay", "auto", "--auto_window", "5"], ["--group", "Z5"],
+                ["--pos", "rope", "--train_len", "16", "--dat", "--seed", "3"], ["--seed", "1"]]
+    names = [dry_run(argv + ["--out_root", root])[0] for argv in variants]
+    assert len(set(names)) == len(names), names
+    assert names[13] == os.path.join(root, "lstm_attn-S3-rope-len16-dat5000-s3")
+    assert dry_run(["--threads", "1", "--device", "cpu", "--log_interval", "7", "--out_root", root])[0] == names[0]
+    assert dry_run(["--model", "transformer", "--pos", "rope"])[0] == os.path.join("out", "transformer-S3-plain-s0")
+    assert not os.listdir(root), "--dry_run wrote something"
+    shutil.rmtree(root)
+
+def test_run_state_decides_skip_and_resume():
+    root = tmpdir()
+    run, argv = os.path.join(root, "run"), TINY + ["--max_iters", "20"]
+    assert dry_run(argv + ["--out_dir", run])[1] == "new"
+    train_until_crash(argv + ["--out_dir", run], crash_after=15)  # checkpoint at step 10
+    assert dry_run(argv + ["--out_dir", run])[1] == "interrupted"
+    with open(os.path.join(run, "log.jsonl"), "a") as f:
+        f.write('{"step": 20, "lo')  # a line cut short by a crash
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", run])
+    assert code == 0 and "resuming at step 10" in out and "partial last line" in err, (out, err)
+    assert dry_run(argv + ["--out_dir", run])[1] == "trained"
+    assert run_cli(evaluation.main, [run, "--n_eval", "20"])[0] == 0
+    assert dry_run(argv + ["--out_dir", run])[1] == "finished"
+    os.remove(os.path.join(run, "ckpt.pt"))  # a committed run folder: no checkpoint, still finished
+    assert dry_run(argv + ["--out_dir", run])[1] == "finished"
+    shutil.rmtree(root)
+
+def test_grid_job_leaves_a_finished_run_alone():
+    """bash results/commands.sh --job 1 on a finished run folder: says so, touches nothing, takes seconds."""
+    root = tmpdir()
+    exp, mults, *options = subprocess.run(["bash", "results/commands.sh", "--list"], capture_output=True, text=True,
+                                          check=True).stdout.splitlines()[0].split()
+    run = dry_run(options + ["--out_root", os.path.join(root, exp)])[0]
+    os.makedirs(run)
+    for name, text in (("config.json", '{"max_iters": 8000}'), ("log.jsonl", '{"step": 8000}\n'), ("eval.json", "[]")):
+        with open(os.path.join(run, name), "w") as f:
+            f.write(text)
+    before = {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)}
+    t0 = time.time()
+    done = subprocess.run(["bash", "results/commands.sh", "--job", "1"], capture_output=True, text=True,
+                          env={**os.environ, "RUNS": root})
+    assert done.returncode == 0 and "is finished" in done.stdout, done
+    assert time.time() - t0 < 15
+    assert {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)} == before
+    bad = subprocess.run(["bash", "results/commands.sh", "--job", "100000"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad
+    shutil.rmtree(root)
+
+def test_wilson_interval_and_fisher_test():
+    # hand-computed: 2 of 5, z = 1.96: centre (0.4 + 0.3841) / 1.7683 = 0.4435, half-width 0.3258
+    assert np.allclose(plot.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
+    assert np.allclose(plot.wilson(0, 10), [0.0, 0.2775], atol=1e-4)  # z^2 / (n + z^2)
+    assert np.allclose(plot.wilson(10, 10), [0.7225, 1.0], atol=1e-4)
+    assert abs(plot.fisher_exact(2, 5, 0, 5) - 4 / 9) < 1e-12  # C(5,2)C(5,0)/C(10,2) doubled: 10/45 * 2
+    assert abs(plot.fisher_exact(3, 3, 0, 3) - 0.1) < 1e-12    # 2 / C(6,3)
+    assert abs(plot.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
+    assert plot.fisher_exact(1, 4, 1, 4) == 1.0
+
+def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True):
+    """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies."""
+    config = vars(train.check_args(train.parser.parse_args(["--seed", str(seed), "--pos", pos, "--out_dir", folder])))
+    os.makedirs(os.path.join(root, folder))
+    with open(os.path.join(root, folder, "config.json"), "w") as f:
+        json.dump(config, f)
+    with open(os.path.join(root, folder, "log.jsonl"), "w") as f:
+        f.write(json.dumps({"step": 8000 if finished else 500, "token_acc_3x": 0.5}) + "\n")
+    accuracies = {"state_acc": 0.9, "recall_acc": 0.9, "token_acc": 0.9}
+    records = [{"n": 8 * m, "mult": m, **accuracies, "seq_acc": seq_acc_3x} for m in (1, 3, 8)]
+    with open(os.path.join(root, folder, "eval.json"), "w") as f:
+        json.dump(records, f)
+
+def test_plot_groups_runs_by_config_not_folder_name():
+    root = tmpdir()
+    fake_run(root, "misleading-s0", 0, "none", 0.1)   # same config as the next, other folder name
+    fake_run(root, "other-name-s7", 7, "none", 0.95)
+    fake_run(root, "misleading-s1", 1, "rope", 0.2)   # a name like the first, another config
+    fake_run(root, "rope-s2", 2, "rope", 0.3, finished=False)
+    runs = [plot.load_run(r) for r in plot.find_runs([root])]
+    groups = plot.group_by_config(runs)
+    assert sorted(groups) == ["lstm_attn-S3-plain", "lstm_attn-S3-rope-plain"], groups.keys()
+    assert [r["config"]["seed"] for r in groups["lstm_attn-S3-plain"]] == [0, 7]
+    cells = {c["setting"]: c for c in plot.atlas(runs, ["plain"])["cells"]}
+    none, rope = cells["lstm_attn-S3"], cells["lstm_attn-S3-rope"]
+    assert (none["n"], none["n_fail"], none["seeds"], none["seq_acc_3x"]) == (2, 1, [0, 7], [0.525, 0.1, 0.95])
+    assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
+    assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none"} and none["ci95"] == plot.wilson(1, 2)
+    code, out, err = run_cli(plot.main, [root, "--atlas", os.path.join(root, "atlas"), "--schedules", "plain"])
+    assert code == 0, err
+    with open(os.path.join(root, "atlas.md")) as f:
+        assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0) |" in f.read()
+    shutil.rmtree(root)
+
+# -----------------------------------------------------------------------------
 
 def test_tiny_train_eval_plot():
     root = tmpdir()
@@ -362,7 +490,8 @@ def test_tiny_train_eval_plot():
     assert "2 runs, 1 labels" in out and os.path.getsize(f"{root}/fig.png") > 10000
     with open(f"{root}/summary.md") as f:
         rows = f.read().splitlines()[2:]
-    assert len(rows) == 3 and rows[0].startswith("| lstm_attn-dat (0,1) | 1x |"), rows
+    label = "lstm_attn-S3-len4-keys16-q3-d16-bs16-iters30-dat10r8"  # every option that differs from the defaults
+    assert len(rows) == 3 and rows[0].startswith(f"| {label} (0,1) | 1x |"), rows
     tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
     assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
     code, out, err = run_cli(plot.main, [root, "--sweep", "seed", "--out", f"{root}/sweep.png"])

@@ -12,6 +12,7 @@ A run folder gets config.json, log.jsonl (one JSON object per log line) and ckpt
 import json
 import math
 import os
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -60,7 +61,8 @@ arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 arg("--threads", type=int, help="CPU threads (default: torch's choice; use 1 per run when running runs side by side)")
 arg("--out_dir", help="run folder (default: OUT_ROOT/NAME, NAME from the options, see run_name)")
 arg("--out_root", default="out", help="where the default run folder is made")
-arg("--dry_run", action="store_true", help="check the options, print the run folder and exit; write nothing")
+arg("--dry_run", action="store_true", help="check the options, print the run folder and its state (new, interrupted, "
+    "trained or finished) and exit; write nothing")
 arg("--log_interval", type=int, default=100, help="steps between log lines")
 arg("--eval_interval", type=int, default=500, help="steps between evals at 1x and 3x and checkpoints")
 arg("--n_eval_train", type=int, default=500, help="sequences per length in the periodic evals")
@@ -126,7 +128,7 @@ NOT_IDENTITY = ("seed", "device", "threads", "out_dir", "out_root", "dry_run", "
 SHORT = {"train_len": "len", "num_keys": "keys", "num_queries": "q", "state_frac": "sf", "d_model": "d",
          "n_heads": "h", "n_lstm": "nlstm", "n_attn": "nattn", "emb_skip": "skip", "batch_size": "bs",
          "max_iters": "iters", "lr": "lr", "warmup": "warmup", "min_lr_frac": "minlr", "weight_decay": "wd",
-         "grad_clip": "clip", "auto_threshold": "thr", "auto_window": "win"}
+         "grad_clip": "clip"}
 
 def identity(config):
     """The options of a checked config (a dict, e.g. a run's config.json) that decide what the run computes,
@@ -134,20 +136,33 @@ def identity(config):
     options = [a.dest for a in parser._actions if a.dest != "help" and a.dest not in NOT_IDENTITY]
     return {name: config.get(name, parser.get_default(name)) for name in options}
 
-def run_name(config):
-    """model-group[-options that differ from their defaults]-schedule, e.g. lstm_attn-S3-rope-len16-dat5000:
-    runs that differ in anything but the seed get different names."""
+SCHEDULE = ("dat", "delay", "ramp", "dat_mode", "auto_threshold", "auto_window")  # the options of the schedule
+
+def schedule_name(config):
+    """plain, dat5000, dat5000r1000, freeze5000, lr5000 or datauto."""
+    c = identity(config)
+    if not c["dat"]:
+        return "plain"
+    name = {"gate": "dat", "freeze": "freeze", "lr": "lr"}[c["dat_mode"]] + str(c["delay"])
+    name += f"r{c['ramp']}" if c["ramp"] else ""
+    if c["delay"] == "auto":
+        name += "".join(f"-{short}{c[k]:g}" for k, short in (("auto_threshold", "thr"), ("auto_window", "win"))
+                        if c[k] != parser.get_default(k))
+    return name
+
+def setting_name(config):
+    """model-group[-options that differ from their defaults], schedule and seed aside: e.g. lstm_attn-S3-rope-len16."""
     c = identity(config)
     tags = [c["model"], c["group"]]
     if c["pos"] != ("rope" if c["model"] == "transformer" else "none"):
         tags.append(c["pos"])
     tags += [f"{short}{c[name]:g}" for name, short in SHORT.items() if c[name] != parser.get_default(name)]
-    tags += ["mlp"] * c["mlp"]
-    schedule = "plain"
-    if c["dat"]:
-        schedule = {"gate": "dat", "freeze": "freeze", "lr": "lr"}[c["dat_mode"]] + str(c["delay"])
-        schedule += f"r{c['ramp']}" if c["ramp"] else ""
-    return "-".join(tags + [schedule])
+    return "-".join(tags + ["mlp"] * c["mlp"])
+
+def run_name(config):
+    """setting-schedule, e.g. lstm_attn-S3-rope-len16-dat5000: runs that differ in anything but the seed get
+    different names."""
+    return f"{setting_name(config)}-{schedule_name(config)}"
 
 def gate_at(step, args):
     """DESIGN.md section 3: 0 before the delay, then linear from 1/R to 1 over R steps, then 1."""
@@ -226,6 +241,32 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, steps=60, 
         print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {ms:.2f} ms/step (median of {steps}), "
               f"{args.batch_size * width / ms * 1000:,.0f} tokens/s, data {100 * sum(data_times) / sum(step_times):.1f}%")
 
+def read_log(path):
+    """The entries of a log.jsonl, without a last line that a crash cut short (said on stderr)."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    log = []
+    for i, line in enumerate(lines):
+        try:
+            log.append(json.loads(line))
+        except ValueError:
+            if i < len(lines) - 1:
+                die(f"{path}: line {i + 1} is not JSON")
+            print(f"warning: {path}: dropped a partial last line", file=sys.stderr)
+    return log
+
+def run_state(out_dir, max_iters):
+    """new, interrupted (a checkpoint short of max_iters), trained (a checkpoint, the log at max_iters, no
+    eval.json yet) or finished (the log at max_iters and eval.json: a committed run folder has no checkpoint)."""
+    log_path = os.path.join(out_dir, "log.jsonl")
+    log = read_log(log_path) if os.path.isfile(log_path) else []
+    at_end = bool(log) and log[-1]["step"] == max_iters
+    if at_end and os.path.isfile(os.path.join(out_dir, "eval.json")):
+        return "finished"
+    if not os.path.isfile(os.path.join(out_dir, "ckpt.pt")):
+        return "new"
+    return "trained" if at_end else "interrupted"
+
 def save_checkpoint(path, **state):
     """Atomic: a crash while writing leaves the previous checkpoint in place."""
     torch.save({"kit": "dat-kit", **state}, path + ".tmp")
@@ -241,11 +282,12 @@ def main(argv=None):
             die("--resume needs --out_dir, the run folder to continue")
         ckpt = load_checkpoint(os.path.join(args.out_dir, "ckpt.pt"))
         # the run's own options, checked when it started (options newer than the checkpoint take their defaults)
-        args = parser.parse_args([], namespace=type(args)(**{**ckpt["config"], "resume": True}))
+        # the run folder is the one passed, wherever the run was made
+        args = parser.parse_args([], namespace=type(args)(**{**ckpt["config"], "resume": True, "out_dir": args.out_dir}))
     else:
         args = check_args(args)
         if args.dry_run:
-            return print(args.out_dir)
+            return print(args.out_dir, run_state(args.out_dir, args.max_iters))
         if not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
             die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
 
@@ -283,8 +325,7 @@ def main(argv=None):
     write_config()
     log_path = os.path.join(args.out_dir, "log.jsonl")
     if ckpt is not None and os.path.exists(log_path):  # drop log lines written after the checkpoint
-        with open(log_path) as f:
-            lines = [line for line in f if json.loads(line)["step"] <= step]
+        lines = [json.dumps(entry) + "\n" for entry in read_log(log_path) if entry["step"] <= step]
         with open(log_path, "w") as f:
             f.writelines(lines)
     elif ckpt is None:

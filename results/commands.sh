@@ -7,13 +7,14 @@
 #   bash results/commands.sh --workers N     every line, N at a time (--threads 1 each), then --plots
 #   bash results/commands.sh --plots         the figures and tables of results/ from the finished runs
 #
-# A finished run (eval.json there and log.jsonl at --max_iters) is never touched again; an interrupted one (a
-# ckpt.pt short of --max_iters) resumes from its checkpoint. On a SLURM cluster, the README's job-array script runs
+# A finished run (log.jsonl at --max_iters and eval.json there) is never touched again; an interrupted one (a
+# ckpt.pt short of --max_iters) resumes from its checkpoint; a folder without a checkpoint starts afresh. On a SLURM cluster, the README's job-array script runs
 # "--job $SLURM_ARRAY_TASK_ID" for K = 1..N (N from --list | wc -l).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=1,2,3,4,6,8   # test lengths, as multiples of --train_len (eval.py --mults)
 M16=1,2,3,4     # at --train_len 16: 8x would need 128 distinct keys, and the runs have 64
+RUNS=${RUNS:-results/runs}   # where run folders go (the tests point it elsewhere)
 
 grid() {
   # --- runs of the first sessions (all finished) ---
@@ -66,24 +67,17 @@ grid() {
       echo "atlas $M16 --seed $s --train_len 16 --pos $pos --dat"; done; done
 }
 
-finished() {  # DIR: eval.json is there and the log reached --max_iters
-  local iters
-  iters=$(grep -o '"max_iters": [0-9]*' "$1/config.json" 2>/dev/null | grep -o '[0-9]*$') || return 1
-  [ -f "$1/eval.json" ] && tail -n 1 "$1/log.jsonl" | grep -q "^{\"step\": $iters,"
-}
-
 job() {  # K: train line K of the grid (or resume it), then score it
-  local line exp mults dir extra
+  local line exp mults options dir state extra
   line=$(grid | sed -n "${1}p")
   [ -n "$line" ] || { echo "error: no job $1: the grid has lines 1..$(grid | wc -l)" >&2; exit 2; }
   read -r exp mults options <<< "$line"
-  dir=$(python train.py $options --out_root "results/runs/$exp" --dry_run)
-  if finished "$dir"; then echo "job $1: $dir is finished"; return; fi
-  if [ -f "$dir/ckpt.pt" ]; then
-    python train.py --resume --out_dir "$dir" > /dev/null   # a trained run says so and exits at once
-  else
-    python train.py $options --out_dir "$dir" --threads 1 > /dev/null
-  fi
+  read -r dir state <<< "$(python train.py $options --out_root "$RUNS/$exp" --dry_run)"
+  case $state in
+    finished) echo "job $1: $dir is finished"; return ;;
+    interrupted) python train.py --resume --out_dir "$dir" > /dev/null ;;
+    new) python train.py $options --out_dir "$dir" --threads 1 > /dev/null ;;
+  esac  # trained: only the eval is left
   case " $options " in *" --model transformer "*) extra=;; *" --model lstm "*) extra=--probe;; *) extra="--attn_off --probe";; esac
   python eval.py "$dir" --mults "$mults" $extra --mistakes 2 --threads 1 > "$dir/eval.txt"
   echo "job $1: $dir done"
