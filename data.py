@@ -1,5 +1,5 @@
 """
-The composite task of DESIGN.md section 1: state tracking composed with associative recall.
+The composite task: state tracking composed with associative recall (README, The task).
 
 A sequence of n steps shows an action a_t (an element of a group G), then a key k_t that bookmarks the state
 s_t reached after it (s_0 is the identity). After SEP come q = min(n, Q) query keys; each asks for the state
@@ -153,7 +153,7 @@ def describe(tokens, targets, group, predictions=None):
 # -----------------------------------------------------------------------------
 
 def main(argv=None):
-    parser = ArgParser(description="Generate composite-task sequences (DESIGN.md section 1).")
+    parser = ArgParser(description="Generate composite-task sequences (README, The task).")
     parser.add_argument("--group", default="S3", help="Z<m> (m=2..64), S3, S4, S5, A4 or A5")
     parser.add_argument("--n", type=int, default=4, help="steps per sequence (all sequences have exactly n)")
     parser.add_argument("--num", type=int, default=3, help="number of sequences")

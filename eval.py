@@ -1,5 +1,5 @@
 """
-Score a trained run at several test lengths (DESIGN.md section 4) and show a few of its mistakes.
+Score a trained run at several test lengths and show a few of its mistakes.
 
     python eval.py out/lstm_attn-S3-dat5000-s0                 # 1x..4x the training length, 1000 sequences each
     python eval.py out/RUN --mults 1,2,3,4,6,8 --attn_off      # also score with the attention gate forced to 0
@@ -44,7 +44,7 @@ def predict(model, tokens, batch_size=500):
     return torch.cat([model(tokens[i:i + batch_size])[0].argmax(dim=-1) for i in range(0, len(tokens), batch_size)])
 
 def score(predictions, tokens, targets, sep_id=1):
-    """The four accuracies of DESIGN.md section 4, as tensors (no host sync until the caller asks)."""
+    """The four accuracies (module docstring), as tensors (no host sync until the caller asks)."""
     scored = targets != IGNORE
     after_sep = (tokens == sep_id).long().cumsum(dim=1) > 0
     right = (predictions == targets) & scored

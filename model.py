@@ -1,5 +1,5 @@
 """
-The models of DESIGN.md section 2: an LSTM, a causal Transformer, and three LSTM + attention hybrids.
+The models: an LSTM, a causal Transformer, and three LSTM + attention hybrids.
 
     embedding -> blocks -> LayerNorm -> linear head over the |G| states
 

@@ -64,7 +64,7 @@ def reference_group(name):
     return perms, lambda s, a: tuple(a[s[i]] for i in range(m)), tuple(range(m))
 
 def reference_targets(tokens, group, num_keys, num_queries):
-    """Walk one token row as DESIGN.md describes it and return the targets it must have."""
+    """Walk one token row as the README (The task) describes it and return the targets it must have."""
     elements, compose, state = reference_group(group)
     g = len(elements)
     tokens = [t for t in tokens]
@@ -96,7 +96,7 @@ def test_labels_match_reference():
             assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries)
 
 def test_design_example_layout():
-    # the worked example of DESIGN.md: Z5, K = 8; decoding it shows the same actions, keys, states and recall
+    # the worked example of data.py and the README: Z5, K = 8; decoding it shows the same actions, keys, states and recall
     tokens = torch.tensor([5, 13, 6, 9, 3, 14, 1, 9, 13, 14])
     targets = torch.tensor([3, -100, 2, -100, 3, -100, -100, 2, 3, 3])
     assert reference_targets(tokens.tolist(), "Z5", 8, 8) == targets.tolist()

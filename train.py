@@ -1,5 +1,5 @@
 """
-Train a model on the composite task, with or without Delayed Attention Training (DESIGN.md section 3).
+Train a model on the composite task, with or without Delayed Attention Training (DAT).
 
     python train.py --dat --delay 5000     # the DAT hybrid: attention gated off (and frozen) for 5000 steps
     python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
@@ -8,6 +8,12 @@ Train a model on the composite task, with or without Delayed Attention Training 
 The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM layer then two
 attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine decay.
 A run folder gets config.json, log.jsonl (one JSON object per log line) and ckpt.pt (enough to resume and eval).
+
+The DAT rule (--dat --delay D [--ramp R]): for steps 0..D-1 the attention gate is 0, so attention is skipped, and
+the attention parameters are frozen (outside the optimizer, requires_grad off: no gradient, no step, no weight
+decay, no moments), so at step D they are bit-identical to their initial values. At step D they join the
+optimizer and the gate becomes 1 (rising linearly from 1/R to 1 over R steps with --ramp). Without --dat the
+same model, data and initial weights train with the gate at 1 from step 0: a paired comparison.
 """
 import json
 import math
@@ -165,7 +171,7 @@ def run_name(config):
     return f"{setting_name(config)}-{schedule_name(config)}"
 
 def gate_at(step, args):
-    """DESIGN.md section 3: 0 before the delay, then linear from 1/R to 1 over R steps, then 1."""
+    """The DAT gate: 0 before the delay, then linear from 1/R to 1 over R steps (--ramp R), then 1."""
     on = args.attn_on_step
     if not args.dat or args.dat_mode != "gate":
         return 1.0
