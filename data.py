@@ -17,6 +17,7 @@ python data.py --group S3 --n 16 --num 1000 --save s3.npz
 """
 import argparse
 import itertools
+import os
 import re
 import sys
 
@@ -36,12 +37,42 @@ class ArgParser(argparse.ArgumentParser):
     def error(self, message):
         die(message)
 
+def write_file(path, write):
+    """Every file the scripts write goes through here: write(tmp_path) writes it whole, then it replaces path
+    at once (a crash leaves the old file); the folder is made if missing; a path that cannot be written is
+    one error line."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write(path + ".tmp")
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        die(f"cannot write {path}: {e.strerror or e}")
+
+def write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    write_file(path, write)
+
+def memory_bytes(device="cpu"):
+    if device == "cuda":
+        return torch.cuda.get_device_properties(0).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+def batch_bytes(n, width, num_keys, d_model, blocks, n_heads, training, chunk=None):
+    """A rough upper estimate of the memory n sequences of width tokens take: generating them (a key shuffle
+    of num_keys per sequence, int64 tokens, targets and masks), then running chunk of them at a time through
+    the model (block activations, kept for the backward pass when training, and T x T attention weights)."""
+    chunk = n if chunk is None else min(n, chunk)
+    per_token = 4 * d_model * (24 * blocks + 8) * (2 if training else 1) + 12 * n_heads * blocks * width
+    return n * (12 * num_keys + 40 * width) + chunk * width * per_token
+
 # -----------------------------------------------------------------------------
 # groups
 
 def group_elements(name):
     """Z<m>: the integers 0..m-1. S<m>/A<m>: permutation tuples in itertools order (A: the even ones)."""
-    match = re.fullmatch(r"([ZSA])(\d+)", name)
+    match = re.fullmatch(r"([ZSA])([1-9]\d*)", name)
     kind, m = (match.group(1), int(match.group(2))) if match else (None, 0)
     if kind == "Z" and 2 <= m <= 64:
         return list(range(m))
@@ -164,14 +195,27 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         table = group_table(args.group)
-        if args.n < 1 or args.num < 1 or args.num_queries < 1:
-            raise ValueError("--n, --num and --num_queries must be positive")
-        generator = torch.Generator().manual_seed(args.seed)
-        tokens, targets = sample_batch(table, args.num, args.n, args.n, args.num_keys, args.num_queries, generator)
     except ValueError as e:
         die(str(e))
+    for name in ("n", "num", "num_queries", "num_keys"):
+        if getattr(args, name) < 1:
+            die(f"--{name} must be at least 1, not {getattr(args, name)}")
+    if args.n > args.num_keys:
+        die(f"{args.n} steps need at least {args.n} distinct keys, but --num_keys is {args.num_keys}")
+    width = seq_width(args.n, args.num_queries)
+    needed = batch_bytes(args.num, width, args.num_keys, 0, 0, 0, training=False)
+    if needed > memory_bytes():
+        die(f"--num {args.num} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
+            f"{memory_bytes() / 2**30:.1f} GiB")
+    if args.save is not None and not args.save.endswith(".npz"):
+        die(f"--save {args.save!r}: the file name must end in .npz")
+    generator = torch.Generator().manual_seed(args.seed)
+    tokens, targets = sample_batch(table, args.num, args.n, args.n, args.num_keys, args.num_queries, generator)
     if args.save:
-        np.savez(args.save, tokens=tokens.numpy(), targets=targets.numpy())
+        def save(path):
+            with open(path, "wb") as f:  # through a file object: np.savez would append .npz to the name
+                np.savez(f, tokens=tokens.numpy(), targets=targets.numpy())
+        write_file(args.save, save)
         print(f"wrote {args.num} sequences of {args.n} steps to {args.save}: tokens and targets {tuple(tokens.shape)}")
     else:
         g = table.shape[0]

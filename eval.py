@@ -11,6 +11,7 @@ so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, o
 import json
 import os
 import time
+import warnings
 
 import torch
 
@@ -19,16 +20,25 @@ from model import HYBRIDS, Model, ModelConfig
 
 EVAL_SEED = 1234
 
-def load_checkpoint(path):
-    """A dat-kit checkpoint, or a clear error (exit 2) for a missing, truncated or foreign file."""
+CKPT_KEYS = ("model", "config", "model_config", "step", "gate")  # what eval needs; resuming needs the rest too
+RESUME_KEYS = CKPT_KEYS + ("optimizer", "streak", "data_rng")
+
+def load_checkpoint(path, for_resume=False):
+    """A dat-kit checkpoint, or one clear error line (exit 2) for a missing, truncated, foreign or incomplete file."""
     if not os.path.isfile(path):
         die(f"no checkpoint at {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns before refusing a file that is not a zip archive
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated files and foreign pickles both land here
-        die(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        reason = str(e).split("\n")[0].split(". ")[0]
+        die(f"cannot read checkpoint {path} ({type(e).__name__}: {reason}): not a file train.py wrote, or damaged")
     if not isinstance(ckpt, dict) or ckpt.get("kit") != "dat-kit":
         die(f"{path} is not a dat-kit checkpoint")
+    missing = [k for k in (RESUME_KEYS if for_resume else CKPT_KEYS) if k not in ckpt]
+    if missing:
+        die(f"{path} is incomplete: it lacks {', '.join(missing)}")
     return ckpt
 
 def model_from_checkpoint(ckpt, device):

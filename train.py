@@ -15,6 +15,7 @@ decay, no moments), so at step D they are bit-identical to their initial values.
 optimizer and the gate becomes 1 (rising linearly from 1/R to 1 over R steps with --ramp). Without --dat the
 same model, data and initial weights train with the gate at 1 from step 0: a paired comparison.
 """
+import argparse
 import json
 import math
 import os
@@ -25,7 +26,8 @@ from dataclasses import asdict
 
 import torch
 
-from data import IGNORE, ArgParser, die, group_table, sample_batch, seq_width
+from data import (IGNORE, ArgParser, batch_bytes, die, group_table, memory_bytes, sample_batch, seq_width,
+                  write_file, write_text)
 from eval import evaluate, load_checkpoint
 from model import HYBRIDS, MODELS, Model, ModelConfig
 
@@ -78,17 +80,57 @@ arg("--bench", action="store_true", help="time training steps of this setting (a
 
 # -----------------------------------------------------------------------------
 
+POSITIVE = ("train_len", "num_queries", "d_model", "n_heads", "batch_size", "max_iters", "log_interval",
+            "eval_interval", "n_eval_train", "auto_window")
+SAFE_ON_RESUME = ("max_iters", "threads", "device", "log_interval", "eval_interval")  # what --resume may change
+
 def check_args(args):
-    """Every bad input is one clear line and exit code 2, before anything is written."""
+    """Every bad input is one clear line and exit code 2, before anything is written. Idempotent: a run's saved
+    config passes again (resume checks it with the options changed)."""
     if args.model not in MODELS:
         die(f"unknown model {args.model!r}: use one of {', '.join(MODELS)}")
     try:
         group_table(args.group)
     except ValueError as e:
         die(str(e))
-    if args.ramp is not None and not args.dat:
+    for name in POSITIVE:
+        if getattr(args, name) < 1:
+            die(f"--{name} must be at least 1, not {getattr(args, name)}")
+    for name, low, high in (("lr", 0, math.inf), ("grad_clip", 0, math.inf), ("state_frac", 0, 1)):
+        if not low < getattr(args, name) <= high:
+            die(f"--{name} must be above {low}{f' and at most {high}' if high < math.inf else ''}, "
+                f"not {getattr(args, name)}")
+    for name, low, high in (("weight_decay", 0, math.inf), ("min_lr_frac", 0, 1), ("auto_threshold", 0, 1),
+                            ("warmup", 0, math.inf), ("emb_skip", -math.inf, math.inf)):
+        if not low <= getattr(args, name) <= high or not math.isfinite(getattr(args, name)):
+            die(f"--{name} must be a finite number{f' in [{low}, {high}]' if high < math.inf else ''}, "
+                f"not {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        die(f"--threads must be at least 1, not {args.threads}")
+    needs = {"lstm": "lstm" in args.model or args.model == "interleaved", "attn": args.model != "lstm"}
+    for kind, count in (("lstm", args.n_lstm), ("attn", args.n_attn)):
+        if count < 0 or (needs[kind] and count == 0):
+            die(f"--n_{kind} {count}: a {args.model} needs {'at least 1' if needs[kind] else 'a count >= 0'}")
+    check_schedule(args)
+    if 3 * args.train_len > args.num_keys:
+        die(f"test length {3 * args.train_len} (3x, evaluated during training) is above --num_keys {args.num_keys}")
+    if args.d_model % args.n_heads or (args.d_model // args.n_heads) % 2:
+        die("--d_model must be a multiple of --n_heads with an even head size")
+    args.pos = args.pos or ("rope" if args.model == "transformer" else "none")
+    args.device = check_device(args.device)
+    check_memory(args)
+    if args.out_dir is None:
+        args.out_dir = os.path.join(args.out_root, f"{run_name(vars(args))}-s{args.seed}")
+    if not args.out_dir.strip():
+        die("--out_dir is empty")
+    return args
+
+def check_schedule(args):
+    """--dat, --delay, --ramp and --dat_mode; sets delay and attn_on_step (the step attention switches on; under
+    --delay auto, None until the state is learned)."""
+    if args.ramp not in (None, 0) and not args.dat:
         die("--ramp needs --dat")
-    if args.delay is not None and not args.dat:
+    if args.delay not in (None, 0) and not args.dat:
         die("--delay needs --dat")
     if args.dat_mode != "gate" and not args.dat:
         die("--dat_mode needs --dat")
@@ -96,7 +138,7 @@ def check_args(args):
         die(f"--dat needs a hybrid model ({', '.join(HYBRIDS)}), not {args.model}")
     args.delay = (5000 if args.delay is None else args.delay) if args.dat else 0
     args.ramp = args.ramp or 0
-    if args.delay != "auto":  # attn_on_step: the step attention switches on; under --delay auto, None until then
+    if args.delay != "auto":
         try:
             args.delay = args.attn_on_step = int(args.delay)
         except ValueError:
@@ -109,24 +151,27 @@ def check_args(args):
         args.attn_on_step = getattr(args, "attn_on_step", None)  # a resumed run keeps its decision
     if args.ramp < 0:
         die("--ramp must be at least 0")
-    if not 0 < args.state_frac <= 1:
-        die("--state_frac must be in (0, 1]")
-    for name in ("train_len", "num_queries", "d_model", "n_heads", "batch_size", "max_iters", "log_interval",
-                 "eval_interval", "n_eval_train"):
-        if getattr(args, name) < 1:
-            die(f"--{name} must be positive")
-    if 3 * args.train_len > args.num_keys:
-        die(f"test length {3 * args.train_len} (3x, evaluated during training) is above --num_keys {args.num_keys}")
-    if args.d_model % args.n_heads or (args.d_model // args.n_heads) % 2:
-        die("--d_model must be a multiple of --n_heads with an even head size")
-    args.pos = args.pos or ("rope" if args.model == "transformer" else "none")
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if args.device == "cuda" and not torch.cuda.is_available() or args.device == "mps" and not torch.backends.mps.is_available():
-        die(f"--device {args.device} is not available on this machine")
-    if args.out_dir is None:
-        args.out_dir = os.path.join(args.out_root, f"{run_name(vars(args))}-s{args.seed}")
-    return args
+
+def check_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available() or device == "mps" and not torch.backends.mps.is_available():
+        die(f"--device {device} is not available on this machine")
+    return device
+
+def check_memory(args):
+    """Refuse sizes that cannot fit, with an estimate, instead of running out of memory halfway."""
+    width = seq_width(args.train_len, args.num_queries)
+    blocks = args.n_lstm + args.n_attn
+    need = ("batch", args.batch_size, width, batch_bytes(args.batch_size, width, args.num_keys, args.d_model, blocks,
+                                                        args.n_heads, training=True))
+    eval_width = seq_width(3 * args.train_len, args.num_queries)  # the periodic evals at 3x
+    eval_need = ("--n_eval_train", args.n_eval_train, eval_width, batch_bytes(
+        args.n_eval_train, eval_width, args.num_keys, args.d_model, blocks, args.n_heads, training=False))
+    for what, size, tokens, needed in (need, eval_need):
+        if needed > memory_bytes(args.device):
+            die(f"{what} {size} x {tokens} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
+                f"{memory_bytes(args.device) / 2**30:.1f} GiB")
 
 # options that do not change what a run computes: left out of its name and of the config that identifies it
 NOT_IDENTITY = ("seed", "device", "threads", "out_dir", "out_root", "dry_run", "log_interval", "eval_interval",
@@ -274,29 +319,36 @@ def run_state(out_dir, max_iters):
     return "trained" if at_end else "interrupted"
 
 def save_checkpoint(path, **state):
-    """Atomic: a crash while writing leaves the previous checkpoint in place."""
-    torch.save({"kit": "dat-kit", **state}, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    write_file(path, lambda tmp: torch.save({"kit": "dat-kit", **state}, tmp))
 
-# -----------------------------------------------------------------------------
+def given_options(argv):
+    """The options typed on the command line, with their values (an option left at its default is not given)."""
+    unset = object()
+    namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
+    return {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}
 
-def main(argv=None):
-    args = parser.parse_args(argv)
-    ckpt = None
-    if args.resume:
-        if args.out_dir is None:
-            die("--resume needs --out_dir, the run folder to continue")
-        ckpt = load_checkpoint(os.path.join(args.out_dir, "ckpt.pt"))
-        # the run's own options, checked when it started (options newer than the checkpoint take their defaults)
-        # the run folder is the one passed, wherever the run was made
-        args = parser.parse_args([], namespace=type(args)(**{**ckpt["config"], "resume": True, "out_dir": args.out_dir}))
-    else:
-        args = check_args(args)
-        if args.dry_run:
-            return print(args.out_dir, run_state(args.out_dir, args.max_iters))
-        if not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
-            die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
+def resumed_args(argv):
+    """The options of the run in --out_dir, with the few that --resume may change applied; (args, checkpoint)."""
+    given = given_options(argv)
+    if given.get("out_dir") is None:
+        die("--resume needs --out_dir, the run folder to continue")
+    if given.get("bench") or given.get("dry_run"):
+        die("--bench and --dry_run start no run: not with --resume")
+    ckpt = load_checkpoint(os.path.join(given["out_dir"], "ckpt.pt"), for_resume=True)
+    run = dict(ckpt["config"])
+    # the run folder is the one passed, wherever the run was made; options newer than the run take their defaults
+    args = parser.parse_args([], argparse.Namespace(**{**run, **given}))
+    check_args(args)
+    for name in given:
+        if name not in SAFE_ON_RESUME + ("resume", "out_dir") and getattr(args, name) != run.get(name):
+            die(f"--{name} {getattr(args, name)} differs from the run's {run.get(name)}: a resumed run keeps its "
+                f"options; only {', '.join('--' + s for s in SAFE_ON_RESUME)} may change")
+    if args.max_iters < ckpt["step"]:
+        die(f"--max_iters {args.max_iters} is below the run's step {ckpt['step']}")
+    return args, ckpt
 
+def build(args, ckpt):
+    """The model, its optimizer and the data generator, from scratch or from the checkpoint."""
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # very sharp softmaxes make denormal floats, which are slow on CPUs
@@ -309,38 +361,54 @@ def main(argv=None):
                                pos=args.pos, emb_skip=args.emb_skip, delay_attention=args.dat)
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
-    step, streak = 0, 0  # streak: log intervals in a row with state accuracy above --auto_threshold
     optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-        step, streak = ckpt["step"], ckpt["streak"]
         # attention joins the optimizer at step attn_on_step: the loop does that when resuming exactly there
-        if not trains_attention(optimizer) and args.attn_on_step is not None and step > args.attn_on_step:
+        if not trains_attention(optimizer) and args.attn_on_step is not None and ckpt["step"] > args.attn_on_step:
             add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])
+    return model, model_config, optimizer, table, data_rng
+
+# -----------------------------------------------------------------------------
+
+def main(argv=None):
+    # 1. options: a new run, or the run in --out_dir to resume
+    if "--resume" in (sys.argv[1:] if argv is None else argv):
+        args, ckpt = resumed_args(argv)
+        if ckpt["step"] >= args.max_iters:
+            return print(f"{args.out_dir} is finished: step {ckpt['step']} of --max_iters {args.max_iters}; "
+                         f"nothing to do (pass a larger --max_iters to extend it)")
+    else:
+        args, ckpt = check_args(parser.parse_args(argv)), None
+        if args.dry_run:
+            return print(args.out_dir, run_state(args.out_dir, args.max_iters))
+        if not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
+            die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
+
+    # 2. setup: model, optimizer, data; the run folder's config and log
+    model, model_config, optimizer, table, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
     if args.bench:  # random batches of this setting; nothing is written
         return bench(args, model, forward, make_optimizer(model, args, with_attention=True), table, data_rng, autocast)
-
-    os.makedirs(args.out_dir, exist_ok=True)
-    def write_config():
-        with open(os.path.join(args.out_dir, "config.json"), "w") as f:
-            json.dump({**vars(args), "model_config": asdict(model_config)}, f, indent=1)
-    write_config()
-    log_path = os.path.join(args.out_dir, "log.jsonl")
-    if ckpt is not None and os.path.exists(log_path):  # drop log lines written after the checkpoint
-        lines = [json.dumps(entry) + "\n" for entry in read_log(log_path) if entry["step"] <= step]
-        with open(log_path, "w") as f:
-            f.writelines(lines)
-    elif ckpt is None:
-        open(log_path, "w").close()
+    config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
+    write_config = lambda: write_text(config_path, json.dumps({**vars(args), "model_config": asdict(model_config)},
+                                                              indent=1))
+    write_config()  # first, so that an unwritable folder stops the run before anything else is written
+    step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see --auto_window
+    log = [e for e in read_log(log_path) if e["step"] <= step] if ckpt and os.path.exists(log_path) else []
+    write_log = lambda: write_text(log_path, "".join(json.dumps(entry) + "\n" for entry in log))
+    write_log()  # lines written after the checkpoint are dropped: they will be written again
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{args.out_dir}: {args.model} on {args.group}, {n_params / 1e3:.1f}k parameters, {args.device}, "
           f"{'DAT delay %s ramp %d' % (args.delay, args.ramp) if args.dat else 'no delay'}, "
           f"{'resuming at step %d' % step if step else 'from scratch'}")
 
+    # 3. the training loop: schedule, batch, step; every log_interval a log line, every eval_interval an eval and a
+    # checkpoint (and a log line with it)
+    g, device = table.shape[0], torch.device(args.device)
     loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
     state_hits, state_total = torch.zeros((), device=device), torch.zeros((), device=device)
     while step < args.max_iters:
@@ -363,37 +431,47 @@ def main(argv=None):
         step += 1
         steps_timed += 1
 
-        if step % args.log_interval == 0 or step == args.max_iters:
-            mean_loss = loss_sum.item() / steps_timed  # the only host sync, once per log interval
-            ms_per_step = 1000 * (time.time() - t_log) / steps_timed
-            if not math.isfinite(mean_loss):
-                die(f"loss is {mean_loss} at step {step}: stopped; {args.out_dir}/ckpt.pt holds the last good state")
-            entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
-            line = f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | {ms_per_step:.1f} ms/step"
-            if args.dat and args.attn_on_step is None:
-                entry["train_state_acc"] = (state_hits / state_total).item()
-                streak = streak + 1 if entry["train_state_acc"] >= args.auto_threshold else 0
-                state_hits.zero_(), state_total.zero_()
-                if streak >= args.auto_window:
-                    args.attn_on_step = step
-                    write_config()
-                    line += " | state learned: attention switches on now"
-            if step % args.eval_interval == 0 or step == args.max_iters:
-                model.eval()
-                for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):
-                    for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"):
-                        entry[f"{k}_{record['mult']}x"] = record[k]
-                model.train()
-                line += f" | token acc 1x {entry['token_acc_1x']:.3f} 3x {entry['token_acc_3x']:.3f}"
-                save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), model=model.state_dict(),
-                                optimizer=optimizer.state_dict(), config=vars(args), model_config=asdict(model_config),
-                                step=step, gate=model.gate, streak=streak, data_rng=data_rng.get_state())
-            seconds_left = ms_per_step * (args.max_iters - step) / 1000
-            print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
-            with open(log_path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-            loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
+        is_eval_step = step % args.eval_interval == 0 or step == args.max_iters
+        if not (is_eval_step or step % args.log_interval == 0):
+            continue
+        mean_loss = loss_sum.item() / steps_timed  # the only host sync, once per log line
+        ms_per_step = 1000 * (time.time() - t_log) / steps_timed
+        if not math.isfinite(mean_loss):
+            saved = ckpt_step(args.out_dir)
+            die(f"loss is {mean_loss} at step {step}: stopped; " + (
+                f"{args.out_dir}/ckpt.pt holds the last good state (step {saved})" if saved is not None
+                else "no checkpoint was written yet"))
+        entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
+        line = f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | {ms_per_step:.1f} ms/step"
+        if args.dat and args.attn_on_step is None:
+            entry["train_state_acc"] = (state_hits / state_total).item()
+            streak = streak + 1 if entry["train_state_acc"] >= args.auto_threshold else 0
+            state_hits.zero_(), state_total.zero_()
+            if streak >= args.auto_window:
+                args.attn_on_step = step
+                write_config()
+                line += " | state learned: attention switches on now"
+        if is_eval_step:
+            model.eval()
+            for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):
+                for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"):
+                    entry[f"{k}_{record['mult']}x"] = record[k]
+            model.train()
+            line += f" | token acc 1x {entry['token_acc_1x']:.3f} 3x {entry['token_acc_3x']:.3f}"
+            save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), model=model.state_dict(),
+                            optimizer=optimizer.state_dict(), config=vars(args), model_config=asdict(model_config),
+                            step=step, gate=model.gate, streak=streak, data_rng=data_rng.get_state())
+        seconds_left = ms_per_step * (args.max_iters - step) / 1000
+        print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
+        log.append(entry)
+        write_log()
+        loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {args.out_dir} --attn_off")
+
+def ckpt_step(out_dir):
+    """The step of the checkpoint in out_dir, or None if there is none."""
+    path = os.path.join(out_dir, "ckpt.pt")
+    return torch.load(path, map_location="cpu", weights_only=True)["step"] if os.path.exists(path) else None
 
 if __name__ == "__main__":
     main()
