@@ -41,11 +41,15 @@ def write_file(path, write):
     """Every file the scripts write goes through here: write(tmp_path) writes it whole, then it replaces path
     at once (a crash leaves the old file); the folder is made if missing; a path that cannot be written is
     one error line."""
+    if os.path.isdir(path):
+        die(f"cannot write {path}: a folder is in the way")
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         write(path + ".tmp")
         os.replace(path + ".tmp", path)
     except OSError as e:
+        if os.path.isfile(path + ".tmp"):
+            os.remove(path + ".tmp")
         die(f"cannot write {path}: {e.strerror or e}")
 
 def write_text(path, text):
@@ -53,6 +57,14 @@ def write_text(path, text):
         with open(tmp, "w") as f:
             f.write(text)
     write_file(path, write)
+
+def pick_device(name):
+    """auto: cuda, else mps, else cpu; a device this machine lacks is one error line."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available() or name == "mps" and not torch.backends.mps.is_available():
+        die(f"--device {name} is not available on this machine")
+    return name
 
 def memory_bytes(device="cpu"):
     if device == "cuda":

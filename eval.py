@@ -15,13 +15,15 @@ import warnings
 
 import torch
 
-from data import ArgParser, IGNORE, describe, die, eval_batch, group_table
+from data import (IGNORE, ArgParser, batch_bytes, describe, die, eval_batch, group_table, memory_bytes, pick_device,
+                  seq_width, write_text)
 from model import HYBRIDS, Model, ModelConfig
 
 EVAL_SEED = 1234
 
 CKPT_KEYS = ("model", "config", "model_config", "step", "gate")  # what eval needs; resuming needs the rest too
 RESUME_KEYS = CKPT_KEYS + ("optimizer", "streak", "data_rng")
+CONFIG_KEYS = ("model", "group", "train_len", "num_keys", "num_queries", "seed", "max_iters")
 
 def load_checkpoint(path, for_resume=False):
     """A dat-kit checkpoint, or one clear error line (exit 2) for a missing, truncated, foreign or incomplete file."""
@@ -37,13 +39,19 @@ def load_checkpoint(path, for_resume=False):
     if not isinstance(ckpt, dict) or ckpt.get("kit") != "dat-kit":
         die(f"{path} is not a dat-kit checkpoint")
     missing = [k for k in (RESUME_KEYS if for_resume else CKPT_KEYS) if k not in ckpt]
+    missing += [f"config {k}" for k in CONFIG_KEYS if not isinstance(ckpt.get("config"), dict) or k not in ckpt["config"]]
+    missing += [f"model_config {k}" for k in ModelConfig.__dataclass_fields__
+                if not isinstance(ckpt.get("model_config"), dict) or k not in ckpt["model_config"]]
     if missing:
         die(f"{path} is incomplete: it lacks {', '.join(missing)}")
     return ckpt
 
 def model_from_checkpoint(ckpt, device):
-    model = Model(ModelConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model = Model(ModelConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
+        die(f"the checkpoint's weights do not fit its model_config: {str(e).splitlines()[0]}")
     model.gate = ckpt["gate"]  # the gate of the step the checkpoint was taken at
     return model.to(device).eval()
 
@@ -114,29 +122,39 @@ def main(argv=None):
     parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the LSTM's "
                         "output at 1x and score it at each length (needs a model with an LSTM)")
     parser.add_argument("--mistakes", type=int, default=3, help="decoded mistakes to print (at the longest length)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | mps")
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    if args.threads is not None and args.threads < 1:
-        die("--threads must be positive")
+    for name in ("n_eval", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            die(f"--{name} must be at least 1, not {getattr(args, name)}")
+    if args.mistakes < 0:
+        die(f"--mistakes must be at least 0, not {args.mistakes}")
     try:
         mults = [int(m) for m in args.mults.split(",")]
     except ValueError:
         die(f"--mults must be a comma-separated list of integers, got {args.mults!r}")
-    if min(mults) < 1 or args.n_eval < 1:
-        die("--mults and --n_eval must be positive")
+    if min(mults) < 1:
+        die(f"--mults must be at least 1, got {args.mults!r}")
+    device = pick_device(args.device)
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
-    config = ckpt["config"]
+    config, cfg = ckpt["config"], ModelConfig(**ckpt["model_config"])
     longest = max(mults) * config["train_len"]
     if longest > config["num_keys"]:
         die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
+    width = seq_width(longest, config["num_queries"])
+    needed = batch_bytes(args.n_eval, width, config["num_keys"], cfg.d_model, cfg.n_lstm + cfg.n_attn, cfg.n_heads,
+                         training=False, chunk=500)
+    if needed > memory_bytes(device):
+        die(f"--n_eval {args.n_eval} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
+            f"{memory_bytes(device) / 2**30:.1f} GiB")
     if args.attn_off and config["model"] not in HYBRIDS:
         die(f"--attn_off needs a hybrid model, not {config['model']}")
     if args.probe and config["model"] == "transformer":
         die("--probe reads the LSTM's output: the transformer has none")
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = model_from_checkpoint(ckpt, args.device)
+    model = model_from_checkpoint(ckpt, device)
 
     t0 = time.time()
     records = evaluate(model, config, mults, args.n_eval, args.attn_off)
@@ -165,9 +183,7 @@ def main(argv=None):
         print(describe(tokens[i].cpu(), targets[i].cpu(), config["group"], predictions[i].cpu()))
 
     path = os.path.join(args.run_dir, "eval.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump([r for r, _ in records], f, indent=1)
-    os.replace(path + ".tmp", path)
+    write_text(path, json.dumps([r for r, _ in records], indent=1))
     print(f"\nwrote {path}")
 
 if __name__ == "__main__":

@@ -25,11 +25,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from data import SEP, ArgParser, die, element_name, eval_batch, group_elements, group_table
-from eval import EVAL_SEED, load_checkpoint, model_from_checkpoint
+from data import SEP, ArgParser, die, element_name, eval_batch, group_elements, group_table, write_file, write_text
+from eval import CONFIG_KEYS, EVAL_SEED, load_checkpoint, model_from_checkpoint
 from train import SCHEDULE, identity, parser as train_parser, read_log, run_name, run_state, schedule_name, setting_name
 
 DEFAULTS = {a.dest: a.default for a in train_parser._actions}
+RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 
 def find_runs(paths):
     """Run folders (holding config.json and log.jsonl) among paths and their direct subfolders."""
@@ -48,9 +49,17 @@ def read_json(path):
         die(f"cannot read {path}: {e}")
 
 def load_run(run_dir):
+    """A run folder's config, log and eval records; a folder a crash or a hand left malformed is one error line."""
     config, log = read_json(os.path.join(run_dir, "config.json")), read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
     records = read_json(eval_path) if os.path.isfile(eval_path) else None
+    problems = [f"config.json lacks {k}" for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
+    problems += [f"log.jsonl line {i + 1} lacks step" for i, e in enumerate(log) if not isinstance(e, dict) or "step" not in e]
+    if records is not None and not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys()
+                                                                      for r in records)):
+        problems.append(f"eval.json is not a list of eval.py records (with {', '.join(sorted(RECORD_KEYS))})")
+    if problems:
+        die(f"{run_dir}: {problems[0]}")
     finished = run_state(run_dir, config["max_iters"]) == "finished"
     return {"dir": run_dir, "config": config, "log": log, "eval": records, "finished": finished}
 
@@ -60,6 +69,10 @@ def group_by_config(runs):
     for run in runs:
         groups[json.dumps(identity(run["config"]), sort_keys=True)].append(run)
     return {run_name(rs[0]["config"]): sorted(rs, key=lambda r: r["config"]["seed"]) for rs in groups.values()}
+
+def save_figure(fig, out):
+    write_file(out, lambda tmp: fig.savefig(tmp, dpi=110, format=os.path.splitext(out)[1][1:]))
+    plt.close(fig)
 
 def band(ax, x, ys, color, label, style="o-"):
     """Mean over seeds as a line, min..max as a shaded band."""
@@ -108,8 +121,7 @@ def plot_runs(runs_by_label, out):
         if ax.has_data():
             ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 def plot_sweep(runs, key, out, mult=3):
     """Accuracy at mult x the training length against a numeric option (e.g. --delay), mean and band over seeds."""
@@ -134,8 +146,7 @@ def plot_sweep(runs, key, out, mult=3):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     print(f"wrote {out}: {len(runs)} runs, {len(x)} values of {key}")
 
 def summary_table(runs_by_label):
@@ -189,8 +200,7 @@ def plot_attention(run_dir, out, mult=3):
             ax.set(title=f"attention block {b + 1}, head {h + 1}", xlabel="attends to", ylabel="position")
     fig.suptitle(f"{run_dir}: one sequence of {n} steps ({mult}x); rows q.. are the recall lookups")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     print(f"wrote {out}")
 
 # -----------------------------------------------------------------------------
@@ -296,8 +306,7 @@ def plot_atlas(result, schedules, out):
                  "k/n above each interval; * = some seeds of the cell unfinished")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 def main(argv=None):
     parser = ArgParser(description="Plot accuracy vs test length and training curves of run folders.")
@@ -313,6 +322,14 @@ def main(argv=None):
     parser.add_argument("--schedules", default="plain,dat5000", help="the schedules --atlas compares, the first "
                         "being the one the others are tested against")
     args = parser.parse_args(argv)
+    formats = plt.figure().canvas.get_supported_filetypes()
+    plt.close("all")
+    if os.path.splitext(args.out)[1][1:] not in formats:
+        die(f"--out {args.out!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
+    if args.summary is not None and not args.summary.endswith(".md"):
+        die(f"--summary {args.summary!r}: the file name must end in .md")
+    if args.atlas is not None and (not os.path.basename(args.atlas) or "." in os.path.basename(args.atlas)):
+        die(f"--atlas {args.atlas!r}: give a path without extension (.md, .json and .png are added)")
     if args.attn:
         if len(args.runs) != 1:
             die("--attn draws one run folder")
@@ -325,18 +342,15 @@ def main(argv=None):
     if args.atlas:
         schedules = args.schedules.split(",")
         result = atlas([load_run(r) for r in runs], schedules)
-        with open(args.atlas + ".json", "w") as f:
-            json.dump(result, f, indent=1)
-        with open(args.atlas + ".md", "w") as f:
-            f.write(atlas_markdown(result, schedules))
+        write_text(args.atlas + ".json", json.dumps(result, indent=1))
+        write_text(args.atlas + ".md", atlas_markdown(result, schedules))
         plot_atlas(result, schedules, args.atlas + ".png")
         return print(f"wrote {args.atlas}.md, .json, .png: {len(runs)} runs, {len(result['cells'])} cells")
     runs_by_label = group_by_config([load_run(r) for r in runs])
     plot_runs(runs_by_label, args.out)
     print(f"wrote {args.out}: {len(runs)} runs, {len(runs_by_label)} labels")
     if args.summary:
-        with open(args.summary, "w") as f:
-            f.write(summary_table(runs_by_label))
+        write_text(args.summary, summary_table(runs_by_label))
         print(f"wrote {args.summary}")
 
 if __name__ == "__main__":

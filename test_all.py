@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -318,43 +319,141 @@ def expect_refusal(main, argv, must_not_exist=None):
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), f"{argv}: {err!r}"
     assert must_not_exist is None or not os.path.exists(must_not_exist), f"{argv} wrote {must_not_exist}"
 
-def test_bad_inputs_are_refused():
-    root = tmpdir()
-    nowhere = os.path.join(root, "never")
-    for argv in (["--model", "gpt"], ["--group", "Q7"], ["--group", "S9"], ["--dat", "--delay", "100", "--max_iters", "100"],
-                 ["--ramp", "10"], ["--train_len", "30"], ["--resume", "--out_dir", nowhere], ["--lr"]):
-        expect_refusal(train.main, TINY + argv + (["--out_dir", nowhere] if "--out_dir" not in argv else []), nowhere)
-    run = os.path.join(root, "run")
+def tree(root):
+    """Every path under root with its size and modification time: to check that a refusal wrote nothing."""
+    return {os.path.join(d, name): (os.path.getsize(os.path.join(d, name)), os.stat(os.path.join(d, name)).st_mtime_ns)
+            for d, dirs, files in os.walk(root) for name in dirs + files}
+
+def bad_input_fixtures(root):
+    """A finished tiny run, a transformer run, a plain file, and run folders and checkpoints damaged in every way
+    the CLIs must survive."""
+    run, transformer = f"{root}/run", f"{root}/transformer"
     assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
-    expect_refusal(train.main, TINY + ["--max_iters", "10", "--out_dir", run])  # would overwrite a run
-    assert run_cli(train.main, ["--resume", "--out_dir", run])[0] == 0  # a finished plain run resumes to its end
-    expect_refusal(evaluation.main, [run, "--mults", "1,5"])  # 20 steps > 16 keys
-    expect_refusal(evaluation.main, [nowhere])
-    expect_refusal(evaluation.main, [run, "--mults", "x"])
-    expect_refusal(plot.main, [nowhere])
-    ckpt = os.path.join(run, "ckpt.pt")
-    good = open(ckpt, "rb").read()
-    for bad in (good[:len(good) // 2], b"not a checkpoint"):
-        open(ckpt, "wb").write(bad)
-        expect_refusal(evaluation.main, [run])
-        expect_refusal(train.main, ["--resume", "--out_dir", run])
-    torch.save({"model": {}}, ckpt)  # a foreign, well-formed checkpoint
-    expect_refusal(evaluation.main, [run])
-    expect_refusal(train.main, ["--resume", "--out_dir", run])
-    torch.save(argparse.Namespace(kit="dat-kit"), ckpt)  # a pickle that weights_only loading refuses
-    expect_refusal(evaluation.main, [run])
+    assert run_cli(train.main, TINY + ["--max_iters", "10", "--model", "transformer", "--out_dir", transformer])[0] == 0
+    assert run_cli(evaluation.main, [run, "--n_eval", "20"])[0] == 0
+    open(f"{root}/afile", "w").write("not a folder")
+    good_ckpt = open(f"{run}/ckpt.pt", "rb").read()
+    ckpt = torch.load(f"{run}/ckpt.pt", weights_only=True)
+    damaged = {"empty": b"", "truncated": good_ckpt[:len(good_ckpt) // 2], "text": b"not a checkpoint",
+               "foreign": {"model": {}}, "no_config": {"kit": "dat-kit"},
+               "config_lacks_keys": {**ckpt, "config": {"model": "lstm_attn"}},
+               "wrong_weights": {**ckpt, "model": {"emb.weight": torch.zeros(3, 3)}},
+               "pickle": argparse.Namespace(kit="dat-kit")}
+    for name, content in damaged.items():
+        os.makedirs(f"{root}/ckpt_{name}")
+        if isinstance(content, bytes):
+            open(f"{root}/ckpt_{name}/ckpt.pt", "wb").write(content)
+        elif name == "pickle":  # a plain pickle, not torch's zip format
+            pickle.dump(content, open(f"{root}/ckpt_{name}/ckpt.pt", "wb"))
+        else:
+            torch.save(content, f"{root}/ckpt_{name}/ckpt.pt")
+    for name, file, text in (("config_truncated", "config.json", '{"model": "lstm'), ("config_lacks_keys", "config.json", "{}"),
+                             ("eval_truncated", "eval.json", "[{"), ("eval_not_records", "eval.json", '{"a": 1}'),
+                             ("log_bad_middle", "log.jsonl", '{"step": 5}\nnot json\n{"step": 10}\n')):
+        shutil.copytree(run, f"{root}/{name}")
+        open(f"{root}/{name}/{file}", "w").write(text)
+    shutil.copytree(run, f"{root}/blocked")  # folders whose files cannot be written (a folder in the way)
+    for name in ("config.json", "eval.json"):
+        os.remove(f"{root}/blocked/{name}")
+        os.makedirs(f"{root}/blocked/{name}")
+    os.makedirs(f"{root}/empty_folder")
+
+def bad_inputs(root):
+    """(script, argv): every one must be refused."""
+    run, never, cuda = f"{root}/run", f"{root}/never", [] if torch.cuda.is_available() else [["--device", "cuda"]]
+    train_cases = [["--model", "gpt"], ["--group", "Q7"], ["--group", "S9"], ["--group", "Z05"], ["--group", "Z1"],
+        ["--dat", "--delay", "100", "--max_iters", "100"], ["--ramp", "10"], ["--delay", "100"], ["--dat_mode", "freeze"],
+        ["--dat", "--delay", "abc"], ["--dat", "--delay", "-5"], ["--dat", "--ramp", "-1"], ["--model", "lstm", "--dat"],
+        ["--dat", "--delay", "auto", "--dat_mode", "freeze"], ["--train_len", "30"], ["--train_len", "0"],
+        ["--train_len", "-3"], ["--n_lstm", "0"], ["--n_lstm", "-1"], ["--model", "transformer", "--n_attn", "0"],
+        ["--n_attn", "-1"], ["--n_attn", "0"], ["--model", "interleaved", "--n_lstm", "0"], ["--lr", "0"], ["--lr", "-1"],
+        ["--lr", "nan"], ["--lr", "inf"], ["--weight_decay", "-1"], ["--weight_decay", "nan"], ["--grad_clip", "0"],
+        ["--grad_clip", "-1"], ["--min_lr_frac", "-5"], ["--min_lr_frac", "2"], ["--warmup", "-1"],
+        ["--auto_threshold", "2"], ["--auto_window", "0"], ["--threads", "0"], ["--threads", "-1"], ["--state_frac", "0"],
+        ["--state_frac", "1.5"], ["--state_frac", "nan"], ["--emb_skip", "nan"], ["--batch_size", "-5"],
+        ["--batch_size", "1000000000"], ["--n_eval_train", "1000000000"], ["--train_len", "1000000", "--num_keys", "3000000"],
+        ["--d_model", "15"], ["--n_heads", "0"], ["--device", "xyz"], ["--lr"], ["--unknown_flag"], ["--max_iters", "0"],
+        ["--log_interval", "0"], ["--eval_interval", "-1"], ["--num_queries", "0"], ["--pos", "abc"], ["--seed", "x"],
+        ["--out_dir", ""], ["--out_dir", f"{root}/afile"], ["--out_dir", f"{root}/afile/sub"], ["--out_dir", run],
+        ["--out_dir", f"{root}/blocked_new"]] + cuda
+    resume_cases = [["--resume"], ["--resume", "--out_dir", never], ["--resume", "--out_dir", run, "--lr", "0.5"],
+        ["--resume", "--out_dir", run, "--batch_size", "-5"], ["--resume", "--out_dir", run, "--threads", "-1"],
+        ["--resume", "--out_dir", run, "--seed", "5"], ["--resume", "--out_dir", run, "--max_iters", "5"],
+        ["--resume", "--out_dir", run, "--device", "xyz"], ["--resume", "--out_dir", run, "--bench"],
+        ["--resume", "--out_dir", run, "--dat"], ["--resume", "--out_dir", run, "--model", "lstm"],
+        ["--resume", "--out_dir", f"{root}/blocked", "--max_iters", "20"]]
+    resume_cases += [["--resume", "--out_dir", f"{root}/ckpt_{name}"] for name in
+                     ("empty", "truncated", "text", "foreign", "no_config", "config_lacks_keys", "pickle")]
+    eval_cases = [[never], [run, "--mults", "1,5"], [run, "--mults", "x"], [run, "--mults", "0"], [run, "--mults", ""],
+        [run, "--n_eval", "0"], [run, "--n_eval", "1000000000"], [run, "--mistakes", "-1"], [run, "--threads", "0"],
+        [run, "--device", "xyz"], [f"{root}/transformer", "--attn_off"], [f"{root}/transformer", "--probe"],
+        [run, "--unknown"], [f"{root}/blocked"], []] + [[run] + c for c in cuda]
+    eval_cases += [[f"{root}/ckpt_{name}"] for name in ("empty", "truncated", "text", "foreign", "no_config",
+                                                        "config_lacks_keys", "wrong_weights", "pickle")]
+    fig = ["--out", f"{root}/new/fig.png"]
+    plot_cases = [[never] + fig, [f"{root}/empty_folder"] + fig, [run, "--out", f"{root}/fig.xyz"],
+        [run, "--out", f"{root}/noext"], [run, "--summary", f"{root}/table.txt"] + fig, [run, "--atlas", f"{root}/at.md"],
+        [run, "--sweep", "group"] + fig, [run, "--unknown"], ["--attn", run, run] + fig, ["--attn", never] + fig,
+        ["--attn", f"{root}/ckpt_empty"] + fig, ["--attn", run, "--out", f"{root}/x.xyz"]]
+    plot_cases += [[f"{root}/{name}"] + fig for name in ("config_truncated", "config_lacks_keys", "eval_truncated",
+                                                          "eval_not_records", "log_bad_middle")]
+    npz = ["--save", f"{root}/new/x.npz"]
+    data_cases = [["--group", "Q7"], ["--group", "Z05"], ["--n", "0"], ["--num", "-1"], ["--num_queries", "0"],
+        ["--num_keys", "0"], ["--n", "70"], ["--num", "1000000000"], ["--save", f"{root}/noext"],
+        ["--save", f"{root}/afile/x.npz"], ["--n", "abc"], ["--unknown"]]
+    return ([(train, TINY + c + ["--out_root", never]) for c in train_cases] + [(train, c) for c in resume_cases] +
+            [(evaluation, c) for c in eval_cases] + [(plot, c) for c in plot_cases] + [(data, npz + c) for c in data_cases])
+
+def test_bad_inputs_are_refused():
+    """Each bad input: exit code 2, exactly one stderr line starting error:, no traceback, nothing written."""
+    root = tmpdir()
+    bad_input_fixtures(root)
+    os.makedirs(f"{root}/blocked_new/config.json")  # an out_dir whose config.json cannot be written
+    cases = bad_inputs(root)
+    assert len(cases) >= 100, len(cases)
+    for script, argv in cases:
+        before = tree(root)
+        code, out, err = run_cli(script.main, argv)
+        assert code == 2, f"{script.__name__} {argv}: exit code {code}, stderr {err!r}"
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), f"{script.__name__} {argv}: {err!r}"
+        assert tree(root) == before, f"{script.__name__} {argv} wrote {set(tree(root)) ^ set(before) or 'into a file'}"
     shutil.rmtree(root)
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint():
+def test_nan_loss_stops_and_says_what_is_kept():
     root = tmpdir()
     real = train.lr_at
-    train.lr_at = lambda step, args: float("nan") if step >= 10 else real(step, args)
-    try:
-        expect_refusal(train.main, TINY + ["--max_iters", "30", "--out_dir", root + "/run"])
-    finally:
-        train.lr_at = real
-    ckpt = evaluation.load_checkpoint(root + "/run/ckpt.pt")
+    for first_nan, says in ((10, "ckpt.pt holds the last good state (step 10)"), (0, "no checkpoint was written yet")):
+        train.lr_at = lambda step, args: float("nan") if step >= first_nan else real(step, args)
+        try:
+            code, _, err = run_cli(train.main, TINY + ["--max_iters", "30", "--out_dir", f"{root}/run{first_nan}"])
+        finally:
+            train.lr_at = real
+        assert code == 2 and says in err and len(err.splitlines()) == 1, err
+    ckpt = evaluation.load_checkpoint(root + "/run10/ckpt.pt")
     assert ckpt["step"] == 10 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert not os.path.exists(root + "/run0/ckpt.pt")
+    shutil.rmtree(root)
+
+def test_resume_continues_the_folder_passed_with_the_options_allowed():
+    root = tmpdir()
+    original, moved = f"{root}/original", f"{root}/moved"
+    argv = TINY + ["--max_iters", "20", "--log_interval", "3", "--eval_interval", "5"]
+    train_until_crash(argv + ["--out_dir", original], crash_after=12)
+    assert evaluation.load_checkpoint(f"{original}/ckpt.pt")["step"] == 10, "a checkpoint every --eval_interval"
+    os.rename(original, moved)
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "25", "--threads", "1",
+                                          "--log_interval", "4", "--seed", "0"])  # --seed 0: the run's own seed
+    assert code == 0 and out.startswith(f"{moved}: ") and "resuming at step 10" in out, (out, err)
+    assert not os.path.exists(original), "resume recreated the folder the run was made in"
+    with open(f"{moved}/config.json") as f:
+        config = json.load(f)
+    assert (config["max_iters"], config["threads"], config["log_interval"], config["out_dir"]) == (25, 1, 4, moved)
+    assert evaluation.load_checkpoint(f"{moved}/ckpt.pt")["step"] == 25
+    steps = [e["step"] for e in train.read_log(f"{moved}/log.jsonl")]
+    assert steps == [3, 5, 6, 9, 10, 12, 15, 16, 20, 24, 25], steps  # log and eval steps; after step 10: new intervals
+    before = tree(root)
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved])
+    assert code == 0 and "is finished" in out and tree(root) == before, "a finished run is left untouched"
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from dataclasses import asdict
 
 import torch
 
-from data import (IGNORE, ArgParser, batch_bytes, die, group_table, memory_bytes, sample_batch, seq_width,
-                  write_file, write_text)
+from data import (IGNORE, ArgParser, batch_bytes, die, group_table, memory_bytes, pick_device, sample_batch,
+                  seq_width, write_file, write_text)
 from eval import evaluate, load_checkpoint
 from model import HYBRIDS, MODELS, Model, ModelConfig
 
@@ -96,15 +96,15 @@ def check_args(args):
     for name in POSITIVE:
         if getattr(args, name) < 1:
             die(f"--{name} must be at least 1, not {getattr(args, name)}")
-    for name, low, high in (("lr", 0, math.inf), ("grad_clip", 0, math.inf), ("state_frac", 0, 1)):
-        if not low < getattr(args, name) <= high:
-            die(f"--{name} must be above {low}{f' and at most {high}' if high < math.inf else ''}, "
-                f"not {getattr(args, name)}")
-    for name, low, high in (("weight_decay", 0, math.inf), ("min_lr_frac", 0, 1), ("auto_threshold", 0, 1),
-                            ("warmup", 0, math.inf), ("emb_skip", -math.inf, math.inf)):
-        if not low <= getattr(args, name) <= high or not math.isfinite(getattr(args, name)):
-            die(f"--{name} must be a finite number{f' in [{low}, {high}]' if high < math.inf else ''}, "
-                f"not {getattr(args, name)}")
+    # (name, lowest, highest, whether the lowest is allowed); every float must also be finite
+    for name, low, high, low_ok in (("lr", 0, math.inf, False), ("grad_clip", 0, math.inf, False),
+                                    ("state_frac", 0, 1, False), ("weight_decay", 0, math.inf, True),
+                                    ("min_lr_frac", 0, 1, True), ("auto_threshold", 0, 1, True),
+                                    ("warmup", 0, math.inf, True), ("emb_skip", -math.inf, math.inf, True)):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and (low <= value if low_ok else low < value) and value <= high):
+            bounds = f"{'at least' if low_ok else 'above'} {low}" + (f" and at most {high}" if high < math.inf else "")
+            die(f"--{name} must be a finite number{'' if low == -math.inf else ' ' + bounds}, not {value}")
     if args.threads is not None and args.threads < 1:
         die(f"--threads must be at least 1, not {args.threads}")
     needs = {"lstm": "lstm" in args.model or args.model == "interleaved", "attn": args.model != "lstm"}
@@ -117,7 +117,7 @@ def check_args(args):
     if args.d_model % args.n_heads or (args.d_model // args.n_heads) % 2:
         die("--d_model must be a multiple of --n_heads with an even head size")
     args.pos = args.pos or ("rope" if args.model == "transformer" else "none")
-    args.device = check_device(args.device)
+    args.device = pick_device(args.device)
     check_memory(args)
     if args.out_dir is None:
         args.out_dir = os.path.join(args.out_root, f"{run_name(vars(args))}-s{args.seed}")
@@ -151,13 +151,6 @@ def check_schedule(args):
         args.attn_on_step = getattr(args, "attn_on_step", None)  # a resumed run keeps its decision
     if args.ramp < 0:
         die("--ramp must be at least 0")
-
-def check_device(device):
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available() or device == "mps" and not torch.backends.mps.is_available():
-        die(f"--device {device} is not available on this machine")
-    return device
 
 def check_memory(args):
     """Refuse sizes that cannot fit, with an estimate, instead of running out of memory halfway."""
