@@ -105,6 +105,10 @@ def group_table(name, device="cpu"):
     rows = [[index[tuple(a[s[i]] for i in range(len(s)))] for a in elements] for s in elements]
     return torch.tensor(rows, device=device)
 
+def vocab_size(group_size, num_keys):
+    """PAD, SEP, one action per group element, one key per key."""
+    return 2 + group_size + num_keys
+
 def seq_width(max_len, num_queries):
     """Tokens in a sequence of max_len steps: a_1 k_1 ... a_n k_n SEP q_1 ... q_q."""
     return 2 * max_len + 1 + min(max_len, num_queries)
@@ -168,7 +172,22 @@ def eval_batch(table, n, num_keys, num_queries, num, seed):
     return tokens.to(table.device), targets.to(table.device)
 
 # -----------------------------------------------------------------------------
-# reading sequences
+# reading sequences: the one place, with sample_batch, that knows the token layout
+
+def target_masks(tokens, targets):
+    """(state, recall): boolean masks of the scored positions before SEP (on actions) and after it (on queries)."""
+    scored = targets != IGNORE
+    before_sep = (tokens == SEP).long().cumsum(dim=1) == 0
+    return scored & before_sep, scored & ~before_sep
+
+def token_names(tokens, group):
+    """Short names of one sequence's tokens: a<element> for actions, k<j> for keys, | for SEP, q<j> for queries."""
+    elements, g, seen_sep, names = group_elements(group), len(group_elements(group)), False, []
+    for t in tokens.tolist():
+        seen_sep |= t == SEP
+        names.append("|" if t == SEP else "." if t == PAD else f"a{element_name(elements[t - 2])}" if t < 2 + g
+                     else f"{'q' if seen_sep else 'k'}{t - 2 - g}")
+    return names
 
 def element_name(element):
     return str(element) if isinstance(element, int) else "".join(map(str, element))
@@ -231,7 +250,7 @@ def main(argv=None):
         print(f"wrote {args.num} sequences of {args.n} steps to {args.save}: tokens and targets {tuple(tokens.shape)}")
     else:
         g = table.shape[0]
-        print(f"group {args.group} (|G| = {g}), vocabulary {2 + g + args.num_keys}: PAD 0, SEP 1, actions 2..{1 + g}, "
+        print(f"group {args.group} (|G| = {g}), vocabulary {vocab_size(g, args.num_keys)}: PAD 0, SEP 1, actions 2..{1 + g}, "
               f"keys {2 + g}..{1 + g + args.num_keys}")
         for i in range(args.num):
             print(f"\ntokens:  {tokens[i].tolist()}\ntargets: {targets[i].tolist()}")

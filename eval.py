@@ -16,7 +16,7 @@ import warnings
 import torch
 
 from data import (IGNORE, ArgParser, batch_bytes, describe, die, eval_batch, group_table, memory_bytes, pick_device,
-                  seq_width, write_text)
+                  seq_width, target_masks, write_text)
 from model import HYBRIDS, Model, ModelConfig
 
 EVAL_SEED = 1234
@@ -39,7 +39,8 @@ def load_checkpoint(path, for_resume=False):
     if not isinstance(ckpt, dict) or ckpt.get("kit") != "dat-kit":
         die(f"{path} is not a dat-kit checkpoint")
     missing = [k for k in (RESUME_KEYS if for_resume else CKPT_KEYS) if k not in ckpt]
-    missing += [f"config {k}" for k in CONFIG_KEYS if not isinstance(ckpt.get("config"), dict) or k not in ckpt["config"]]
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    missing += [f"config {k}" for k in CONFIG_KEYS if k not in config]
     missing += [f"model_config {k}" for k in ModelConfig.__dataclass_fields__
                 if not isinstance(ckpt.get("model_config"), dict) or k not in ckpt["model_config"]]
     if missing:
@@ -61,12 +62,11 @@ def model_from_checkpoint(ckpt, device):
 def predict(model, tokens, batch_size=500):
     return torch.cat([model(tokens[i:i + batch_size])[0].argmax(dim=-1) for i in range(0, len(tokens), batch_size)])
 
-def score(predictions, tokens, targets, sep_id=1):
+def score(predictions, tokens, targets):
     """The four accuracies (module docstring), as tensors (no host sync until the caller asks)."""
     scored = targets != IGNORE
-    after_sep = (tokens == sep_id).long().cumsum(dim=1) > 0
     right = (predictions == targets) & scored
-    is_state, is_recall = scored & ~after_sep, scored & after_sep
+    is_state, is_recall = target_masks(tokens, targets)
     return {
         "state_acc": right[is_state].float().mean(),
         "recall_acc": right[is_recall].float().mean(),
@@ -100,7 +100,7 @@ def probe(model, config, mults, n_eval):
     def features(mult, seed):
         tokens, targets = eval_batch(table, mult * config["train_len"], config["num_keys"], config["num_queries"],
                                      n_eval, seed)
-        is_state = (targets != IGNORE) & (tokens < 2 + g)
+        is_state = target_masks(tokens, targets)[0]
         x = model.stream(tokens, last_lstm + 1)[is_state].float()
         return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
     x, y = features(1, EVAL_SEED + 1)
@@ -162,7 +162,8 @@ def main(argv=None):
         for (record, _), accuracy in zip(records, probe(model, config, mults, args.n_eval)):
             record["probe_state_acc"] = accuracy
     seconds = time.time() - t0
-    print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, {seconds:.1f} s")
+    print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, "
+          f"{seconds:.1f} s")
     header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
     print(header + ("   | attention off: state  recall   token     seq" if args.attn_off else "")
           + ("   | probe" if args.probe else ""))

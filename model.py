@@ -83,7 +83,8 @@ class Attention(nn.Module):
         (as fast on a CPU at these sizes, see README, Speed) so that the weights are there for pictures."""
         B, H, T, hd = q.shape
         future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
-        scores = torch.baddbmm(future, q.reshape(B * H, T, hd), k.reshape(B * H, T, hd).transpose(1, 2), alpha=hd ** -0.5)
+        q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
+        scores = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5)
         return scores.softmax(dim=-1)
 
 class MLP(nn.Module):

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from data import SEP, ArgParser, die, element_name, eval_batch, group_elements, group_table, write_file, write_text
+from data import ArgParser, die, eval_batch, group_table, token_names, write_file, write_text
 from eval import CONFIG_KEYS, EVAL_SEED, load_checkpoint, model_from_checkpoint
 from train import SCHEDULE, identity, parser as train_parser, read_log, run_name, run_state, schedule_name, setting_name
 
@@ -54,7 +54,8 @@ def load_run(run_dir):
     eval_path = os.path.join(run_dir, "eval.json")
     records = read_json(eval_path) if os.path.isfile(eval_path) else None
     problems = [f"config.json lacks {k}" for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
-    problems += [f"log.jsonl line {i + 1} lacks step" for i, e in enumerate(log) if not isinstance(e, dict) or "step" not in e]
+    problems += [f"log.jsonl line {i + 1} lacks step" for i, e in enumerate(log)
+                 if not isinstance(e, dict) or "step" not in e]
     if records is not None and not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys()
                                                                       for r in records)):
         problems.append(f"eval.json is not a list of eval.py records (with {', '.join(sorted(RECORD_KEYS))})")
@@ -94,7 +95,8 @@ def plot_runs(runs_by_label, out):
             for ax, key, _ in panels:
                 if key == "attn_off":
                     if all("attn_off" in rec for r in usable for rec in r["eval"]):
-                        band(ax, mults, [[rec["attn_off"]["state_acc"] for rec in r["eval"]] for r in usable], color, label)
+                        band(ax, mults, [[rec["attn_off"]["state_acc"] for rec in r["eval"]] for r in usable],
+                             color, label)
                     if all("probe_state_acc" in rec for r in usable for rec in r["eval"]):
                         band(ax, mults, [[rec["probe_state_acc"] for rec in r["eval"]] for r in usable], color,
                              label + " probe", "s--")
@@ -113,7 +115,8 @@ def plot_runs(runs_by_label, out):
             axes[1, 1].axvspan(0, on, color=color, alpha=0.08)
             axes[1, 1].axvline(on + config.get("ramp", 0), color=color, ls=":", lw=1)
     for ax, _, title in panels:
-        ax.set(xlabel="test length (multiple of the training length)", ylabel="accuracy", title=title, ylim=(-0.02, 1.02))
+        ax.set(xlabel="test length (multiple of the training length)", ylabel="accuracy", title=title,
+               ylim=(-0.02, 1.02))
     axes[1, 1].set(xlabel="training step", ylabel="token accuracy at 3x", ylim=(-0.02, 1.02),
                    title="training: token accuracy at 3x (shaded: attention delayed)")
     for ax in axes.flat:
@@ -166,7 +169,8 @@ def summary_table(runs_by_label):
             off = column(lambda rec: rec["attn_off"]["state_acc"]) if "attn_off" in record else "-"
             probe = column(lambda rec: rec["probe_state_acc"]) if "probe_state_acc" in record else "-"
             lines.append(f"| {label} ({seeds}) | {record['mult']}x | " + " | ".join(
-                column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")) + f" | {off} | {probe} |")
+                column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
+                + f" | {off} | {probe} |")
     return "\n".join(lines) + "\n"
 
 def plot_attention(run_dir, out, mult=3):
@@ -186,9 +190,7 @@ def plot_attention(run_dir, out, mult=3):
         module.keep_weights = True
     with torch.no_grad():
         model(tokens)
-    elements, g = group_elements(config["group"]), table.shape[0]
-    names = [("|" if t == SEP else f"a{element_name(elements[t - 2])}" if t < 2 + g else
-              ("q" if i > 2 * n else "k") + str(t - 2 - g)) for i, t in enumerate(tokens[0].tolist())]
+    names = token_names(tokens[0], config["group"])
     heads = attention[0].kept_weights.shape[1]
     fig, axes = plt.subplots(len(attention), heads, figsize=(6 * heads, 6 * len(attention)), squeeze=False)
     for b, module in enumerate(attention):

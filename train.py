@@ -5,8 +5,8 @@ Train a model on the composite task, with or without Delayed Attention Training 
     python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
     python train.py --bench                # speed benchmark of the main setting: ms/step, tokens/s, data share
 
-The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM layer then two
-attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine decay.
+The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM
+layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine decay.
 A run folder gets config.json, log.jsonl (one JSON object per log line) and ckpt.pt (enough to resume and eval).
 
 The DAT rule (--dat --delay D [--ramp R]): for steps 0..D-1 the attention gate is 0, so attention is skipped, and
@@ -26,8 +26,8 @@ from dataclasses import asdict
 
 import torch
 
-from data import (IGNORE, ArgParser, batch_bytes, die, group_table, memory_bytes, pick_device, sample_batch,
-                  seq_width, write_file, write_text)
+from data import (ArgParser, batch_bytes, die, group_table, memory_bytes, pick_device, sample_batch, seq_width,
+                  target_masks, vocab_size, write_file, write_text)
 from eval import evaluate, load_checkpoint
 from model import HYBRIDS, MODELS, Model, ModelConfig
 
@@ -283,7 +283,8 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, steps=60, 
                 data_times.append(t1 - t0)
         ms = 1000 * sorted(step_times)[len(step_times) // 2]
         print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {ms:.2f} ms/step (median of {steps}), "
-              f"{args.batch_size * width / ms * 1000:,.0f} tokens/s, data {100 * sum(data_times) / sum(step_times):.1f}%")
+              f"{args.batch_size * width / ms * 1000:,.0f} tokens/s, "
+              f"data {100 * sum(data_times) / sum(step_times):.1f}%")
 
 def read_log(path):
     """The entries of a log.jsonl, without a last line that a crash cut short (said on stderr)."""
@@ -349,8 +350,8 @@ def build(args, ckpt):
     torch.manual_seed(args.seed)
     table = group_table(args.group, device)
     g = table.shape[0]
-    model_config = ModelConfig(model=args.model, vocab_size=2 + g + args.num_keys, n_classes=g, d_model=args.d_model,
-                               n_heads=args.n_heads, n_lstm=args.n_lstm, n_attn=args.n_attn, mlp=args.mlp,
+    model_config = ModelConfig(model=args.model, vocab_size=vocab_size(g, args.num_keys), n_classes=g,
+                               d_model=args.d_model, n_heads=args.n_heads, n_lstm=args.n_lstm, n_attn=args.n_attn, mlp=args.mlp,
                                pos=args.pos, emb_skip=args.emb_skip, delay_attention=args.dat)
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
@@ -401,7 +402,7 @@ def main(argv=None):
 
     # 3. the training loop: schedule, batch, step; every log_interval a log line, every eval_interval an eval and a
     # checkpoint (and a log line with it)
-    g, device = table.shape[0], torch.device(args.device)
+    device = torch.device(args.device)
     loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
     state_hits, state_total = torch.zeros((), device=device), torch.zeros((), device=device)
     while step < args.max_iters:
@@ -418,7 +419,7 @@ def main(argv=None):
         loss, logits = train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
         loss_sum += loss
         if args.dat and args.attn_on_step is None:  # --delay auto: state accuracy on the training batches
-            is_state = (targets != IGNORE) & (tokens < 2 + g)
+            is_state = target_masks(tokens, targets)[0]
             state_hits += ((logits.argmax(dim=-1) == targets) & is_state).sum()
             state_total += is_state.sum()
         step += 1
@@ -435,7 +436,8 @@ def main(argv=None):
                 f"{args.out_dir}/ckpt.pt holds the last good state (step {saved})" if saved is not None
                 else "no checkpoint was written yet"))
         entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
-        line = f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | {ms_per_step:.1f} ms/step"
+        line = (f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | "
+                f"{ms_per_step:.1f} ms/step")
         if args.dat and args.attn_on_step is None:
             entry["train_state_acc"] = (state_hits / state_total).item()
             streak = streak + 1 if entry["train_state_acc"] >= args.auto_threshold else 0
