@@ -250,7 +250,8 @@ def main(argv=None):
         print(f"wrote {args.num} sequences of {args.n} steps to {args.save}: tokens and targets {tuple(tokens.shape)}")
     else:
         g = table.shape[0]
-        print(f"group {args.group} (|G| = {g}), vocabulary {vocab_size(g, args.num_keys)}: PAD 0, SEP 1, actions 2..{1 + g}, "
+        print(f"group {args.group} (|G| = {g}), vocabulary {vocab_size(g, args.num_keys)}: PAD 0, SEP 1, "
+              f"actions 2..{1 + g}, "
               f"keys {2 + g}..{1 + g + args.num_keys}")
         for i in range(args.num):
             print(f"\ntokens:  {tokens[i].tolist()}\ntargets: {targets[i].tolist()}")

@@ -6,7 +6,8 @@ Train a model on the composite task, with or without Delayed Attention Training 
     python train.py --bench                # speed benchmark of the main setting: ms/step, tokens/s, data share
 
 The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM
-layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine decay.
+layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine
+decay.
 A run folder gets config.json, log.jsonl (one JSON object per log line) and ckpt.pt (enough to resume and eval).
 
 The DAT rule (--dat --delay D [--ramp R]): for steps 0..D-1 the attention gate is 0, so attention is skipped, and
@@ -351,8 +352,8 @@ def build(args, ckpt):
     table = group_table(args.group, device)
     g = table.shape[0]
     model_config = ModelConfig(model=args.model, vocab_size=vocab_size(g, args.num_keys), n_classes=g,
-                               d_model=args.d_model, n_heads=args.n_heads, n_lstm=args.n_lstm, n_attn=args.n_attn, mlp=args.mlp,
-                               pos=args.pos, emb_skip=args.emb_skip, delay_attention=args.dat)
+                               d_model=args.d_model, n_heads=args.n_heads, n_lstm=args.n_lstm, n_attn=args.n_attn,
+                               mlp=args.mlp, pos=args.pos, emb_skip=args.emb_skip, delay_attention=args.dat)
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
     optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr")
