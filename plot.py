@@ -296,7 +296,8 @@ def plot_atlas(result, schedules, out):
     for i, schedule in enumerate(schedules):
         for e in (e for e in result["cells"] if e["schedule"] == schedule and e["n"]):
             x = settings.index(e["setting"]) + (i - (len(schedules) - 1) / 2) * width
-            ax.errorbar(x, e["fail_rate"], [[e["fail_rate"] - e["ci95"][0]], [e["ci95"][1] - e["fail_rate"]]],
+            below, above = max(0.0, e["fail_rate"] - e["ci95"][0]), max(0.0, e["ci95"][1] - e["fail_rate"])
+            ax.errorbar(x, e["fail_rate"], [[below], [above]],
                         fmt="o", color=f"C{i}", capsize=4, label=schedule)
             ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (x, e["ci95"][1]),
                         textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
