@@ -514,6 +514,14 @@ def test_grid_job_leaves_a_finished_run_alone():
     assert {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)} == before
     bad = subprocess.run(["bash", "results/commands.sh", "--job", "100000"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad
+    # the README's sbatch script, as a SLURM array task 1 would run it
+    with open("README.md") as f:
+        readme = f.read()
+    script = readme[readme.index("#!/bin/bash\n#SBATCH"):].split("```")[0]
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "RUNS": root, "SLURM_ARRAY_TASK_ID": "1"})
+    assert done.returncode == 0 and "job 1: " in done.stdout and "is finished" in done.stdout, done
+    assert {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)} == before
     shutil.rmtree(root)
 
 def test_wilson_interval_and_fisher_test():
