@@ -10,7 +10,7 @@ that was bookmarked with it. Worked example, G = Z5, K = 8 keys, n = 3, Q = 8:
     tokens : 5 13 | 6 9 | 3 14 | 1 | 9 13 14     (PAD 0, SEP 1, action i is id 2+i, key j is id 2+g+j)
     targets: 3 -  | 2 - | 3 -  | - | 2  3  3     (- is -100: no loss, not scored)
 
-Batches are generated in one vectorised call on the training device (only the n-step state recurrence loops).
+Batches are generated in one vectorised call on the training device (the running states by a log2 n prefix scan).
 
 python data.py                                   # prints a few decoded examples
 python data.py --group S3 --n 16 --num 1000 --save s3.npz

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import pickle
+import shlex
 import shutil
 import subprocess
 import sys
@@ -97,12 +98,13 @@ def test_labels_match_reference():
             assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries)
 
 def test_design_example_layout():
-    # the worked example of data.py and the README: Z5, K = 8; decoding it shows the same actions, keys, states and recall
+    # the worked example of data.py and the README: Z5, K = 8; decoding it shows its actions, keys, states and recall
     tokens = torch.tensor([5, 13, 6, 9, 3, 14, 1, 9, 13, 14])
     targets = torch.tensor([3, -100, 2, -100, 3, -100, -100, 2, 3, 3])
     assert reference_targets(tokens.tolist(), "Z5", 8, 8) == targets.tolist()
     text = data.describe(tokens, targets, "Z5")
-    assert "actions: 3 4 1" in text and "keys:    6 2 7" in text and "states:  3 2 3" in text and "recall:  2 3 3" in text
+    for line in ("actions: 3 4 1", "keys:    6 2 7", "states:  3 2 3", "recall:  2 3 3"):
+        assert line in text, text
 
 def test_fixed_length_and_key_errors():
     table = data.group_table("S3")
@@ -247,11 +249,13 @@ def test_dat_modes_freeze_and_lr():
     root = tmpdir()
     for mode, frozen in (("freeze", True), ("lr", False)):
         run = f"{root}/{mode}"
-        train_until_crash(TINY + ["--dat", "--dat_mode", mode, "--delay", "20", "--max_iters", "30", "--out_dir", run], 20)
+        argv = TINY + ["--dat", "--dat_mode", mode, "--delay", "20", "--max_iters", "30", "--out_dir", run]
+        train_until_crash(argv, 20)
         ckpt = evaluation.load_checkpoint(f"{run}/ckpt.pt")
         with open(f"{run}/config.json") as f:
             init = initial_attention(json.load(f))
-        same = all(torch.equal(a, b) for a, b in zip(init, evaluation.model_from_checkpoint(ckpt, "cpu").attention_parameters()))
+        after = evaluation.model_from_checkpoint(ckpt, "cpu").attention_parameters()
+        same = all(torch.equal(a, b) for a, b in zip(init, after))
         assert ckpt["gate"] == 1.0 and same == frozen, mode
     shutil.rmtree(root)
 
@@ -268,7 +272,8 @@ def test_frozen_attention_never_holds_a_gradient():
     try:
         for mode in ("freeze", "gate"):
             seen.clear()
-            argv = TINY + ["--dat", "--dat_mode", mode, "--delay", "12", "--max_iters", "20", "--out_dir", f"{root}/{mode}"]
+            argv = TINY + ["--dat", "--dat_mode", mode, "--delay", "12", "--max_iters", "20",
+                           "--out_dir", f"{root}/{mode}"]
             assert run_cli(train.main, argv)[0] == 0
             model = Model(tiny_config("lstm_attn"))
             n_all, n_attention = len(list(model.parameters())), len(model.attention_parameters())
@@ -299,7 +304,8 @@ def test_numerics_unchanged():
     tokens, targets = data.sample_batch(data.group_table("S3"), 64, 1, 16, 64, 8, torch.Generator().manual_seed(1))
     assert (tokens.sum().item(), targets.sum().item()) == GOLDEN_DATA
     root = tmpdir()
-    code, _, err = run_cli(train.main, TINY + ["--max_iters", "20", "--out_dir", root + "/run", "--eval_interval", "20"])
+    argv = TINY + ["--max_iters", "20", "--out_dir", root + "/run", "--eval_interval", "20"]
+    code, _, err = run_cli(train.main, argv)
     assert code == 0, err
     with open(root + "/run/log.jsonl") as f:
         losses = [json.loads(line)["loss"] for line in f]
@@ -347,7 +353,8 @@ def bad_input_fixtures(root):
             pickle.dump(content, open(f"{root}/ckpt_{name}/ckpt.pt", "wb"))
         else:
             torch.save(content, f"{root}/ckpt_{name}/ckpt.pt")
-    for name, file, text in (("config_truncated", "config.json", '{"model": "lstm'), ("config_lacks_keys", "config.json", "{}"),
+    for name, file, text in (("config_truncated", "config.json", '{"model": "lstm'),
+                             ("config_lacks_keys", "config.json", "{}"),
                              ("eval_truncated", "eval.json", "[{"), ("eval_not_records", "eval.json", '{"a": 1}'),
                              ("log_bad_middle", "log.jsonl", '{"step": 5}\nnot json\n{"step": 10}\n')):
         shutil.copytree(run, f"{root}/{name}")
@@ -358,51 +365,156 @@ def bad_input_fixtures(root):
         os.makedirs(f"{root}/blocked/{name}")
     os.makedirs(f"{root}/empty_folder")
 
+# one bad input a line: SCRIPT ARGS..., with {root} the fixtures' folder and {run} the finished tiny run
+BAD_INPUTS = """
+train --model gpt
+train --group Q7
+train --group S9
+train --group Z05
+train --group Z1
+train --dat --delay 100 --max_iters 100
+train --ramp 10
+train --delay 100
+train --dat_mode freeze
+train --dat --delay abc
+train --dat --delay -5
+train --dat --ramp -1
+train --model lstm --dat
+train --dat --delay auto --dat_mode freeze
+train --train_len 30
+train --train_len 0
+train --train_len -3
+train --n_lstm 0
+train --n_lstm -1
+train --model transformer --n_attn 0
+train --n_attn -1
+train --n_attn 0
+train --model interleaved --n_lstm 0
+train --lr 0
+train --lr -1
+train --lr nan
+train --lr inf
+train --weight_decay -1
+train --weight_decay nan
+train --grad_clip 0
+train --grad_clip -1
+train --min_lr_frac -5
+train --min_lr_frac 2
+train --warmup -1
+train --auto_threshold 2
+train --auto_window 0
+train --threads 0
+train --threads -1
+train --state_frac 0
+train --state_frac 1.5
+train --state_frac nan
+train --emb_skip nan
+train --batch_size -5
+train --batch_size 1000000000
+train --n_eval_train 1000000000
+train --train_len 1000000 --num_keys 3000000
+train --d_model 15
+train --n_heads 0
+train --device xyz
+train --lr
+train --unknown_flag
+train --max_iters 0
+train --log_interval 0
+train --eval_interval -1
+train --num_queries 0
+train --pos abc
+train --seed x
+train --out_dir ''
+train --out_dir {root}/afile
+train --out_dir {root}/afile/sub
+train --out_dir {run}
+train --out_dir {root}/blocked_new
+resume
+resume --out_dir {root}/never
+resume --out_dir {run} --lr 0.5
+resume --out_dir {run} --batch_size -5
+resume --out_dir {run} --threads -1
+resume --out_dir {run} --seed 5
+resume --out_dir {run} --max_iters 5
+resume --out_dir {run} --device xyz
+resume --out_dir {run} --bench
+resume --out_dir {run} --dat
+resume --out_dir {run} --model lstm
+resume --out_dir {root}/blocked --max_iters 20
+resume --out_dir {root}/ckpt_empty
+resume --out_dir {root}/ckpt_truncated
+resume --out_dir {root}/ckpt_text
+resume --out_dir {root}/ckpt_foreign
+resume --out_dir {root}/ckpt_no_config
+resume --out_dir {root}/ckpt_config_lacks_keys
+resume --out_dir {root}/ckpt_pickle
+eval {root}/never
+eval {run} --mults 1,5
+eval {run} --mults x
+eval {run} --mults 0
+eval {run} --mults ''
+eval {run} --n_eval 0
+eval {run} --n_eval 1000000000
+eval {run} --mistakes -1
+eval {run} --threads 0
+eval {run} --device xyz
+eval {root}/transformer --attn_off
+eval {root}/transformer --probe
+eval {run} --unknown
+eval {root}/blocked
+eval
+eval {root}/ckpt_empty
+eval {root}/ckpt_truncated
+eval {root}/ckpt_text
+eval {root}/ckpt_foreign
+eval {root}/ckpt_no_config
+eval {root}/ckpt_config_lacks_keys
+eval {root}/ckpt_wrong_weights
+eval {root}/ckpt_pickle
+plot {root}/never --out {root}/new/fig.png
+plot {root}/empty_folder --out {root}/new/fig.png
+plot {run} --out {root}/fig.xyz
+plot {run} --out {root}/noext
+plot {run} --summary {root}/table.txt --out {root}/new/fig.png
+plot {run} --atlas {root}/at.md
+plot {run} --sweep group --out {root}/new/fig.png
+plot {run} --unknown
+plot --attn {run} {run} --out {root}/new/fig.png
+plot --attn {root}/never --out {root}/new/fig.png
+plot --attn {root}/ckpt_empty --out {root}/new/fig.png
+plot --attn {run} --out {root}/x.xyz
+plot {root}/config_truncated --out {root}/new/fig.png
+plot {root}/config_lacks_keys --out {root}/new/fig.png
+plot {root}/eval_truncated --out {root}/new/fig.png
+plot {root}/eval_not_records --out {root}/new/fig.png
+plot {root}/log_bad_middle --out {root}/new/fig.png
+data --group Q7
+data --group Z05
+data --n 0
+data --num -1
+data --num_queries 0
+data --num_keys 0
+data --n 70
+data --num 1000000000
+data --save {root}/noext
+data --save {root}/afile/x.npz
+data --n abc
+data --unknown
+"""
+
 def bad_inputs(root):
-    """(script, argv): every one must be refused."""
-    run, never, cuda = f"{root}/run", f"{root}/never", [] if torch.cuda.is_available() else [["--device", "cuda"]]
-    train_cases = [["--model", "gpt"], ["--group", "Q7"], ["--group", "S9"], ["--group", "Z05"], ["--group", "Z1"],
-        ["--dat", "--delay", "100", "--max_iters", "100"], ["--ramp", "10"], ["--delay", "100"], ["--dat_mode", "freeze"],
-        ["--dat", "--delay", "abc"], ["--dat", "--delay", "-5"], ["--dat", "--ramp", "-1"], ["--model", "lstm", "--dat"],
-        ["--dat", "--delay", "auto", "--dat_mode", "freeze"], ["--train_len", "30"], ["--train_len", "0"],
-        ["--train_len", "-3"], ["--n_lstm", "0"], ["--n_lstm", "-1"], ["--model", "transformer", "--n_attn", "0"],
-        ["--n_attn", "-1"], ["--n_attn", "0"], ["--model", "interleaved", "--n_lstm", "0"], ["--lr", "0"], ["--lr", "-1"],
-        ["--lr", "nan"], ["--lr", "inf"], ["--weight_decay", "-1"], ["--weight_decay", "nan"], ["--grad_clip", "0"],
-        ["--grad_clip", "-1"], ["--min_lr_frac", "-5"], ["--min_lr_frac", "2"], ["--warmup", "-1"],
-        ["--auto_threshold", "2"], ["--auto_window", "0"], ["--threads", "0"], ["--threads", "-1"], ["--state_frac", "0"],
-        ["--state_frac", "1.5"], ["--state_frac", "nan"], ["--emb_skip", "nan"], ["--batch_size", "-5"],
-        ["--batch_size", "1000000000"], ["--n_eval_train", "1000000000"], ["--train_len", "1000000", "--num_keys", "3000000"],
-        ["--d_model", "15"], ["--n_heads", "0"], ["--device", "xyz"], ["--lr"], ["--unknown_flag"], ["--max_iters", "0"],
-        ["--log_interval", "0"], ["--eval_interval", "-1"], ["--num_queries", "0"], ["--pos", "abc"], ["--seed", "x"],
-        ["--out_dir", ""], ["--out_dir", f"{root}/afile"], ["--out_dir", f"{root}/afile/sub"], ["--out_dir", run],
-        ["--out_dir", f"{root}/blocked_new"]] + cuda
-    resume_cases = [["--resume"], ["--resume", "--out_dir", never], ["--resume", "--out_dir", run, "--lr", "0.5"],
-        ["--resume", "--out_dir", run, "--batch_size", "-5"], ["--resume", "--out_dir", run, "--threads", "-1"],
-        ["--resume", "--out_dir", run, "--seed", "5"], ["--resume", "--out_dir", run, "--max_iters", "5"],
-        ["--resume", "--out_dir", run, "--device", "xyz"], ["--resume", "--out_dir", run, "--bench"],
-        ["--resume", "--out_dir", run, "--dat"], ["--resume", "--out_dir", run, "--model", "lstm"],
-        ["--resume", "--out_dir", f"{root}/blocked", "--max_iters", "20"]]
-    resume_cases += [["--resume", "--out_dir", f"{root}/ckpt_{name}"] for name in
-                     ("empty", "truncated", "text", "foreign", "no_config", "config_lacks_keys", "pickle")]
-    eval_cases = [[never], [run, "--mults", "1,5"], [run, "--mults", "x"], [run, "--mults", "0"], [run, "--mults", ""],
-        [run, "--n_eval", "0"], [run, "--n_eval", "1000000000"], [run, "--mistakes", "-1"], [run, "--threads", "0"],
-        [run, "--device", "xyz"], [f"{root}/transformer", "--attn_off"], [f"{root}/transformer", "--probe"],
-        [run, "--unknown"], [f"{root}/blocked"], []] + [[run] + c for c in cuda]
-    eval_cases += [[f"{root}/ckpt_{name}"] for name in ("empty", "truncated", "text", "foreign", "no_config",
-                                                        "config_lacks_keys", "wrong_weights", "pickle")]
-    fig = ["--out", f"{root}/new/fig.png"]
-    plot_cases = [[never] + fig, [f"{root}/empty_folder"] + fig, [run, "--out", f"{root}/fig.xyz"],
-        [run, "--out", f"{root}/noext"], [run, "--summary", f"{root}/table.txt"] + fig, [run, "--atlas", f"{root}/at.md"],
-        [run, "--sweep", "group"] + fig, [run, "--unknown"], ["--attn", run, run] + fig, ["--attn", never] + fig,
-        ["--attn", f"{root}/ckpt_empty"] + fig, ["--attn", run, "--out", f"{root}/x.xyz"]]
-    plot_cases += [[f"{root}/{name}"] + fig for name in ("config_truncated", "config_lacks_keys", "eval_truncated",
-                                                          "eval_not_records", "log_bad_middle")]
-    npz = ["--save", f"{root}/new/x.npz"]
-    data_cases = [["--group", "Q7"], ["--group", "Z05"], ["--n", "0"], ["--num", "-1"], ["--num_queries", "0"],
-        ["--num_keys", "0"], ["--n", "70"], ["--num", "1000000000"], ["--save", f"{root}/noext"],
-        ["--save", f"{root}/afile/x.npz"], ["--n", "abc"], ["--unknown"]]
-    return ([(train, TINY + c + ["--out_root", never]) for c in train_cases] + [(train, c) for c in resume_cases] +
-            [(evaluation, c) for c in eval_cases] + [(plot, c) for c in plot_cases] + [(data, npz + c) for c in data_cases])
+    """(script module, argv) for every line of BAD_INPUTS; new runs get the tiny setting and a folder to avoid."""
+    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "data": data}
+    cases = []
+    for line in BAD_INPUTS.strip().splitlines():
+        name, *argv = shlex.split(line.format(root=root, run=f"{root}/run"))
+        argv = {"train": TINY + argv + ["--out_root", f"{root}/never"], "resume": ["--resume"] + argv,
+                "data": ["--save", f"{root}/new/x.npz"] + argv}.get(name, argv)
+        cases.append((scripts[name], argv))
+    if not torch.cuda.is_available():
+        cases += [(train, TINY + ["--device", "cuda", "--out_root", f"{root}/never"]),
+                  (evaluation, [f"{root}/run", "--device", "cuda"])]
+    return cases
 
 def test_bad_inputs_are_refused():
     """Each bad input: exit code 2, exactly one stderr line starting error:, no traceback, nothing written."""
@@ -608,7 +720,8 @@ def test_tiny_train_eval_plot():
     assert code == 0 and os.path.getsize(f"{root}/attn.png") > 10000, err
     code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
     arrays = np.load(f"{root}/a5.npz")
-    assert arrays["tokens"].shape == arrays["targets"].shape == (5, 2 * 6 + 1 + 6) and arrays["tokens"].dtype == np.int64
+    assert arrays["tokens"].shape == arrays["targets"].shape == (5, 2 * 6 + 1 + 6)
+    assert arrays["tokens"].dtype == np.int64
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------
