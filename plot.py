@@ -88,7 +88,9 @@ def plot_runs(runs_by_label, out):
               (axes[1, 0], "attn_off", "state: attention gated off (solid), linear probe of the LSTM (dashed)")]
     for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
         color = f"C{i % 10}"
-        evaluated = [r for r in runs if r["eval"]]
+        evaluated = [r for r in runs if r["finished"]]  # unfinished runs: training curves only, counted in the label
+        unfinished = len(runs) - len(evaluated)
+        label += f" (+{unfinished} unfinished)" if unfinished else ""
         if evaluated:
             mults = [rec["mult"] for rec in evaluated[0]["eval"]]
             usable = [r for r in evaluated if [rec["mult"] for rec in r["eval"]] == mults]
