@@ -61,10 +61,11 @@ grid() {
   for s in 0 1 2 3 4; do
     echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope"
     echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope --dat"; done
-  for s in $(seq 10 19); do echo "headline $M --seed $s"; echo "headline $M --seed $s --dat"; done
   for s in 0 1 2 3 4; do
     for pos in none rope; do echo "atlas $M16 --seed $s --train_len 16 --pos $pos"
       echo "atlas $M16 --seed $s --train_len 16 --pos $pos --dat"; done; done
+  # then more seeds: the headline cell to 20 (its test of DAT against plain)
+  for s in $(seq 10 19); do echo "headline $M --seed $s"; echo "headline $M --seed $s --dat"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
