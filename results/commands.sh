@@ -106,13 +106,17 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
 
 draw() { python plot.py "$@" || echo "skipped: python plot.py $*" >&2; }
 
-case "${1:-}" in
-  --list) grid ;;
-  --job) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --job needs a line number K >= 1" >&2; exit 2; }; job "$2" ;;
-  --workers)
-    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --workers needs a number N >= 1" >&2; exit 2; }
-    seq "$(grid | wc -l)" | xargs -P "$2" -I{} bash "$0" --job {} || echo "some jobs failed: run again to retry them"
-    plots ;;
-  --plots) plots ;;
-  *) echo "usage: bash results/commands.sh --list | --job K | --workers N | --plots" >&2; exit 2 ;;
-esac
+main() {
+  case "${1:-}" in
+    --list) grid ;;
+    --job) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --job needs a line number K >= 1" >&2; exit 2; }; job "$2" ;;
+    --workers)
+      [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --workers needs a number N >= 1" >&2; exit 2; }
+      seq "$(grid | wc -l)" | xargs -P "$2" -I{} bash "$0" --job {} || echo "some jobs failed: run again to retry them"
+      plots ;;
+    --plots) plots ;;
+    *) echo "usage: bash results/commands.sh --list | --job K | --workers N | --plots" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"; exit  # on one line: bash has read the whole script before it runs, so editing it mid-grid is safe
