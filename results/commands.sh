@@ -8,7 +8,8 @@
 #   bash results/commands.sh --plots         the figures and tables of results/ from the finished runs
 #
 # A finished run (log.jsonl at --max_iters and eval.json there) is never touched again; an interrupted one (a
-# ckpt.pt short of --max_iters) resumes from its checkpoint; a folder without a checkpoint starts afresh. On a SLURM cluster, the README's job-array script runs
+# ckpt.pt short of --max_iters) resumes from its checkpoint; a folder without a checkpoint starts afresh.
+# On a SLURM cluster, the README's job-array script runs
 # "--job $SLURM_ARRAY_TASK_ID" for K = 1..N (N from --list | wc -l).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,8 @@ grid() {
 
   # --- the shortcut atlas, in the order it runs (results/README.md, Atlas, says why) ---
   for s in 5 6 7 8 9; do echo "headline $M --seed $s"; echo "headline $M --seed $s --dat"; done
-  for s in 0 1 2 3 4 5 6 7 8 9; do echo "atlas $M --seed $s --pos rope"; echo "atlas $M --seed $s --pos rope --dat"; done
+  for s in 0 1 2 3 4 5 6 7 8 9; do
+    echo "atlas $M --seed $s --pos rope"; echo "atlas $M --seed $s --pos rope --dat"; done
   for s in 0 1 2 3 4; do   # freeze reruns (the attention .grad no longer piles up), ramp and lr to 5 seeds
     echo "modes $M --seed $s --dat --dat_mode freeze"; done
   for s in 3 4; do echo "modes $M --seed $s --dat --ramp 1000"; echo "modes $M --seed $s --dat --dat_mode lr"; done
@@ -53,10 +55,12 @@ grid() {
   for s in 0 1 2 3 4; do
     echo "atlas $M --seed $s --group Z5 --pos rope"; echo "atlas $M --seed $s --group Z5 --pos rope --dat"; done
   for s in 0 1 2 3 4; do
-    for pos in none rope; do echo "atlas $M --seed $s --group A4 --pos $pos"; echo "atlas $M --seed $s --group A4 --pos $pos --dat"; done
+    for pos in none rope; do
+      echo "atlas $M --seed $s --group A4 --pos $pos"; echo "atlas $M --seed $s --group A4 --pos $pos --dat"; done
   done
   for s in 3 4; do
-    echo "designs $M --seed $s --model interleaved --n_lstm 2"; echo "designs $M --seed $s --model interleaved --n_lstm 2 --dat"
+    echo "designs $M --seed $s --model interleaved --n_lstm 2"
+    echo "designs $M --seed $s --model interleaved --n_lstm 2 --dat"
   done
   for s in 0 1 2 3 4; do
     echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope"
@@ -79,7 +83,9 @@ job() {  # K: train line K of the grid (or resume it), then score it
     interrupted) python train.py --resume --out_dir "$dir" > /dev/null ;;
     new) python train.py $options --out_dir "$dir" --threads 1 > /dev/null ;;
   esac  # trained: only the eval is left
-  case " $options " in *" --model transformer "*) extra=;; *" --model lstm "*) extra=--probe;; *) extra="--attn_off --probe";; esac
+  case " $options " in  # what eval.py can score: --attn_off needs a hybrid, --probe an LSTM
+    *" --model transformer "*) extra= ;; *" --model lstm "*) extra=--probe ;; *) extra="--attn_off --probe" ;;
+  esac
   python eval.py "$dir" --mults "$mults" $extra --mistakes 2 --threads 1 > "$dir/eval.txt"
   echo "job $1: $dir done"
 }
@@ -109,7 +115,9 @@ draw() { python plot.py "$@" || echo "skipped: python plot.py $*" >&2; }
 main() {
   case "${1:-}" in
     --list) grid ;;
-    --job) [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --job needs a line number K >= 1" >&2; exit 2; }; job "$2" ;;
+    --job)
+      [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --job needs a line number K >= 1" >&2; exit 2; }
+      job "$2" ;;
     --workers)
       [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --workers needs a number N >= 1" >&2; exit 2; }
       seq "$(grid | wc -l)" | xargs -P "$2" -I{} bash "$0" --job {} || echo "some jobs failed: run again to retry them"
