@@ -94,6 +94,10 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-*"
   draw $atlas_runs --atlas results/atlas --schedules plain,dat5000
+  draw results/runs/headline results/runs/modes --atlas results/modes_rates \
+    --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
+  draw results/runs/headline results/runs/delay --atlas results/delay_rates \
+    --schedules plain,dat250,dat500,dat1000,dat2000,dat4000,dat5000
   draw results/runs/headline --out results/headline.png
   draw results/runs/headline/*-s[0-2] results/runs/baselines --out results/baselines.png
   draw results/runs/designs --out results/designs.png
