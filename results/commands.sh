@@ -65,6 +65,9 @@ grid() {
   for s in 0 1 2 3 4; do
     echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope"
     echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope --dat"; done
+  for s in 0 1 2 3 4; do   # A5 at the setting where an LSTM alone learns it (results/README.md, A5)
+    A5="--group A5 --d_model 128 --max_iters 16000"
+    echo "atlas $M --seed $s $A5"; echo "atlas $M --seed $s $A5 --dat --delay 10000"; done
   for s in 0 1 2 3 4; do
     for pos in none rope; do echo "atlas $M16 --seed $s --train_len 16 --pos $pos"
       echo "atlas $M16 --seed $s --train_len 16 --pos $pos --dat"; done; done
@@ -93,7 +96,7 @@ job() {  # K: train line K of the grid (or resume it), then score it
 plots() {  # every figure and table of results/ from the finished runs; a figure whose runs are missing is skipped
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-*"
-  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000
+  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000  # dat10000: the A5 cell
   draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
   draw results/runs/headline results/runs/delay --atlas results/delay_rates \
