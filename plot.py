@@ -318,7 +318,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", help="run folders, or folders holding run folders")
     parser.add_argument("--attn", action="store_true", help="instead, draw the attention weights of one sequence at "
                         "3x for the (single) run folder given")
-    parser.add_argument("--out", default="fig.png", help="where to write the PNG")
+    parser.add_argument("--out", default="fig.png", help="where to write the figure (.png, .pdf, .svg, ...)")
     parser.add_argument("--sweep", metavar="OPTION", help="instead, plot accuracy at 3x against this numeric option "
                         "of the runs (e.g. delay)")
     parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")

@@ -68,14 +68,16 @@ arg("--ramp", type=int, help="after the delay, raise the gate linearly to 1 over
 arg("--seed", type=int, default=0, help="seeds the init and the training data")
 arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 arg("--threads", type=int, help="CPU threads (default: torch's choice; use 1 per run when running runs side by side)")
-arg("--out_dir", help="run folder (default: OUT_ROOT/NAME, NAME from the options, see run_name)")
+arg("--out_dir", help="run folder (default: OUT_ROOT/NAME-s<seed>, NAME: model, group, every option that differs from "
+    "its default, schedule; e.g. lstm_attn-S3-rope-len16-dat5000-s3)")
 arg("--out_root", default="out", help="where the default run folder is made")
 arg("--dry_run", action="store_true", help="check the options, print the run folder and its state (new, interrupted, "
     "trained or finished) and exit; write nothing")
 arg("--log_interval", type=int, default=100, help="steps between log lines")
 arg("--eval_interval", type=int, default=500, help="steps between evals at 1x and 3x and checkpoints")
 arg("--n_eval_train", type=int, default=500, help="sequences per length in the periodic evals")
-arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt")
+arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt, with its own options; "
+    "only --max_iters, --threads, --device, --log_interval and --eval_interval may change")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; helps on GPU)")
 arg("--bench", action="store_true", help="time training steps of this setting (attention off, then on); write nothing")
 
