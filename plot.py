@@ -168,8 +168,9 @@ def summary_table(runs_by_label):
         seeds += f"; unfinished: {','.join(unfinished)}" if unfinished else ""
         for i, record in enumerate(evaluated[0]["eval"]):
             column = lambda get: cell([get(r["eval"][i]) for r in evaluated])
-            off = column(lambda rec: rec["attn_off"]["state_acc"]) if "attn_off" in record else "-"
-            probe = column(lambda rec: rec["probe_state_acc"]) if "probe_state_acc" in record else "-"
+            everywhere = lambda key: all(key in r["eval"][i] for r in evaluated)  # runs may be scored differently
+            off = column(lambda rec: rec["attn_off"]["state_acc"]) if everywhere("attn_off") else "-"
+            probe = column(lambda rec: rec["probe_state_acc"]) if everywhere("probe_state_acc") else "-"
             lines.append(f"| {label} ({seeds}) | {record['mult']}x | " + " | ".join(
                 column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
                 + f" | {off} | {probe} |")
