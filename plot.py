@@ -29,7 +29,6 @@ from data import ArgParser, die, eval_batch, group_table, token_names, write_fil
 from eval import CONFIG_KEYS, EVAL_SEED, load_checkpoint, model_from_checkpoint
 from train import SCHEDULE, identity, parser as train_parser, read_log, run_name, run_state, schedule_name, setting_name
 
-DEFAULTS = {a.dest: a.default for a in train_parser._actions}
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 
 def find_runs(paths):
@@ -61,7 +60,7 @@ def load_run(run_dir):
         problems.append(f"eval.json is not a list of eval.py records (with {', '.join(sorted(RECORD_KEYS))})")
     if problems:
         die(f"{run_dir}: {problems[0]}")
-    finished = run_state(run_dir, config["max_iters"]) == "finished"
+    finished = run_state(run_dir, config["max_iters"], log) == "finished"
     return {"dir": run_dir, "config": config, "log": log, "eval": records, "finished": finished}
 
 def group_by_config(runs):
@@ -240,7 +239,7 @@ def atlas_entry(runs, schedule):
     config = runs[0]["config"]
     setting = {k: v for k, v in identity(config).items() if k not in SCHEDULE}
     entry = {"setting": setting_name(config), "schedule": schedule,
-             "config": {k: v for k, v in setting.items() if k in ("model", "group", "pos") or v != DEFAULTS[k]},
+             "config": {k: v for k, v in setting.items() if k in ("model", "group", "pos") or v != train_parser.get_default(k)},
              "seeds": [r["config"]["seed"] for r in done], "n": len(done), "n_fail": len(fails),
              "n_state_fail": sum(at(r, 3)["state_acc"] < STATE_OK for r in fails),
              "fail_rate": len(fails) / len(done) if done else None, "ci95": wilson(len(fails), len(done)),

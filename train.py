@@ -303,11 +303,13 @@ def read_log(path):
             print(f"warning: {path}: dropped a partial last line", file=sys.stderr)
     return log
 
-def run_state(out_dir, max_iters):
+def run_state(out_dir, max_iters, log=None):
     """new, interrupted (a checkpoint short of max_iters), trained (a checkpoint, the log at max_iters, no
-    eval.json yet) or finished (the log at max_iters and eval.json: a committed run folder has no checkpoint)."""
+    eval.json yet) or finished (the log at max_iters and eval.json: a committed run folder has no checkpoint).
+    log: the folder's log entries, if the caller has read them already."""
     log_path = os.path.join(out_dir, "log.jsonl")
-    log = read_log(log_path) if os.path.isfile(log_path) else []
+    if log is None:
+        log = read_log(log_path) if os.path.isfile(log_path) else []
     at_end = bool(log) and log[-1]["step"] == max_iters
     if at_end and os.path.isfile(os.path.join(out_dir, "eval.json")):
         return "finished"
