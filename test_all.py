@@ -587,6 +587,8 @@ def test_run_folders_name_every_option_that_differs():
     assert names[13] == os.path.join(root, "lstm_attn-S3-rope-len16-dat5000-s3")
     assert dry_run(["--threads", "1", "--device", "cpu", "--log_interval", "7", "--out_root", root])[0] == names[0]
     assert dry_run(["--model", "transformer", "--pos", "rope"])[0] == os.path.join("out", "transformer-S3-plain-s0")
+    cpu_run = vars(train.check_args(train.parser.parse_args(["--dat"])))  # a CUDA run (bf16) is another run
+    assert train.run_name({**cpu_run, "device": "cuda"}) == "lstm_attn-S3-cuda-dat5000" != train.run_name(cpu_run)
     assert not os.listdir(root), "--dry_run wrote something"
     shutil.rmtree(root)
 
@@ -673,7 +675,7 @@ def test_plot_groups_runs_by_config_not_folder_name():
     none, rope = cells["lstm_attn-S3"], cells["lstm_attn-S3-rope"]
     assert (none["n"], none["n_fail"], none["seeds"], none["seq_acc_3x"]) == (2, 1, [0, 7], [0.525, 0.1, 0.95])
     assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
-    assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none"} and none["ci95"] == plot.wilson(1, 2)
+    assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"} and none["ci95"] == plot.wilson(1, 2)
     groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
     assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups)
     code, out, err = run_cli(plot.main, [root, "--atlas", os.path.join(root, "atlas"), "--schedules", "plain"])

@@ -77,7 +77,7 @@ arg("--log_interval", type=int, default=100, help="steps between log lines")
 arg("--eval_interval", type=int, default=500, help="steps between evals at 1x and 3x and checkpoints")
 arg("--n_eval_train", type=int, default=500, help="sequences per length in the periodic evals")
 arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt, with its own options; "
-    "only --max_iters, --threads, --device, --log_interval and --eval_interval may change")
+    "only --max_iters, --threads, --log_interval and --eval_interval may change")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; helps on GPU)")
 arg("--bench", action="store_true", help="time training steps of this setting (attention off, then on); write nothing")
 
@@ -85,7 +85,7 @@ arg("--bench", action="store_true", help="time training steps of this setting (a
 
 POSITIVE = ("train_len", "num_queries", "d_model", "n_heads", "batch_size", "max_iters", "log_interval",
             "eval_interval", "n_eval_train", "auto_window")
-SAFE_ON_RESUME = ("max_iters", "threads", "device", "log_interval", "eval_interval")  # what --resume may change
+SAFE_ON_RESUME = ("max_iters", "threads", "log_interval", "eval_interval")  # what --resume may change
 
 def check_args(args):
     """Every bad input is one clear line and exit code 2, before anything is written. Idempotent: a run's saved
@@ -169,8 +169,9 @@ def check_memory(args):
             die(f"{what} {size} x {tokens} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
                 f"{memory_bytes(args.device) / 2**30:.1f} GiB")
 
-# options that do not change what a run computes: left out of its name and of the config that identifies it
-NOT_IDENTITY = ("seed", "device", "threads", "out_dir", "out_root", "dry_run", "log_interval", "eval_interval",
+# options that do not change what a run computes: left out of its name and of the config that identifies it. The
+# device is in: on CUDA a run trains under bf16 autocast and draws its data from the GPU's generator.
+NOT_IDENTITY = ("seed", "threads", "out_dir", "out_root", "dry_run", "log_interval", "eval_interval",
                 "n_eval_train", "resume", "compile", "bench", "attn_on_step", "model_config")
 SHORT = {"train_len": "len", "num_keys": "keys", "num_queries": "q", "state_frac": "sf", "d_model": "d",
          "n_heads": "h", "n_lstm": "nlstm", "n_attn": "nattn", "emb_skip": "skip", "batch_size": "bs",
@@ -198,11 +199,14 @@ def schedule_name(config):
     return name
 
 def setting_name(config):
-    """model-group[-options that differ from their defaults], schedule and seed aside: e.g. lstm_attn-S3-rope-len16."""
+    """model-group[-options that differ from their defaults][-cuda], schedule and seed aside: e.g.
+    lstm_attn-S3-rope-len16."""
     c = identity(config)
     tags = [c["model"], c["group"]]
     if c["pos"] != ("rope" if c["model"] == "transformer" else "none"):
         tags.append(c["pos"])
+    if c["device"] not in ("cpu", "auto"):
+        tags.append(c["device"])
     tags += [f"{short}{c[name]:g}" for name, short in SHORT.items() if c[name] != parser.get_default(name)]
     return "-".join(tags + ["mlp"] * c["mlp"])
 

@@ -73,6 +73,9 @@ grid() {
       echo "atlas $M16 --seed $s --train_len 16 --pos $pos --dat"; done; done
   # then more seeds: the headline cell to 20 (its test of DAT against plain)
   for s in $(seq 10 19); do echo "headline $M --seed $s"; echo "headline $M --seed $s --dat"; done
+  # the headline cell on a CUDA GPU (bf16 autocast, data drawn on the GPU: other runs than the CPU's); a machine
+  # without CUDA skips these lines
+  for s in $(seq 0 19); do echo "gpu $M --seed $s --device cuda --dat"; echo "gpu $M --seed $s --device cuda"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -80,6 +83,9 @@ job() {  # K: train line K of the grid (or resume it), then score it
   line=$(grid | sed -n "${1}p")
   [ -n "$line" ] || { echo "error: no job $1: the grid has lines 1..$(grid | wc -l)" >&2; exit 2; }
   read -r exp mults options <<< "$line"
+  if [[ " $options " == *" --device cuda "* ]] &&
+     ! python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+    echo "job $1: skipped: needs a CUDA GPU"; return; fi
   read -r dir state <<< "$(python train.py $options --out_root "$RUNS/$exp" --dry_run)"
   case $state in
     finished) echo "job $1: $dir is finished"; return ;;
@@ -95,7 +101,7 @@ job() {  # K: train line K of the grid (or resume it), then score it
 
 plots() {  # every figure and table of results/ from the finished runs; a figure whose runs are missing is skipped
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
-                    results/runs/designs/interleaved-*"
+                    results/runs/designs/interleaved-* results/runs/gpu"
   draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000  # dat10000: the A5 cell
   draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
