@@ -76,6 +76,16 @@ grid() {
   # the headline cell on a CUDA GPU (bf16 autocast, data drawn on the GPU: other runs than the CPU's); a machine
   # without CUDA skips these lines
   for s in $(seq 0 19); do echo "gpu $M --seed $s --device cuda --dat"; echo "gpu $M --seed $s --device cuda"; done
+  # the atlas's cells to 10 seeds, one seed of every cell at a time: Z5, A4, interleaved, then --train_len 16
+  for s in 5 6 7 8 9; do
+    for dat in "" " --dat"; do
+      echo "group $M --seed $s --group Z5$dat"; echo "atlas $M --seed $s --group Z5 --pos rope$dat"
+      for pos in none rope; do echo "atlas $M --seed $s --group A4 --pos $pos$dat"; done
+      echo "designs $M --seed $s --model interleaved --n_lstm 2$dat"
+      echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope$dat"; done; done
+  for s in 5 6 7 8 9; do
+    for pos in none rope; do echo "atlas $M16 --seed $s --train_len 16 --pos $pos"
+      echo "atlas $M16 --seed $s --train_len 16 --pos $pos --dat"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
