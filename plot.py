@@ -238,7 +238,8 @@ def atlas_entry(runs, schedule):
     fails = [r for r in done if at(r, 3)["seq_acc"] < FAIL_BELOW]
     config = runs[0]["config"]
     setting = {k: v for k, v in identity(config).items() if k not in SCHEDULE}
-    changed = {k: v for k, v in setting.items() if k in ("model", "group", "pos", "device") or v != train_parser.get_default(k)}
+    changed = {k: v for k, v in setting.items()
+               if k in ("model", "group", "pos", "device") or v != train_parser.get_default(k)}
     entry = {"setting": setting_name(config), "schedule": schedule, "config": changed,
              "seeds": [r["config"]["seed"] for r in done], "n": len(done), "n_fail": len(fails),
              "n_state_fail": sum(at(r, 3)["state_acc"] < STATE_OK for r in fails),

@@ -675,7 +675,8 @@ def test_plot_groups_runs_by_config_not_folder_name():
     none, rope = cells["lstm_attn-S3"], cells["lstm_attn-S3-rope"]
     assert (none["n"], none["n_fail"], none["seeds"], none["seq_acc_3x"]) == (2, 1, [0, 7], [0.525, 0.1, 0.95])
     assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
-    assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"} and none["ci95"] == plot.wilson(1, 2)
+    assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"}
+    assert none["ci95"] == plot.wilson(1, 2)
     groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
     assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups)
     code, out, err = run_cli(plot.main, [root, "--atlas", os.path.join(root, "atlas"), "--schedules", "plain"])

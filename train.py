@@ -3,7 +3,7 @@ Train a model on the composite task, with or without Delayed Attention Training 
 
     python train.py --dat --delay 5000     # the DAT hybrid: attention gated off (and frozen) for 5000 steps
     python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
-    python train.py --bench                # speed benchmark of the main setting: ms/step, tokens/s, data share
+    python train.py --bench                # steady-state speed of the main setting: ms/step, tokens/s, data share
 
 The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM
 layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine
@@ -79,7 +79,8 @@ arg("--n_eval_train", type=int, default=500, help="sequences per length in the p
 arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt, with its own options; "
     "only --max_iters, --threads, --log_interval and --eval_interval may change")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; helps on GPU)")
-arg("--bench", action="store_true", help="time training steps of this setting (attention off, then on); write nothing")
+arg("--bench", action="store_true", help="time training steps of this setting once training has settled "
+    "(attention off, then on): mean and median ms/step; writes nothing")
 
 # -----------------------------------------------------------------------------
 
@@ -267,16 +268,20 @@ def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     model.zero_grad(set_to_none=True)
     return loss.detach(), logits.detach()
 
-def bench(args, model, forward, optimizer, table, data_rng, autocast, steps=60, warmup=10):
-    """Median ms/step, tokens/s and the share of time spent generating data, with attention off and on."""
+def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, timed=300):
+    """Steady-state speed: real training steps of this setting, attention off (as during a delay) and then on, each
+    timed only after `warm` steps of training in that phase; mean and median ms/step, tokens/s and data share."""
     sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
     width = seq_width(args.train_len, args.num_queries)
     print(f"bench: {args.model} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
-          f"{torch.get_num_threads()} threads{', compiled' if args.compile else ''}")
+          f"{torch.get_num_threads()} threads{', compiled' if args.compile else ''}: training from scratch, "
+          f"{warm} untimed then {timed} timed steps with attention off, then the same with it on")
     for gate in (0.0, 1.0):
+        if gate:
+            add_attention(optimizer, model, args)
         model.gate = gate
         step_times, data_times = [], []
-        for i in range(warmup + steps):
+        for i in range(warm + timed):
             sync()
             t0 = time.perf_counter()
             tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys,
@@ -285,12 +290,12 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, steps=60, 
             t1 = time.perf_counter()
             train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
             sync()
-            if i >= warmup:
-                step_times.append(time.perf_counter() - t0)
-                data_times.append(t1 - t0)
-        ms = 1000 * sorted(step_times)[len(step_times) // 2]
-        print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {ms:.2f} ms/step (median of {steps}), "
-              f"{args.batch_size * width / ms * 1000:,.0f} tokens/s, "
+            if i >= warm:
+                step_times.append(1000 * (time.perf_counter() - t0))
+                data_times.append(1000 * (t1 - t0))
+        mean, median = sum(step_times) / timed, sorted(step_times)[timed // 2]
+        print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {mean:.2f} ms/step mean, {median:.2f} median, "
+              f"{args.batch_size * width / mean * 1000:,.0f} tokens/s, "
               f"data {100 * sum(data_times) / sum(step_times):.1f}%")
 
 def read_log(path):
@@ -394,8 +399,8 @@ def main(argv=None):
     model, model_config, optimizer, table, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
-    if args.bench:  # random batches of this setting; nothing is written
-        return bench(args, model, forward, make_optimizer(model, args, with_attention=True), table, data_rng, autocast)
+    if args.bench:  # nothing is written
+        return bench(args, model, forward, make_optimizer(model, args, with_attention=False), table, data_rng, autocast)
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
     write_config = lambda: write_text(config_path, json.dumps({**vars(args), "model_config": asdict(model_config)},
                                                               indent=1))
