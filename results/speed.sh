@@ -9,8 +9,11 @@ run=$(mktemp -d)
 real() {  # L [options]: the mean ms/step logged for steps 101-600 of a real run at --train_len L
   local L=$1; shift; rm -rf "$run/run"
   python train.py --train_len "$L" --max_iters 700 --eval_interval 700 --threads 2 --out_dir "$run/run" "$@" > /dev/null
-  python -c "import json, sys; ms = [e['ms_per_step'] for e in map(json.loads, open('$run/run/log.jsonl'))
-if 100 < e['step'] <= 600]; print('kit real run, train_len $L $*: %.2f ms/step mean of steps 101-600' % (sum(ms) / len(ms)))"
+  python - "$run/run/log.jsonl" "$L $*" <<'PY'
+import json, sys
+ms = [e["ms_per_step"] for e in map(json.loads, open(sys.argv[1])) if 100 < e["step"] <= 600]
+print(f"kit real run, train_len {sys.argv[2]}: {sum(ms) / len(ms):.2f} ms/step mean of steps 101-600")
+PY
 }
 for rep in 1 2; do
   for L in 8 16; do
