@@ -628,6 +628,13 @@ def test_grid_job_leaves_a_finished_run_alone():
     assert {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)} == before
     bad = subprocess.run(["bash", "results/commands.sh", "--job", "100000"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad
+    if not torch.cuda.is_available():  # a --device cuda line is skipped, not failed, on a machine without CUDA
+        grid = subprocess.run(["bash", "results/commands.sh", "--list"], capture_output=True, text=True).stdout
+        k = next(i + 1 for i, line in enumerate(grid.splitlines()) if " --device cuda" in line)
+        done = subprocess.run(["bash", "results/commands.sh", "--job", str(k)], capture_output=True, text=True,
+                              env={**os.environ, "RUNS": root})
+        assert done.returncode == 0 and "skipped: needs a CUDA GPU" in done.stdout and not os.path.exists(
+            os.path.join(root, "gpu")), done
     # the README's sbatch script, as a SLURM array task 1 would run it
     with open("README.md") as f:
         readme = f.read()
