@@ -259,6 +259,21 @@ def test_dat_modes_freeze_and_lr():
         assert ckpt["gate"] == 1.0 and same == frozen, mode
     shutil.rmtree(root)
 
+def test_bench_times_real_training_in_both_phases():
+    """--bench trains (loss falls, attention trains only in its second phase) and reports mean and median."""
+    args = train.check_args(train.parser.parse_args(TINY + ["--bench"]))
+    model, _, _, table, data_rng = train.build(args, None)
+    optimizer = train.make_optimizer(model, args, with_attention=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        train.bench(args, model, model, optimizer, table, data_rng, contextlib.nullcontext(), warm=3, timed=4)
+    lines = out.getvalue().splitlines()
+    assert "3 untimed then 4 timed steps" in lines[0] and len(lines) == 3, lines
+    assert all("ms/step mean" in line and "median" in line for line in lines[1:]), lines
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert "blocks.0.lstm.weight_hh_l0" in changed and "blocks.1.attn.qkv.weight" in changed, changed
+
 def test_frozen_attention_never_holds_a_gradient():
     """During the delay no frozen parameter may hold a .grad (it would pile up and shrink every clipped update)."""
     real, seen = torch.nn.utils.clip_grad_norm_, []
