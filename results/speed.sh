@@ -11,8 +11,10 @@ real() {  # L [options]: the mean ms/step logged for steps 101-600 of a real run
   python train.py --train_len "$L" --max_iters 700 --eval_interval 700 --threads 2 --out_dir "$run/run" "$@" > /dev/null
   python - "$run/run/log.jsonl" "$L $*" <<'PY'
 import json, sys
-ms = [e["ms_per_step"] for e in map(json.loads, open(sys.argv[1])) if 100 < e["step"] <= 600]
-print(f"kit real run, train_len {sys.argv[2]}: {sum(ms) / len(ms):.2f} ms/step mean of steps 101-600")
+log = {e["step"]: e["ms_per_step"] for e in map(json.loads, open(sys.argv[1]))}
+ms = [log[step] for step in range(200, 601, 100)]
+print(f"kit real run, train_len {sys.argv[2]}: {sum(ms) / len(ms):.2f} ms/step mean of steps 101-600 "
+      f"(steps 1-100: {log[100]:.2f}, 501-600: {log[600]:.2f})")
 PY
 }
 for rep in 1 2; do
