@@ -270,6 +270,26 @@ def atlas(runs, schedules):
                     f"{FAIL_BELOW}; a failure is a state failure if its state accuracy at 3x is below {STATE_OK}, "
                     f"else a recall failure", "cells": entries}
 
+def atlas_overview(result, schedules):
+    """One row per setting and schedule after the first: the README's table of failure rates, base against it."""
+    if len(schedules) < 2:
+        return []
+    base, rows = schedules[0], []
+    fails = lambda e: "-" if e is None or not e["n"] else (
+        f"{e['n_fail']} of {e['n']} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
+        + (f" ({e['n_state_fail']} state, {e['n_fail'] - e['n_state_fail']} recall)" if e["n_fail"] else ""))
+    seq = lambda e: "-" if e is None or not e["n"] else f"{e['seq_acc_3x'][0]:.2f}"
+    cells = {(e["setting"], e["schedule"]): e for e in result["cells"]}
+    for setting in dict.fromkeys(e["setting"] for e in result["cells"]):
+        for schedule in [s for s in schedules[1:] if (setting, s) in cells] or [schedules[1]]:
+            e, b = cells.get((setting, schedule)), cells.get((setting, base))
+            p = None if e is None else e.get(f"fisher_p_vs_{base}")
+            label = setting + (f" ({schedule})" if schedule != schedules[1] else "")
+            rows.append(f"| {label} | {fails(b)} | {fails(e)} | {'-' if p is None else f'{p:.2g}'} | "
+                        f"{seq(b)} / {seq(e)} |")
+    return [f"| setting | {base} fails | {schedules[1]} (or the schedule named) fails | Fisher p | "
+            f"sequence accuracy at 3x, mean: {base} / other |", "| --- | --- | --- | --- | --- |"] + rows + [""]
+
 def atlas_markdown(result, schedules):
     fmt = lambda s: "-" if s is None else f"{s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
     rates = ["| setting | schedule | n | fail (state / recall) | rate [95% CI] | Fisher p | seeds |",
@@ -289,7 +309,8 @@ def atlas_markdown(result, schedules):
     by_seed = [f"- {e['setting']} {e['schedule']}: " + ", ".join(
         f"s{s} {a:.3f}" for s, a in zip(e["seeds"], e["seq_acc_3x_by_seed"])) for e in result["cells"]]
     return "\n".join([f"Rule: {result['rule']}. Fisher p: two-sided exact test against {schedules[0]} in the "
-                      "same setting. Accuracies: mean [min, max] over the finished seeds.", ""] + rates +
+                      "same setting. Accuracies: mean [min, max] over the finished seeds.", ""] +
+                     atlas_overview(result, schedules) + rates +
                      [""] + accuracy + ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed) + "\n"
 
 def plot_atlas(result, schedules, out):

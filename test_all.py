@@ -699,6 +699,9 @@ def test_plot_groups_runs_by_config_not_folder_name():
     assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
     assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"}
     assert none["ci95"] == plot.wilson(1, 2)
+    lo, hi = plot.wilson(1, 2)
+    overview = plot.atlas_overview(plot.atlas(runs, ["plain", "dat5000"]), ["plain", "dat5000"])
+    assert f"| lstm_attn-S3 | 1 of 2 [{lo:.2f}, {hi:.2f}] (1 state, 0 recall) | - | - | 0.53 / - |" in overview
     groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
     assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups)
     code, out, err = run_cli(plot.main, [root, "--atlas", os.path.join(root, "atlas"), "--schedules", "plain"])
