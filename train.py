@@ -78,7 +78,8 @@ arg("--eval_interval", type=int, default=500, help="steps between evals at 1x an
 arg("--n_eval_train", type=int, default=500, help="sequences per length in the periodic evals")
 arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt, with its own options; "
     "only --max_iters, --threads, --log_interval and --eval_interval may change")
-arg("--compile", action="store_true", help="torch.compile the model (opt-in; helps on GPU)")
+arg("--compile", action="store_true", help="torch.compile the model (opt-in; it has not been faster here: "
+    "results/README.md, Speed)")
 arg("--bench", action="store_true", help="time training steps of this setting once training has settled "
     "(attention off, then on): mean and median ms/step; writes nothing")
 
