@@ -86,6 +86,11 @@ grid() {
   for s in 5 6 7 8 9; do
     for pos in none rope; do echo "atlas $M16 --seed $s --train_len 16 --pos $pos"
       echo "atlas $M16 --seed $s --train_len 16 --pos $pos --dat"; done; done
+  # seeds 10-19 of the cells that ended near p = 0.09 (len16, interleaved RoPE) and of S3 RoPE, one seed at a time
+  for s in $(seq 10 19); do
+    for dat in "" " --dat"; do echo "atlas $M16 --seed $s --train_len 16 --pos none$dat"; done
+    for dat in "" " --dat"; do echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope$dat"; done
+    for dat in "" " --dat"; do echo "atlas $M --seed $s --pos rope$dat"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
