@@ -71,13 +71,17 @@ def memory_bytes(device="cpu"):
         return torch.cuda.get_device_properties(0).total_memory
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
-def batch_bytes(n, width, num_keys, d_model, blocks, n_heads, training, chunk=None):
-    """A rough upper estimate of the memory n sequences of width tokens take: generating them (a key shuffle
-    of num_keys per sequence, int64 tokens, targets and masks), then running chunk of them at a time through
-    the model (block activations, kept for the backward pass when training, and T x T attention weights)."""
+def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0, training=False, chunk=None):
+    """Refuse (one error line) n sequences of width tokens that would not fit in memory, by a rough upper estimate:
+    generating them (a key shuffle of num_keys per sequence, int64 tokens, targets and masks), then running chunk
+    of them at a time through the model (block activations, kept for the backward pass when training, and T x T
+    attention weights)."""
     chunk = n if chunk is None else min(n, chunk)
     per_token = 4 * d_model * (24 * blocks + 8) * (2 if training else 1) + 12 * n_heads * blocks * width
-    return n * (12 * num_keys + 40 * width) + chunk * width * per_token
+    needed, available = n * (12 * num_keys + 40 * width) + chunk * width * per_token, memory_bytes(device)
+    if needed > available:
+        die(f"{what} {n} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
+            f"{available / 2**30:.1f} GiB")
 
 # -----------------------------------------------------------------------------
 # groups
@@ -233,11 +237,7 @@ def main(argv=None):
             die(f"--{name} must be at least 1, not {getattr(args, name)}")
     if args.n > args.num_keys:
         die(f"{args.n} steps need at least {args.n} distinct keys, but --num_keys is {args.num_keys}")
-    width = seq_width(args.n, args.num_queries)
-    needed = batch_bytes(args.num, width, args.num_keys, 0, 0, 0, training=False)
-    if needed > memory_bytes():
-        die(f"--num {args.num} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
-            f"{memory_bytes() / 2**30:.1f} GiB")
+    check_fits("--num", args.num, seq_width(args.n, args.num_queries), "cpu", args.num_keys)
     if args.save is not None and not args.save.endswith(".npz"):
         die(f"--save {args.save!r}: the file name must end in .npz")
     generator = torch.Generator().manual_seed(args.seed)

@@ -15,8 +15,8 @@ import warnings
 
 import torch
 
-from data import (IGNORE, ArgParser, batch_bytes, describe, die, eval_batch, group_table, memory_bytes, pick_device,
-                  seq_width, target_masks, write_text)
+from data import (IGNORE, ArgParser, check_fits, describe, die, eval_batch, group_table, pick_device, seq_width,
+                  target_masks, write_text)
 from model import HYBRIDS, Model, ModelConfig
 
 EVAL_SEED = 1234
@@ -142,12 +142,8 @@ def main(argv=None):
     longest = max(mults) * config["train_len"]
     if longest > config["num_keys"]:
         die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
-    width = seq_width(longest, config["num_queries"])
-    needed = batch_bytes(args.n_eval, width, config["num_keys"], cfg.d_model, cfg.n_lstm + cfg.n_attn, cfg.n_heads,
-                         training=False, chunk=500)
-    if needed > memory_bytes(device):
-        die(f"--n_eval {args.n_eval} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
-            f"{memory_bytes(device) / 2**30:.1f} GiB")
+    check_fits("--n_eval", args.n_eval, seq_width(longest, config["num_queries"]), device, config["num_keys"],
+               cfg.d_model, cfg.n_lstm + cfg.n_attn, cfg.n_heads, chunk=500)  # predict() runs 500 at a time
     if args.attn_off and config["model"] not in HYBRIDS:
         die(f"--attn_off needs a hybrid model, not {config['model']}")
     if args.probe and config["model"] == "transformer":

@@ -3,7 +3,6 @@ Train a model on the composite task, with or without Delayed Attention Training 
 
     python train.py --dat --delay 5000     # the DAT hybrid: attention gated off (and frozen) for 5000 steps
     python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
-    python train.py --bench                # steady-state speed of the main setting: ms/step, tokens/s, data share
 
 The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM
 layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine
@@ -27,8 +26,8 @@ from dataclasses import asdict
 
 import torch
 
-from data import (ArgParser, batch_bytes, die, group_table, memory_bytes, pick_device, sample_batch, seq_width,
-                  target_masks, vocab_size, write_file, write_text)
+from data import (ArgParser, check_fits, die, group_table, pick_device, sample_batch, seq_width, target_masks,
+                  vocab_size, write_file, write_text)
 from eval import evaluate, load_checkpoint
 from model import HYBRIDS, MODELS, Model, ModelConfig
 
@@ -80,8 +79,6 @@ arg("--resume", action="store_true", help="continue the run in --out_dir from it
     "only --max_iters, --threads, --log_interval and --eval_interval may change")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; it has not been faster here: "
     "results/README.md, Speed)")
-arg("--bench", action="store_true", help="time training steps of this setting once training has settled "
-    "(attention off, then on): mean and median ms/step; writes nothing")
 
 # -----------------------------------------------------------------------------
 
@@ -159,22 +156,16 @@ def check_schedule(args):
 
 def check_memory(args):
     """Refuse sizes that cannot fit, with an estimate, instead of running out of memory halfway."""
-    width = seq_width(args.train_len, args.num_queries)
-    blocks = args.n_lstm + args.n_attn
-    need = ("batch", args.batch_size, width, batch_bytes(args.batch_size, width, args.num_keys, args.d_model, blocks,
-                                                        args.n_heads, training=True))
-    eval_width = seq_width(3 * args.train_len, args.num_queries)  # the periodic evals at 3x
-    eval_need = ("--n_eval_train", args.n_eval_train, eval_width, batch_bytes(
-        args.n_eval_train, eval_width, args.num_keys, args.d_model, blocks, args.n_heads, training=False))
-    for what, size, tokens, needed in (need, eval_need):
-        if needed > memory_bytes(args.device):
-            die(f"{what} {size} x {tokens} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
-                f"{memory_bytes(args.device) / 2**30:.1f} GiB")
+    model = dict(d_model=args.d_model, blocks=args.n_lstm + args.n_attn, n_heads=args.n_heads)
+    check_fits("batch", args.batch_size, seq_width(args.train_len, args.num_queries), args.device, args.num_keys,
+               training=True, **model)
+    check_fits("--n_eval_train", args.n_eval_train, seq_width(3 * args.train_len, args.num_queries), args.device,
+               args.num_keys, **model)  # the periodic evals at 3x
 
 # options that do not change what a run computes: left out of its name and of the config that identifies it. The
 # device is in: on CUDA a run trains under bf16 autocast and draws its data from the GPU's generator.
 NOT_IDENTITY = ("seed", "threads", "out_dir", "out_root", "dry_run", "log_interval", "eval_interval",
-                "n_eval_train", "resume", "compile", "bench", "attn_on_step", "model_config")
+                "n_eval_train", "resume", "compile", "attn_on_step", "model_config")
 SHORT = {"train_len": "len", "num_keys": "keys", "num_queries": "q", "state_frac": "sf", "d_model": "d",
          "n_heads": "h", "n_lstm": "nlstm", "n_attn": "nattn", "emb_skip": "skip", "batch_size": "bs",
          "max_iters": "iters", "lr": "lr", "warmup": "warmup", "min_lr_frac": "minlr", "weight_decay": "wd",
@@ -269,36 +260,6 @@ def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     model.zero_grad(set_to_none=True)
     return loss.detach(), logits.detach()
 
-def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, timed=300):
-    """Steady-state speed: real training steps of this setting, attention off (as during a delay) and then on, each
-    timed only after `warm` steps of training in that phase; mean and median ms/step, tokens/s and data share."""
-    sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
-    width = seq_width(args.train_len, args.num_queries)
-    print(f"bench: {args.model} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
-          f"{torch.get_num_threads()} threads{', compiled' if args.compile else ''}: training from scratch, "
-          f"{warm} untimed then {timed} timed steps with attention off, then the same with it on")
-    for gate in (0.0, 1.0):
-        if gate:
-            add_attention(optimizer, model, args)
-        model.gate = gate
-        step_times, data_times = [], []
-        for i in range(warm + timed):
-            sync()
-            t0 = time.perf_counter()
-            tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys,
-                                           args.num_queries, data_rng)
-            sync()
-            t1 = time.perf_counter()
-            train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
-            sync()
-            if i >= warm:
-                step_times.append(1000 * (time.perf_counter() - t0))
-                data_times.append(1000 * (t1 - t0))
-        mean, median = sum(step_times) / timed, sorted(step_times)[timed // 2]
-        print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {mean:.2f} ms/step mean, {median:.2f} median, "
-              f"{args.batch_size * width / mean * 1000:,.0f} tokens/s, "
-              f"data {100 * sum(data_times) / sum(step_times):.1f}%")
-
 def read_log(path):
     """The entries of a log.jsonl, without a last line that a crash cut short (said on stderr)."""
     with open(path) as f:
@@ -341,8 +302,8 @@ def resumed_args(argv):
     given = given_options(argv)
     if given.get("out_dir") is None:
         die("--resume needs --out_dir, the run folder to continue")
-    if given.get("bench") or given.get("dry_run"):
-        die("--bench and --dry_run start no run: not with --resume")
+    if given.get("dry_run"):
+        die("--dry_run starts no run: not with --resume")
     ckpt = load_checkpoint(os.path.join(given["out_dir"], "ckpt.pt"), for_resume=True)
     run = dict(ckpt["config"])
     # the run folder is the one passed, wherever the run was made; options newer than the run take their defaults
@@ -393,20 +354,19 @@ def main(argv=None):
         args, ckpt = check_args(parser.parse_args(argv)), None
         if args.dry_run:
             return print(args.out_dir, run_state(args.out_dir, args.max_iters))
-        if not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
+        if os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
             die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
 
     # 2. setup: model, optimizer, data; the run folder's config and log
     model, model_config, optimizer, table, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
-    if args.bench:  # nothing is written
-        return bench(args, model, forward, make_optimizer(model, args, with_attention=False), table, data_rng, autocast)
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
     write_config = lambda: write_text(config_path, json.dumps({**vars(args), "model_config": asdict(model_config)},
                                                               indent=1))
     write_config()  # first, so that an unwritable folder stops the run before anything else is written
     step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see --auto_window
+    saved_step = ckpt["step"] if ckpt else None  # the step of the checkpoint in out_dir
     log = [e for e in read_log(log_path) if e["step"] <= step] if ckpt and os.path.exists(log_path) else []
     write_log = lambda: write_text(log_path, "".join(json.dumps(entry) + "\n" for entry in log))
     write_log()  # lines written after the checkpoint are dropped: they will be written again
@@ -446,9 +406,8 @@ def main(argv=None):
         mean_loss = loss_sum.item() / steps_timed  # the only host sync, once per log line
         ms_per_step = 1000 * (time.time() - t_log) / steps_timed
         if not math.isfinite(mean_loss):
-            saved = ckpt_step(args.out_dir)
             die(f"loss is {mean_loss} at step {step}: stopped; " + (
-                f"{args.out_dir}/ckpt.pt holds the last good state (step {saved})" if saved is not None
+                f"{args.out_dir}/ckpt.pt holds the last good state (step {saved_step})" if saved_step is not None
                 else "no checkpoint was written yet"))
         entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
         line = (f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | "
@@ -471,17 +430,13 @@ def main(argv=None):
             save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), model=model.state_dict(),
                             optimizer=optimizer.state_dict(), config=vars(args), model_config=asdict(model_config),
                             step=step, gate=model.gate, streak=streak, data_rng=data_rng.get_state())
+            saved_step = step
         seconds_left = ms_per_step * (args.max_iters - step) / 1000
         print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
         log.append(entry)
         write_log()
         loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {args.out_dir} --attn_off")
-
-def ckpt_step(out_dir):
-    """The step of the checkpoint in out_dir, or None if there is none."""
-    path = os.path.join(out_dir, "ckpt.pt")
-    return torch.load(path, map_location="cpu", weights_only=True)["step"] if os.path.exists(path) else None
 
 if __name__ == "__main__":
     main()

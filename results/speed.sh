@@ -22,7 +22,7 @@ for rep in 1 2; do
     python results/plain_torch.py --train_len "$L" --steps 600 --threads 2
     real "$L"
     real "$L" --dat --delay 650
-    python train.py --bench --train_len "$L" --threads 2 | tail -2
+    python results/bench.py --train_len "$L" --threads 2 | tail -2
   done
 done
 rm -rf "$run"
