@@ -284,6 +284,11 @@ def test_bench_times_real_training_in_both_phases():
     assert all("ms/step mean" in line and "median" in line for line in lines[1:]), lines
     changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     assert "blocks.0.lstm.weight_hh_l0" in changed and "blocks.1.attn.qkv.weight" in changed, changed
+    for pos in ("none", "rope"):  # --sdpa times the same computation through torch's fused kernel
+        cfg = ModelConfig(vocab_size=20, d_model=16, n_heads=2, pos=pos)
+        block, x = Model(cfg).blocks[1].attn, torch.randn(3, 11, 16)
+        rope = Model(cfg).rope(11, "cpu")
+        assert torch.allclose(block(x, rope), bench.sdpa_forward(block, x, rope), atol=1e-5), pos
 
 def test_frozen_attention_never_holds_a_gradient():
     """During the delay no frozen parameter may hold a .grad (it would pile up and shrink every clipped update)."""
