@@ -79,8 +79,9 @@ class Attention(nn.Module):
 
     @staticmethod
     def weights(q, k):
-        """Causal softmax(q k^T / sqrt(hd)), (B*H, T, T). Written out rather than F.scaled_dot_product_attention
-        (as fast on a CPU at these sizes, see README, Speed) so that the weights are there for pictures."""
+        """Causal softmax(q k^T / sqrt(hd)), (B*H, T, T). Written out rather than F.scaled_dot_product_attention,
+        so that the weights are there for pictures; on a CPU at these sizes it is also the faster of the two
+        (results/README.md, Speed)."""
         B, H, T, hd = q.shape
         future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
         q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
