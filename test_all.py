@@ -278,7 +278,7 @@ def test_bench_times_real_training_in_both_phases():
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        bench.bench(args, model, optimizer, table, data_rng, contextlib.nullcontext(), warm=3, timed=4)
+        bench.bench(args, model, optimizer, table, data_rng, contextlib.nullcontext(), untimed=3, timed=4)
     lines = out.getvalue().splitlines()
     assert "3 untimed then 4 timed steps" in lines[0] and len(lines) == 3, lines
     assert all("ms/step mean" in line and "median" in line for line in lines[1:]), lines
@@ -511,7 +511,7 @@ atlas {run} --out {root}/at.md
 atlas {run}
 atlas {root}/never --out {root}/at
 bench --timed 0
-bench --warm -1
+bench --untimed -1
 bench --out_dir {root}/x
 bench --lr 0
 bench --train_len 4 --num_keys 3
