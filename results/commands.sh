@@ -91,6 +91,13 @@ grid() {
     for dat in "" " --dat"; do echo "atlas $M16 --seed $s --train_len 16 --pos none$dat"; done
     for dat in "" " --dat"; do echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope$dat"; done
     for dat in "" " --dat"; do echo "atlas $M --seed $s --pos rope$dat"; done; done
+  # to the floor of 10 seeds: the DAT modes, then the A5 cell
+  for s in 5 6 7 8 9; do
+    echo "modes $M --seed $s --dat --dat_mode freeze"; echo "modes $M --seed $s --dat --dat_mode lr"
+    echo "modes $M --seed $s --dat --ramp 1000"; done
+  for s in 5 6 7 8 9; do
+    A5="--group A5 --d_model 128 --max_iters 16000"
+    echo "atlas $M --seed $s $A5"; echo "atlas $M --seed $s $A5 --dat --delay 10000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
