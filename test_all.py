@@ -6,7 +6,6 @@ bad input, and a tiny train -> eval -> plot run.
 """
 import argparse
 import contextlib
-import importlib.util
 import io
 import itertools
 import json
@@ -28,16 +27,6 @@ import eval as evaluation
 import plot
 import train
 from model import HYBRIDS, MODELS, Model, ModelConfig
-
-def load_script(name):
-    """A script of results/ (not a package) as a module."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", name + ".py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-atlas, bench = load_script("atlas"), load_script("bench")
 
 TINY = ["--train_len", "4", "--num_keys", "16", "--num_queries", "3", "--d_model", "16", "--batch_size", "16",
         "--log_interval", "5", "--eval_interval", "10", "--n_eval_train", "20", "--device", "cpu"]
@@ -271,24 +260,19 @@ def test_dat_modes_freeze_and_lr():
     shutil.rmtree(root)
 
 def test_bench_times_real_training_in_both_phases():
-    """results/bench.py trains (attention only in its second phase) and reports mean and median."""
-    args = train.check_args(train.parser.parse_args(TINY))
+    """--bench trains (loss falls, attention trains only in its second phase) and reports mean and median."""
+    args = train.check_args(train.parser.parse_args(TINY + ["--bench"]))
     model, _, _, table, data_rng = train.build(args, None)
     optimizer = train.make_optimizer(model, args, with_attention=False)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        bench.bench(args, model, optimizer, table, data_rng, contextlib.nullcontext(), untimed=3, timed=4)
+        train.bench(args, model, model, optimizer, table, data_rng, contextlib.nullcontext(), warm=3, timed=4)
     lines = out.getvalue().splitlines()
     assert "3 untimed then 4 timed steps" in lines[0] and len(lines) == 3, lines
     assert all("ms/step mean" in line and "median" in line for line in lines[1:]), lines
     changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
     assert "blocks.0.lstm.weight_hh_l0" in changed and "blocks.1.attn.qkv.weight" in changed, changed
-    for pos in ("none", "rope"):  # --sdpa times the same computation through torch's fused kernel
-        cfg = ModelConfig(vocab_size=20, d_model=16, n_heads=2, pos=pos)
-        block, x = Model(cfg).blocks[1].attn, torch.randn(3, 11, 16)
-        rope = Model(cfg).rope(11, "cpu")
-        assert torch.allclose(block(x, rope), bench.sdpa_forward(block, x, rope), atol=1e-5), pos
 
 def test_frozen_attention_never_holds_a_gradient():
     """During the delay no frozen parameter may hold a .grad (it would pile up and shrink every clipped update)."""
@@ -468,6 +452,7 @@ resume --out_dir {run} --threads -1
 resume --out_dir {run} --seed 5
 resume --out_dir {run} --max_iters 5
 resume --out_dir {run} --device xyz
+resume --out_dir {run} --bench
 resume --out_dir {run} --dry_run
 resume --out_dir {run} --dat
 resume --out_dir {run} --model lstm
@@ -507,14 +492,7 @@ plot {root}/empty_folder --out {root}/new/fig.png
 plot {run} --out {root}/fig.xyz
 plot {run} --out {root}/noext
 plot {run} --summary {root}/table.txt --out {root}/new/fig.png
-atlas {run} --out {root}/at.md
-atlas {run}
-atlas {root}/never --out {root}/at
-bench --timed 0
-bench --untimed -1
-bench --out_dir {root}/x
-bench --lr 0
-bench --train_len 4 --num_keys 3
+plot {run} --atlas {root}/at.md
 plot {run} --sweep group --out {root}/new/fig.png
 plot {run} --unknown
 plot --attn {run} {run} --out {root}/new/fig.png
@@ -542,8 +520,7 @@ data --unknown
 
 def bad_inputs(root):
     """(script module, argv) for every line of BAD_INPUTS; new runs get the tiny setting and a folder to avoid."""
-    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "data": data, "atlas": atlas,
-               "bench": bench}
+    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "data": data}
     cases = []
     for line in BAD_INPUTS.strip().splitlines():
         name, *argv = shlex.split(line.format(root=root, run=f"{root}/run"))
@@ -686,13 +663,13 @@ def test_grid_job_leaves_a_finished_run_alone():
 
 def test_wilson_interval_and_fisher_test():
     # hand-computed: 2 of 5, z = 1.96: centre (0.4 + 0.3841) / 1.7683 = 0.4435, half-width 0.3258
-    assert np.allclose(atlas.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
-    assert np.allclose(atlas.wilson(0, 10), [0.0, 0.2775], atol=1e-4)  # z^2 / (n + z^2)
-    assert np.allclose(atlas.wilson(10, 10), [0.7225, 1.0], atol=1e-4)
-    assert abs(atlas.fisher_exact(2, 5, 0, 5) - 4 / 9) < 1e-12  # C(5,2)C(5,0)/C(10,2) doubled: 10/45 * 2
-    assert abs(atlas.fisher_exact(3, 3, 0, 3) - 0.1) < 1e-12    # 2 / C(6,3)
-    assert abs(atlas.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
-    assert atlas.fisher_exact(1, 4, 1, 4) == 1.0
+    assert np.allclose(plot.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
+    assert np.allclose(plot.wilson(0, 10), [0.0, 0.2775], atol=1e-4)  # z^2 / (n + z^2)
+    assert np.allclose(plot.wilson(10, 10), [0.7225, 1.0], atol=1e-4)
+    assert abs(plot.fisher_exact(2, 5, 0, 5) - 4 / 9) < 1e-12  # C(5,2)C(5,0)/C(10,2) doubled: 10/45 * 2
+    assert abs(plot.fisher_exact(3, 3, 0, 3) - 0.1) < 1e-12    # 2 / C(6,3)
+    assert abs(plot.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
+    assert plot.fisher_exact(1, 4, 1, 4) == 1.0
 
 def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True):
     """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies."""
@@ -717,18 +694,18 @@ def test_plot_groups_runs_by_config_not_folder_name():
     groups = plot.group_by_config(runs)
     assert sorted(groups) == ["lstm_attn-S3-plain", "lstm_attn-S3-rope-plain"], groups.keys()
     assert [r["config"]["seed"] for r in groups["lstm_attn-S3-plain"]] == [0, 7]
-    cells = {c["setting"]: c for c in atlas.atlas(runs, ["plain"])["cells"]}
+    cells = {c["setting"]: c for c in plot.atlas(runs, ["plain"])["cells"]}
     none, rope = cells["lstm_attn-S3"], cells["lstm_attn-S3-rope"]
     assert (none["n"], none["n_fail"], none["seeds"], none["seq_acc_3x"]) == (2, 1, [0, 7], [0.525, 0.1, 0.95])
     assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
     assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"}
-    assert none["ci95"] == atlas.wilson(1, 2)
-    lo, hi = atlas.wilson(1, 2)
-    overview = atlas.atlas_overview(atlas.atlas(runs, ["plain", "dat5000"]), ["plain", "dat5000"])
+    assert none["ci95"] == plot.wilson(1, 2)
+    lo, hi = plot.wilson(1, 2)
+    overview = plot.atlas_overview(plot.atlas(runs, ["plain", "dat5000"]), ["plain", "dat5000"])
     assert f"| lstm_attn-S3 | 1 of 2 [{lo:.2f}, {hi:.2f}] (1 state, 0 recall) | - | - | 0.53 / - |" in overview
     groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
     assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups)
-    code, out, err = run_cli(atlas.main, [root, "--out", os.path.join(root, "atlas"), "--schedules", "plain"])
+    code, out, err = run_cli(plot.main, [root, "--atlas", os.path.join(root, "atlas"), "--schedules", "plain"])
     assert code == 0, err
     with open(os.path.join(root, "atlas.md")) as f:
         assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0) |" in f.read()

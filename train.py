@@ -3,6 +3,7 @@ Train a model on the composite task, with or without Delayed Attention Training 
 
     python train.py --dat --delay 5000     # the DAT hybrid: attention gated off (and frozen) for 5000 steps
     python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
+    python train.py --bench                # steady-state speed of the main setting: ms/step, tokens/s, data share
 
 The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM
 layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine
@@ -79,6 +80,8 @@ arg("--resume", action="store_true", help="continue the run in --out_dir from it
     "only --max_iters, --threads, --log_interval and --eval_interval may change")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; it has not been faster here: "
     "results/README.md, Speed)")
+arg("--bench", action="store_true", help="time training steps of this setting once training has settled "
+    "(attention off, then on): mean and median ms/step; writes nothing")
 
 # -----------------------------------------------------------------------------
 
@@ -165,7 +168,7 @@ def check_memory(args):
 # options that do not change what a run computes: left out of its name and of the config that identifies it. The
 # device is in: on CUDA a run trains under bf16 autocast and draws its data from the GPU's generator.
 NOT_IDENTITY = ("seed", "threads", "out_dir", "out_root", "dry_run", "log_interval", "eval_interval",
-                "n_eval_train", "resume", "compile", "attn_on_step", "model_config")
+                "n_eval_train", "resume", "compile", "bench", "attn_on_step", "model_config")
 SHORT = {"train_len": "len", "num_keys": "keys", "num_queries": "q", "state_frac": "sf", "d_model": "d",
          "n_heads": "h", "n_lstm": "nlstm", "n_attn": "nattn", "emb_skip": "skip", "batch_size": "bs",
          "max_iters": "iters", "lr": "lr", "warmup": "warmup", "min_lr_frac": "minlr", "weight_decay": "wd",
@@ -260,6 +263,36 @@ def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     model.zero_grad(set_to_none=True)
     return loss.detach(), logits.detach()
 
+def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, timed=300):
+    """Steady-state speed: real training steps of this setting, attention off (as during a delay) and then on, each
+    timed only after `warm` steps of training in that phase; mean and median ms/step, tokens/s and data share."""
+    sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
+    width = seq_width(args.train_len, args.num_queries)
+    print(f"bench: {args.model} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
+          f"{torch.get_num_threads()} threads{', compiled' if args.compile else ''}: training from scratch, "
+          f"{warm} untimed then {timed} timed steps with attention off, then the same with it on")
+    for gate in (0.0, 1.0):
+        if gate:
+            add_attention(optimizer, model, args)
+        model.gate = gate
+        step_times, data_times = [], []
+        for i in range(warm + timed):
+            sync()
+            t0 = time.perf_counter()
+            tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys,
+                                           args.num_queries, data_rng)
+            sync()
+            t1 = time.perf_counter()
+            train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
+            sync()
+            if i >= warm:
+                step_times.append(1000 * (time.perf_counter() - t0))
+                data_times.append(1000 * (t1 - t0))
+        mean, median = sum(step_times) / timed, sorted(step_times)[timed // 2]
+        print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {mean:.2f} ms/step mean, {median:.2f} median, "
+              f"{args.batch_size * width / mean * 1000:,.0f} tokens/s, "
+              f"data {100 * sum(data_times) / sum(step_times):.1f}%")
+
 def read_log(path):
     """The entries of a log.jsonl, without a last line that a crash cut short (said on stderr)."""
     with open(path) as f:
@@ -302,8 +335,8 @@ def resumed_args(argv):
     given = given_options(argv)
     if given.get("out_dir") is None:
         die("--resume needs --out_dir, the run folder to continue")
-    if given.get("dry_run"):
-        die("--dry_run starts no run: not with --resume")
+    if given.get("bench") or given.get("dry_run"):
+        die("--bench and --dry_run start no run: not with --resume")
     ckpt = load_checkpoint(os.path.join(given["out_dir"], "ckpt.pt"), for_resume=True)
     run = dict(ckpt["config"])
     # the run folder is the one passed, wherever the run was made; options newer than the run take their defaults
@@ -354,13 +387,15 @@ def main(argv=None):
         args, ckpt = check_args(parser.parse_args(argv)), None
         if args.dry_run:
             return print(args.out_dir, run_state(args.out_dir, args.max_iters))
-        if os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
+        if not args.bench and os.path.exists(os.path.join(args.out_dir, "ckpt.pt")):
             die(f"{args.out_dir} already holds a run: pass --resume to continue it, or choose another --out_dir")
 
     # 2. setup: model, optimizer, data; the run folder's config and log
     model, model_config, optimizer, table, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
+    if args.bench:  # nothing is written
+        return bench(args, model, forward, make_optimizer(model, args, with_attention=False), table, data_rng, autocast)
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
     write_config = lambda: write_text(config_path, json.dumps({**vars(args), "model_config": asdict(model_config)},
                                                               indent=1))

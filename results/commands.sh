@@ -124,10 +124,10 @@ job() {  # K: train line K of the grid (or resume it), then score it
 plots() {  # every figure and table of results/ from the finished runs; a figure whose runs are missing is skipped
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-* results/runs/gpu"
-  rates $atlas_runs --out results/atlas --schedules plain,dat5000,dat10000  # dat10000: the A5 cell
-  rates results/runs/headline results/runs/modes --out results/modes_rates \
+  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000  # dat10000: the A5 cell
+  draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
-  rates results/runs/headline results/runs/delay --out results/delay_rates \
+  draw results/runs/headline results/runs/delay --atlas results/delay_rates \
     --schedules plain,dat250,dat500,dat1000,dat2000,dat4000,dat5000
   draw results/runs/headline --out results/headline.png
   draw results/runs/headline/*-s[0-2] results/runs/baselines --out results/baselines.png
@@ -146,7 +146,6 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
 }
 
 draw() { python plot.py "$@" || echo "skipped: python plot.py $*" >&2; }
-rates() { python results/atlas.py "$@" || echo "skipped: python results/atlas.py $*" >&2; }
 
 main() {
   case "${1:-}" in
