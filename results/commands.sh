@@ -134,7 +134,7 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   draw results/runs/designs --out results/designs.png
   draw results/runs/group --out results/groups.png
   draw results/runs/delay results/runs/headline/*-s[0-2] --sweep delay --out results/delay_sweep.png
-  draw results/runs/modes results/runs/headline/*-s[0-4] --out results/modes.png --summary results/modes_summary.md
+  draw results/runs/modes results/runs/headline/*-s[0-9] --out results/modes.png --summary results/modes_summary.md
   draw results/runs/auto results/runs/group/*-s[0-2] --out results/auto.png
   draw results/runs/mlp --out results/mlp.png
   draw results/runs/explore --out results/explore_len16.png
