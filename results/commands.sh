@@ -98,6 +98,8 @@ grid() {
   for s in 5 6 7 8 9; do
     A5="--group A5 --d_model 128 --max_iters 16000"
     echo "atlas $M --seed $s $A5"; echo "atlas $M --seed $s $A5 --dat --delay 10000"; done
+  for s in 3 4 5 6 7 8 9; do   # the delay sweep to 10 seeds a delay
+    for d in 250 500 1000 2000 4000; do echo "delay $M --seed $s --dat --delay $d"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -133,7 +135,7 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   draw results/runs/headline/*-s[0-2] results/runs/baselines --out results/baselines.png
   draw results/runs/designs --out results/designs.png
   draw results/runs/group --out results/groups.png
-  draw results/runs/delay results/runs/headline/*-s[0-2] --sweep delay --out results/delay_sweep.png
+  draw results/runs/delay results/runs/headline/*-s[0-9] --sweep delay --out results/delay_sweep.png
   draw results/runs/modes results/runs/headline/*-s[0-9] --out results/modes.png --summary results/modes_summary.md
   draw results/runs/auto results/runs/group/*-s[0-2] --out results/auto.png
   draw results/runs/mlp --out results/mlp.png
