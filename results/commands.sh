@@ -100,6 +100,9 @@ grid() {
     echo "atlas $M --seed $s $A5"; echo "atlas $M --seed $s $A5 --dat --delay 10000"; done
   for s in 3 4 5 6 7 8 9; do   # the delay sweep to 10 seeds a delay
     for d in 250 500 1000 2000 4000; do echo "delay $M --seed $s --dat --delay $d"; done; done
+  for s in $(seq 10 19); do   # the A5 cell to 20 seeds, the one cell left near p = 0.09 at 10
+    A5="--group A5 --d_model 128 --max_iters 16000"
+    echo "atlas $M --seed $s $A5"; echo "atlas $M --seed $s $A5 --dat --delay 10000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
