@@ -357,9 +357,6 @@ def main(argv=None):
         die(f"--summary {args.summary!r}: the file name must end in .md")
     if args.atlas is not None and (not os.path.basename(args.atlas) or "." in os.path.basename(args.atlas)):
         die(f"--atlas {args.atlas!r}: give a path without extension (.md, .json and .png are added)")
-    schedules = args.schedules.split(",")
-    if "" in schedules or len(set(schedules)) < len(schedules):
-        die(f"--schedules {args.schedules!r}: give distinct schedule names separated by commas, e.g. plain,dat5000")
     if args.attn:
         if len(args.runs) != 1:
             die("--attn draws one run folder")
@@ -371,10 +368,10 @@ def main(argv=None):
         return plot_sweep([load_run(r) for r in runs], args.sweep, args.out)
     if args.atlas:
         loaded = [load_run(r) for r in runs]
-        found = {schedule_name(r["config"]) for r in loaded}
+        schedules, found = list(dict.fromkeys(args.schedules.split(","))), {schedule_name(r["config"]) for r in loaded}
         missing = [s for s in schedules if s not in found]
         if missing:
-            die(f"--schedules: no run has schedule {missing[0]} (the runs have {', '.join(sorted(found))})")
+            die(f"--schedules: no run has schedule {missing[0]!r} (the runs have {', '.join(sorted(found))})")
         result = atlas(loaded, schedules)
         write_text(args.atlas + ".json", json.dumps(result, indent=1))
         write_text(args.atlas + ".md", atlas_markdown(result, schedules))

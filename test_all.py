@@ -495,7 +495,6 @@ plot {run} --summary {root}/table.txt --out {root}/new/fig.png
 plot {run} --atlas {root}/at.md
 plot {run} --atlas {root}/at --schedules plain,nosuch
 plot {run} --atlas {root}/at --schedules plain,,dat5000
-plot {run} --atlas {root}/at --schedules plain,plain
 plot {run} --sweep group --out {root}/new/fig.png
 plot {run} --unknown
 plot --attn {run} {run} --out {root}/new/fig.png
