@@ -103,6 +103,9 @@ grid() {
   for s in $(seq 10 19); do   # the A5 cell to 20 seeds, the one cell left near p = 0.09 at 10
     A5="--group A5 --d_model 128 --max_iters 16000"
     echo "atlas $M --seed $s $A5"; echo "atlas $M --seed $s $A5 --dat --delay 10000"; done
+  for s in $(seq 1 9); do   # MLP blocks and --delay auto to 10 seeds (results/README.md, Atlas: pre-registration)
+    echo "mlp $M --seed $s --mlp"; echo "mlp $M --seed $s --mlp --dat"
+    [ "$s" -lt 3 ] || echo "auto $M --seed $s --dat --delay auto"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -134,6 +137,9 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
   draw results/runs/headline results/runs/delay --atlas results/delay_rates \
     --schedules plain,dat250,dat500,dat1000,dat2000,dat4000,dat5000
+  draw results/runs/mlp --atlas results/mlp_rates --schedules plain,dat5000
+  draw results/runs/headline results/runs/auto/lstm_attn-S3-* --atlas results/auto_rates \
+    --schedules plain,datauto,dat5000
   draw results/runs/headline --out results/headline.png
   draw results/runs/headline/*-s[0-2] results/runs/baselines --out results/baselines.png
   draw results/runs/designs --out results/designs.png
