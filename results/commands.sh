@@ -106,6 +106,9 @@ grid() {
   for s in $(seq 1 9); do   # MLP blocks and --delay auto to 10 seeds (results/README.md, Atlas: pre-registration)
     echo "mlp $M --seed $s --mlp"; echo "mlp $M --seed $s --mlp --dat"
     [ "$s" -lt 3 ] || echo "auto $M --seed $s --dat --delay auto"; done
+  for s in $(seq 10 19); do   # interleaved without position encoding to 20 seeds (its "no effect" claim)
+    echo "designs $M --seed $s --model interleaved --n_lstm 2"
+    echo "designs $M --seed $s --model interleaved --n_lstm 2 --dat"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
