@@ -369,7 +369,8 @@ def main(argv=None):
         return plot_sweep([load_run(r) for r in runs], args.sweep, args.out)
     if args.atlas:
         loaded = [load_run(r) for r in runs]
-        schedules, found = list(dict.fromkeys(args.schedules.split(","))), {schedule_name(r["config"]) for r in loaded}
+        schedules = list(dict.fromkeys(args.schedules.split(",")))  # a repeated name counts once
+        found = {schedule_name(r["config"]) for r in loaded}
         missing = [s for s in schedules if s not in found]
         if missing:
             die(f"--schedules: no run has schedule {missing[0]!r} (the runs have {', '.join(sorted(found))})")
