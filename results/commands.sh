@@ -109,6 +109,12 @@ grid() {
   for s in $(seq 10 19); do   # interleaved without position encoding to 20 seeds (its "no effect" claim)
     echo "designs $M --seed $s --model interleaved --n_lstm 2"
     echo "designs $M --seed $s --model interleaved --n_lstm 2 --dat"; done
+  for s in $(seq 3 9); do   # the baselines and the attention-first design to 10 seeds
+    echo "baselines $M --seed $s --model lstm"; echo "baselines $M --seed $s --model transformer"
+    for dat in "" " --dat"; do echo "designs $M --seed $s --model attn_lstm --n_lstm 2$dat"; done
+  done
+  for s in $(seq 0 9); do   # S3 at twice the width: does the plain hybrid's failure rate depend on its size?
+    echo "atlas $M --seed $s --d_model 128"; echo "atlas $M --seed $s --d_model 128 --dat"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -143,6 +149,8 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   draw results/runs/mlp --atlas results/mlp_rates --schedules plain,dat5000
   draw results/runs/headline results/runs/auto/lstm_attn-S3-* --atlas results/auto_rates \
     --schedules plain,datauto,dat5000
+  draw results/runs/baselines --atlas results/baseline_rates --schedules plain
+  draw results/runs/designs/attn_lstm-* --atlas results/design_rates --schedules plain,dat5000
   draw results/runs/headline --out results/headline.png
   draw results/runs/headline/*-s[0-2] results/runs/baselines --out results/baselines.png
   draw results/runs/designs --out results/designs.png
