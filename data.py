@@ -33,7 +33,16 @@ def die(message):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
+class ShowDefaults(argparse.HelpFormatter):
+    """--help gives each option's default, where it has one to give (not None, not an off switch)."""
+    def _get_help_string(self, action):
+        shown = action.option_strings and not any(action.default is v for v in (None, False, argparse.SUPPRESS))
+        return (action.help or "") + (" (default: %(default)s)" if shown else "")
+
 class ArgParser(argparse.ArgumentParser):
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=ShowDefaults, **kwargs)
+
     def error(self, message):
         die(message)
 
@@ -223,7 +232,7 @@ def main(argv=None):
     parser.add_argument("--group", default="S3", help="Z<m> (m=2..64), S3, S4, S5, A4 or A5")
     parser.add_argument("--n", type=int, default=4, help="steps per sequence (all sequences have exactly n)")
     parser.add_argument("--num", type=int, default=3, help="number of sequences")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the sequences")
     parser.add_argument("--num_keys", type=int, default=64, help="size K of the key vocabulary")
     parser.add_argument("--num_queries", type=int, default=8, help="queries per sequence: min(n, Q)")
     parser.add_argument("--save", help="write int64 arrays tokens and targets to this .npz file")

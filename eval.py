@@ -122,7 +122,7 @@ def main(argv=None):
     parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the LSTM's "
                         "output at 1x and score it at each length (needs a model with an LSTM)")
     parser.add_argument("--mistakes", type=int, default=3, help="decoded mistakes to print (at the longest length)")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="where to score")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     for name in ("n_eval", "threads"):
@@ -131,7 +131,7 @@ def main(argv=None):
     if args.mistakes < 0:
         die(f"--mistakes must be at least 0, not {args.mistakes}")
     try:
-        mults = [int(m) for m in args.mults.split(",")]
+        mults = sorted({int(m) for m in args.mults.split(",")})  # a repeated multiple is scored once
     except ValueError:
         die(f"--mults must be a comma-separated list of integers, got {args.mults!r}")
     if min(mults) < 1:

@@ -347,8 +347,7 @@ def main(argv=None):
     parser.add_argument("--atlas", metavar="PREFIX", help="instead, write failure rates per setting and schedule to "
                         "PREFIX.md, PREFIX.json and PREFIX.png")
     parser.add_argument("--schedules", default="plain,dat5000", help="the schedules --atlas compares, named as in "
-                        "run folders (plain, dat5000, datauto, ...); the others are tested against the first "
-                        "(default: plain,dat5000)")
+                        "run folders (plain, dat5000, datauto, ...); the others are tested against the first")
     args = parser.parse_args(argv)
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")

@@ -549,6 +549,18 @@ def test_bad_inputs_are_refused():
         assert tree(root) == before, f"{script.__name__} {argv} wrote {set(tree(root)) ^ set(before) or 'into a file'}"
     shutil.rmtree(root)
 
+def test_help_gives_every_default():
+    """--help exits 0 and ends each option's line with its default, where it has one (never "default: None")."""
+    for script, default in ((train, "8000"), (evaluation, "1,2,3,4"), (plot, "plain,dat5000"), (data, "S3")):
+        code, out, err = run_cli(script.main, ["--help"])
+        text = " ".join(out.split())  # undo the line wrapping
+        assert code == 0 and f"(default: {default})" in text and "default: None" not in text, (script.__name__, err)
+    entries = run_cli(train.main, ["--help"])[1].split("\n  -")[1:]  # one per option: a line "  --name ..."
+    entries = {"-" + e.split()[0]: "-" + " ".join(e.split()) for e in entries}
+    for action in train.parser._actions:
+        if action.dest != "help" and not any(action.default is v for v in (None, False)):
+            assert entries[f"--{action.dest}"].endswith(f"(default: {action.default})"), entries[f"--{action.dest}"]
+
 def test_nan_loss_stops_and_says_what_is_kept():
     root = tmpdir()
     real = train.lr_at

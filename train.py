@@ -36,26 +36,26 @@ parser = ArgParser(description="Train an LSTM, Transformer or hybrid on the comp
 arg = parser.add_argument
 arg("--model", default="lstm_attn", help=f"one of {', '.join(MODELS)}")
 arg("--group", default="S3", help="state group: Z<m> (m=2..64), S3, S4, S5, A4 or A5")
-arg("--train_len", type=int, default=8, help="training sequences have 1..train_len steps (8: see README, Results)")
+arg("--train_len", type=int, default=8, help="training sequences have 1..train_len steps (why 8: README, Results)")
 arg("--num_keys", type=int, default=64, help="key vocabulary K; test lengths may not exceed it")
 arg("--num_queries", type=int, default=8, help="queries per sequence: min(n, num_queries)")
 arg("--state_frac", type=float, default=1.0, help="keep each training state target with this probability "
     "(the rest are not scored; recall targets always are)")
-arg("--d_model", type=int, default=64)
-arg("--n_heads", type=int, default=2)
+arg("--d_model", type=int, default=64, help="width of embeddings, LSTM and attention")
+arg("--n_heads", type=int, default=2, help="attention heads")
 arg("--n_lstm", type=int, default=1, help="LSTM layers")
 arg("--n_attn", type=int, default=2, help="attention blocks")
 arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
 arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, "
     "none for hybrids, whose LSTM supplies order)")
 arg("--emb_skip", type=float, default=0.1, help="weight of the token embedding added to each LSTM block's output")
-arg("--batch_size", type=int, default=64)
+arg("--batch_size", type=int, default=64, help="sequences per training step")
 arg("--max_iters", type=int, default=8000, help="training steps")
 arg("--lr", type=float, default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
 arg("--warmup", type=int, default=100, help="linear warmup steps, then cosine decay to --min_lr_frac * lr")
-arg("--min_lr_frac", type=float, default=0.1)
-arg("--weight_decay", type=float, default=0.01)
-arg("--grad_clip", type=float, default=1.0)
+arg("--min_lr_frac", type=float, default=0.1, help="where the cosine decay ends, as a fraction of --lr")
+arg("--weight_decay", type=float, default=0.01, help="AdamW weight decay of matrices (none on biases and norms)")
+arg("--grad_clip", type=float, default=1.0, help="clip the gradient's global norm to this")
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
 arg("--delay", help="steps before attention switches on (needs --dat; default 5000), or auto: once the state accuracy "
     "on training batches has stayed >= --auto_threshold for --auto_window log intervals")
@@ -66,7 +66,8 @@ arg("--auto_threshold", type=float, default=0.99, help="state accuracy that --de
 arg("--auto_window", type=int, default=3, help="log intervals in a row that --delay auto needs above the threshold")
 arg("--ramp", type=int, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
 arg("--seed", type=int, default=0, help="seeds the init and the training data")
-arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, else mps, else cpu; "
+    "on cuda a run trains under bf16 autocast")
 arg("--threads", type=int, help="CPU threads (default: torch's choice; use 1 per run when running runs side by side)")
 arg("--out_dir", help="run folder (default: OUT_ROOT/NAME-s<seed>, NAME: model, group, every option that differs from "
     "its default, schedule; e.g. lstm_attn-S3-rope-len16-dat5000-s3)")
