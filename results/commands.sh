@@ -115,6 +115,8 @@ grid() {
   done
   for s in $(seq 0 9); do   # S3 at twice the width: does the plain hybrid's failure rate depend on its size?
     echo "atlas $M --seed $s --d_model 128"; echo "atlas $M --seed $s --d_model 128 --dat"; done
+  for s in $(seq 0 9); do   # S3 trained twice as long: is the plain hybrid's failure a short budget's?
+    echo "atlas $M --seed $s --max_iters 16000"; echo "atlas $M --seed $s --max_iters 16000 --dat"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
