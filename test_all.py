@@ -727,6 +727,13 @@ def test_plot_groups_runs_by_config_not_folder_name():
 
 # -----------------------------------------------------------------------------
 
+def test_readme_results_table_is_the_atlas():
+    """The README's table of failure rates is copied from results/atlas.md (made by plot.py --atlas): a copy
+    that went stale fails here."""
+    table = lambda text: [line for line in text.split("\n\n") if line.startswith("| setting |")][0]
+    with open("README.md") as readme, open("results/atlas.md") as atlas:
+        assert table(readme.read()) == table(atlas.read()), "README: recopy the first table of results/atlas.md"
+
 def test_tiny_train_eval_plot():
     root = tmpdir()
     for seed in (0, 1):
