@@ -117,8 +117,8 @@ grid() {
     echo "atlas $M --seed $s --d_model 128"; echo "atlas $M --seed $s --d_model 128 --dat"; done
   for s in $(seq 0 9); do   # S3 trained twice as long: is the plain hybrid's failure a short budget's?
     echo "atlas $M --seed $s --max_iters 16000"; echo "atlas $M --seed $s --max_iters 16000 --dat"; done
-  for s in $(seq 0 9); do echo "atlas $M --seed $s --group Z5 --d_model 128"; done   # is the width's cure S3's alone?
-  for s in $(seq 0 9); do echo "atlas $M --seed $s --group Z5 --d_model 128 --dat"; done   # and its DAT half
+  for dat in "" " --dat"; do   # Z5 at twice the width, plain then DAT: is the width's cure S3's alone?
+    for s in $(seq 0 9); do echo "atlas $M --seed $s --group Z5 --d_model 128$dat"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
