@@ -119,6 +119,10 @@ grid() {
     echo "atlas $M --seed $s --max_iters 16000"; echo "atlas $M --seed $s --max_iters 16000 --dat"; done
   for dat in "" " --dat"; do   # Z5 at twice the width, plain then DAT: is the width's cure S3's alone?
     for s in $(seq 0 9); do echo "atlas $M --seed $s --group Z5 --d_model 128$dat"; done; done
+  for s in $(seq 0 9); do   # A4 at twice the width, then S3 at widths 32 and 96: which groups, how gradual?
+    for dat in "" " --dat"; do echo "atlas $M --seed $s --group A4 --d_model 128$dat"; done; done
+  for s in $(seq 0 9); do
+    for d in 32 96; do for dat in "" " --dat"; do echo "atlas $M --seed $s --d_model $d$dat"; done; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
