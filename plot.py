@@ -17,6 +17,7 @@ best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run i
 import json
 import math
 import os
+import re
 from collections import defaultdict
 
 import matplotlib
@@ -259,8 +260,9 @@ def atlas(runs, schedules):
     for run in runs:
         if schedule_name(run["config"]) in schedules:
             groups[(setting_name(run["config"]), schedule_name(run["config"]))].append(run)
-    entries = [atlas_entry(sorted(rs, key=lambda r: r["config"]["seed"]), schedule)
-               for (_, schedule), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], schedules.index(kv[0][1])))]
+    by_name = lambda name: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]  # d32 < d128
+    entries = [atlas_entry(sorted(rs, key=lambda r: r["config"]["seed"]), schedule) for (_, schedule), rs in
+               sorted(groups.items(), key=lambda kv: (by_name(kv[0][0]), schedules.index(kv[0][1])))]
     first = {e["setting"]: e for e in entries if e["schedule"] == schedules[0]}
     for e in entries:
         base = first.get(e["setting"])
