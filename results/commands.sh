@@ -123,6 +123,9 @@ grid() {
     for dat in "" " --dat"; do echo "atlas $M --seed $s --group A4 --d_model 128$dat"; done; done
   for s in $(seq 0 9); do
     for d in 32 96; do for dat in "" " --dat"; do echo "atlas $M --seed $s --d_model $d$dat"; done; done; done
+  for s in $(seq 0 9); do   # Z6: abelian, the order of S3; at d_model 128, does it fail like Z5 or not like S3?
+    for d in 128 64; do for dat in "" " --dat"; do echo "atlas $M --seed $s --group Z6 --d_model $d$dat"; done; done
+  done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -150,8 +153,8 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-* results/runs/gpu"
   draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000  # dat10000: the A5 cell
-  draw results/runs/headline results/runs/atlas/lstm_attn-{S3,A4,Z5}-d[0-9]* results/runs/atlas/lstm_attn-A4-[dp]* \
-    results/runs/group/lstm_attn-Z5-* --atlas results/width_rates  # the width cells beside their d_model 64 ones
+  draw results/runs/headline results/runs/atlas/lstm_attn-{S3,A4,Z5,Z6}-d[0-9]* results/runs/group/lstm_attn-Z5-* \
+    results/runs/atlas/lstm_attn-{A4,Z6}-[dp]* --atlas results/width_rates  # width cells beside their d_model 64 ones
   draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
   draw results/runs/headline results/runs/delay --atlas results/delay_rates \
