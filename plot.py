@@ -33,13 +33,13 @@ from train import SCHEDULE, identity, parser as train_parser, read_log, run_name
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 
 def find_runs(paths):
-    """Run folders (holding config.json and log.jsonl) among paths and their direct subfolders."""
+    """Run folders (holding config.json and log.jsonl) among paths and their direct subfolders, each once."""
     runs = []
     for path in paths:
         candidates = [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else []))
         runs += [c for c in candidates if os.path.isfile(os.path.join(c, "config.json"))
                  and os.path.isfile(os.path.join(c, "log.jsonl"))]
-    return runs
+    return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
 
 def read_json(path):
     try:

@@ -705,6 +705,7 @@ def test_plot_groups_runs_by_config_not_folder_name():
     fake_run(root, "misleading-s1", 1, "rope", 0.2)   # a name like the first, another config
     fake_run(root, "rope-s2", 2, "rope", 0.3, finished=False)
     runs = [plot.load_run(r) for r in plot.find_runs([root])]
+    assert plot.find_runs([root, os.path.join(root, "rope-s2") + "/"]) == plot.find_runs([root]), "named twice"
     groups = plot.group_by_config(runs)
     assert sorted(groups) == ["lstm_attn-S3-plain", "lstm_attn-S3-rope-plain"], groups.keys()
     assert [r["config"]["seed"] for r in groups["lstm_attn-S3-plain"]] == [0, 7]
