@@ -96,8 +96,9 @@ def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0,
 # groups
 
 def group_elements(name):
-    """Z<m>: the integers 0..m-1. S<m>/A<m>: permutation tuples in itertools order (A: the even ones)."""
-    match = re.fullmatch(r"([ZSA])([1-9]\d*)", name)
+    """Z<m>: the integers 0..m-1. S<m>/A<m>: permutation tuples in itertools order (A: the even ones).
+    D<m>: the symmetries of a regular m-gon as permutations of its corners, the m rotations then the m reflections."""
+    match = re.fullmatch(r"([ZSAD])([1-9]\d*)", name)
     kind, m = (match.group(1), int(match.group(2))) if match else (None, 0)
     if kind == "Z" and 2 <= m <= 64:
         return list(range(m))
@@ -106,7 +107,10 @@ def group_elements(name):
         if kind == "A":  # even permutations: an even number of inversions
             perms = [p for p in perms if sum(p[i] > p[j] for i in range(m) for j in range(i + 1, m)) % 2 == 0]
         return perms
-    raise ValueError(f"unknown group {name!r}: use Z2..Z64, S3, S4, S5, A4 or A5")
+    if kind == "D" and 3 <= m <= 32:
+        rotations = [tuple((k + i) % m for i in range(m)) for k in range(m)]
+        return rotations + [tuple((k - i) % m for i in range(m)) for k in range(m)]  # then the reflections
+    raise ValueError(f"unknown group {name!r}: use Z2..Z64, S3, S4, S5, A4, A5 or D3..D32")
 
 def group_table(name, device="cpu"):
     """table[s, a] = index of the state reached from state s by action a (s followed by a)."""
@@ -229,7 +233,7 @@ def describe(tokens, targets, group, predictions=None):
 
 def main(argv=None):
     parser = ArgParser(description="Generate composite-task sequences (README, The task).")
-    parser.add_argument("--group", default="S3", help="Z<m> (m=2..64), S3, S4, S5, A4 or A5")
+    parser.add_argument("--group", default="S3", help="Z<m> (m=2..64), S3, S4, S5, A4, A5 or D<m> (m=3..32)")
     parser.add_argument("--n", type=int, default=4, help="steps per sequence (all sequences have exactly n)")
     parser.add_argument("--num", type=int, default=3, help="number of sequences")
     parser.add_argument("--seed", type=int, default=0, help="seeds the sequences")

@@ -51,6 +51,9 @@ def reference_group(name):
     m = int(name[1:])
     if name[0] == "Z":
         return list(range(m)), lambda s, a: (s + a) % m, 0
+    if name[0] == "D":  # (k, f) maps corner j to k + (-1)^f j; s then a maps j to a(s(j))
+        elements = [(k, f) for f in (0, 1) for k in range(m)]
+        return elements, lambda s, a: ((a[0] + (-1) ** a[1] * s[0]) % m, s[1] ^ a[1]), (0, 0)
     perms = list(itertools.permutations(range(m)))
     if name[0] == "A":  # even: m minus the number of cycles is even
         def cycles(p):
@@ -87,7 +90,7 @@ def reference_targets(tokens, group, num_keys, num_queries):
     return targets + [-100] * (len(tokens) - len(targets))
 
 def test_labels_match_reference():
-    for group, num_keys, num_queries in (("Z5", 20, 8), ("S3", 64, 8), ("A5", 40, 5)):
+    for group, num_keys, num_queries in (("Z5", 20, 8), ("S3", 64, 8), ("A5", 40, 5), ("D4", 20, 8), ("D5", 16, 3)):
         table = data.group_table(group)
         assert table.shape[0] == len(reference_group(group)[0])
         tokens, targets = data.sample_batch(table, 200, 1, 16, num_keys, num_queries, torch.Generator().manual_seed(0))
@@ -387,6 +390,7 @@ train --group Q7
 train --group S9
 train --group Z05
 train --group Z1
+train --group D2
 train --dat --delay 100 --max_iters 100
 train --ramp 10
 train --delay 100
@@ -508,6 +512,7 @@ plot {root}/eval_not_records --out {root}/new/fig.png
 plot {root}/log_bad_middle --out {root}/new/fig.png
 data --group Q7
 data --group Z05
+data --group D33
 data --n 0
 data --num -1
 data --num_queries 0

@@ -35,7 +35,7 @@ from model import HYBRIDS, MODELS, Model, ModelConfig
 parser = ArgParser(description="Train an LSTM, Transformer or hybrid on the composite task, optionally with DAT.")
 arg = parser.add_argument
 arg("--model", default="lstm_attn", help=f"one of {', '.join(MODELS)}")
-arg("--group", default="S3", help="state group: Z<m> (m=2..64), S3, S4, S5, A4 or A5")
+arg("--group", default="S3", help="state group: Z<m> (m=2..64), S3, S4, S5, A4, A5 or D<m> (m=3..32)")
 arg("--train_len", type=int, default=8, help="training sequences have 1..train_len steps (why 8: README, Results)")
 arg("--num_keys", type=int, default=64, help="key vocabulary K; test lengths may not exceed it")
 arg("--num_queries", type=int, default=8, help="queries per sequence: min(n, num_queries)")
