@@ -126,6 +126,11 @@ grid() {
   for s in $(seq 0 9); do   # Z6: abelian, the order of S3; at d_model 128, does it fail like Z5 or not like S3?
     for d in 128 64; do for dat in "" " --dat"; do echo "atlas $M --seed $s --group Z6 --d_model $d$dat"; done; done
   done
+  for d in 128 64; do   # D4 (not abelian, its counts fix 2 of its 3 bits) against Z8: commutativity or counting?
+    for s in $(seq 0 9); do
+      for g in D4 Z8; do for dat in "" " --dat"; do echo "atlas $M --seed $s --group $g --d_model $d$dat"; done; done
+    done
+  done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
