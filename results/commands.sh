@@ -131,6 +131,8 @@ grid() {
       for g in D4 Z8; do for dat in "" " --dat"; do echo "atlas $M --seed $s --group $g --d_model $d$dat"; done; done
     done
   done
+  for s in $(seq 10 19); do   # D4 against Z8 at d_model 128, plain only: 2 of 10 against 8 of 10 at seeds 0-9
+    for g in D4 Z8; do echo "atlas $M --seed $s --group $g --d_model 128"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
