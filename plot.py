@@ -8,6 +8,7 @@ Figures from run folders: accuracy against test length, and training curves with
     python plot.py --attn out/RUN            # attention weights of one sequence at 3x, every block and head
 
     python plot.py RUNS... --atlas results/atlas --schedules plain,dat5000   # failure rates per setting
+    python plot.py RUNS... --atlas results/width_rates --sweep d_model       # the same, drawn against d_model
 
 Runs are grouped by their config without the seed (not by folder name) and labelled by the options that differ
 from the defaults (train.run_name): a group is drawn as the mean over seeds with a band from the worst to the
@@ -337,6 +338,47 @@ def plot_atlas(result, schedules, out):
     fig.tight_layout()
     save_figure(fig, out)
 
+def plot_atlas_sweep(result, schedules, key, out):
+    """Failure rate against a numeric option (e.g. d_model): a panel per schedule, a line per setting without
+    that option (cells at its default value included)."""
+    default = train_parser.get_default(key)
+    lines = defaultdict(list)
+    for e in result["cells"]:
+        value = e["config"].get(key, default)
+        if e["n"]:
+            lines[(setting_name({**e["config"], key: default}), e["schedule"])].append((value, e))
+    if not lines:
+        die(f"--sweep {key}: no cell has a finished run")
+    labels = list(dict.fromkeys(label for label, _ in lines))
+    values = sorted({value for points in lines.values() for value, _ in points})
+    fig, axes = plt.subplots(1, len(schedules), figsize=(5 * len(schedules), 4.5), sharey=True, squeeze=False)
+    for ax, schedule in zip(axes[0], schedules):
+        for i, label in enumerate(labels):
+            points = sorted(lines.get((label, schedule), []), key=lambda p: p[0])
+            if not points:
+                continue
+            shift = 2 ** (0.03 * (i - (len(labels) - 1) / 2))  # side by side on the log axis, not on top
+            x = [value * shift for value, _ in points]
+            rate = [e["fail_rate"] for _, e in points]
+            error = [[r - e["ci95"][0] for r, (_, e) in zip(rate, points)],
+                     [e["ci95"][1] - r for r, (_, e) in zip(rate, points)]]
+            ax.errorbar(x, rate, [[max(0.0, v) for v in side] for side in error], fmt="o-", color=f"C{i}",
+                        capsize=3, label=label)
+            for xi, (_, e) in zip(x, points):
+                ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (xi, e["fail_rate"]),
+                            textcoords="offset points", xytext=(4, 3 - 10 * (i % 2)), fontsize=6, color=f"C{i}")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.minorticks_off()
+        ax.set(xlabel=key, ylim=(-0.05, 1.05), title=schedule)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("failure rate (95% Wilson interval)")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle(f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW}) against {key}; "
+                 "k/n beside each point, * = some seeds unfinished", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, out)
+
 def main(argv=None):
     parser = ArgParser(description="Plot accuracy vs test length and training curves of run folders.")
     parser.add_argument("runs", nargs="+", help="run folders, or folders holding run folders")
@@ -344,7 +386,7 @@ def main(argv=None):
                         "3x for the (single) run folder given")
     parser.add_argument("--out", default="fig.png", help="where to write the figure (.png, .pdf, .svg, ...)")
     parser.add_argument("--sweep", metavar="OPTION", help="instead, plot accuracy at 3x against this numeric option "
-                        "of the runs (e.g. delay)")
+                        "of the runs (e.g. delay); with --atlas, PREFIX.png shows the failure rates against it")
     parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")
     parser.add_argument("--atlas", metavar="PREFIX", help="instead, write failure rates per setting and schedule to "
                         "PREFIX.md, PREFIX.json and PREFIX.png")
@@ -359,6 +401,10 @@ def main(argv=None):
         die(f"--summary {args.summary!r}: the file name must end in .md")
     if args.atlas is not None and (not os.path.basename(args.atlas) or "." in os.path.basename(args.atlas)):
         die(f"--atlas {args.atlas!r}: give a path without extension (.md, .json and .png are added)")
+    numeric = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    if args.atlas and args.sweep and (args.sweep in SCHEDULE or args.sweep not in identity({})
+                                      or not numeric(train_parser.get_default(args.sweep))):
+        die(f"--sweep {args.sweep!r}: with --atlas, give a numeric option of the setting (d_model, train_len, ...)")
     if args.attn:
         if len(args.runs) != 1:
             die("--attn draws one run folder")
@@ -366,7 +412,7 @@ def main(argv=None):
     runs = find_runs(args.runs)
     if not runs:
         die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")
-    if args.sweep:
+    if args.sweep and not args.atlas:
         return plot_sweep([load_run(r) for r in runs], args.sweep, args.out)
     if args.atlas:
         loaded = [load_run(r) for r in runs]
@@ -376,9 +422,12 @@ def main(argv=None):
         if missing:
             die(f"--schedules: no run has schedule {missing[0]!r} (the runs have {', '.join(sorted(found))})")
         result = atlas(loaded, schedules)
+        if args.sweep:
+            plot_atlas_sweep(result, schedules, args.sweep, args.atlas + ".png")
+        else:
+            plot_atlas(result, schedules, args.atlas + ".png")
         write_text(args.atlas + ".json", json.dumps(result, indent=1))
         write_text(args.atlas + ".md", atlas_markdown(result, schedules))
-        plot_atlas(result, schedules, args.atlas + ".png")
         return print(f"wrote {args.atlas}.md, .json, .png: {len(runs)} runs, {len(result['cells'])} cells")
     runs_by_label = group_by_config([load_run(r) for r in runs])
     plot_runs(runs_by_label, args.out)

@@ -500,6 +500,8 @@ plot {run} --atlas {root}/at.md
 plot {run} --atlas {root}/at --schedules plain,nosuch
 plot {run} --atlas {root}/at --schedules plain,,dat5000
 plot {run} --sweep group --out {root}/new/fig.png
+plot {run} --atlas {root}/at --sweep group
+plot {run} --atlas {root}/at --sweep delay
 plot {run} --unknown
 plot --attn {run} {run} --out {root}/new/fig.png
 plot --attn {root}/never --out {root}/new/fig.png
@@ -729,6 +731,9 @@ def test_plot_groups_runs_by_config_not_folder_name():
     assert code == 0, err
     with open(os.path.join(root, "atlas.md")) as f:
         assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0) |" in f.read()
+    argv = [root, "--atlas", f"{root}/by_width", "--schedules", "plain", "--sweep", "d_model"]  # rates against it
+    code, out, err = run_cli(plot.main, argv)
+    assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------

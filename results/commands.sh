@@ -163,10 +163,10 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-* results/runs/gpu"
   draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000  # dat10000: the A5 cell
-  # the width cells beside their d_model 64 ones
+  # the width cells beside their d_model 64 ones, the figure against d_model
   draw results/runs/headline results/runs/group/lstm_attn-Z5-* \
     results/runs/atlas/lstm_attn-{A4,Z6,D4,Z8}-{plain,dat5000}-s* \
-    results/runs/atlas/lstm_attn-{S3,A4,Z5,Z6,D4,Z8}-d[0-9]* --atlas results/width_rates
+    results/runs/atlas/lstm_attn-{S3,A4,Z5,Z6,D4,Z8}-d[0-9]* --atlas results/width_rates --sweep d_model
   draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
   draw results/runs/headline results/runs/delay --atlas results/delay_rates \
