@@ -316,6 +316,10 @@ def atlas_markdown(result, schedules):
                      atlas_overview(result, schedules) + rates +
                      [""] + accuracy + ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed) + "\n"
 
+def error_bar(cell):
+    """How far a cell's 95% interval reaches below and above its failure rate."""
+    return max(0.0, cell["fail_rate"] - cell["ci95"][0]), max(0.0, cell["ci95"][1] - cell["fail_rate"])
+
 def plot_atlas(result, schedules, out):
     settings = list(dict.fromkeys(e["setting"] for e in result["cells"]))
     fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(settings)), 5))
@@ -323,8 +327,7 @@ def plot_atlas(result, schedules, out):
     for i, schedule in enumerate(schedules):
         for e in (e for e in result["cells"] if e["schedule"] == schedule and e["n"]):
             x = settings.index(e["setting"]) + (i - (len(schedules) - 1) / 2) * width
-            below, above = max(0.0, e["fail_rate"] - e["ci95"][0]), max(0.0, e["ci95"][1] - e["fail_rate"])
-            ax.errorbar(x, e["fail_rate"], [[below], [above]],
+            ax.errorbar(x, e["fail_rate"], np.array([error_bar(e)]).T,
                         fmt="o", color=f"C{i}", capsize=4, label=schedule)
             ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (x, e["ci95"][1]),
                         textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
@@ -357,20 +360,15 @@ def plot_atlas_sweep(result, schedules, key, out):
             points = sorted(lines.get((label, schedule), []), key=lambda p: p[0])
             if not points:
                 continue
-            shift = 2 ** (0.03 * (i - (len(labels) - 1) / 2))  # side by side on the log axis, not on top
-            x = [value * shift for value, _ in points]
-            rate = [e["fail_rate"] for _, e in points]
-            error = [[r - e["ci95"][0] for r, (_, e) in zip(rate, points)],
-                     [e["ci95"][1] - r for r, (_, e) in zip(rate, points)]]
-            ax.errorbar(x, rate, [[max(0.0, v) for v in side] for side in error], fmt="o-", color=f"C{i}",
-                        capsize=3, label=label)
+            shift = 0.04 * (i - (len(labels) - 1) / 2)  # side by side, not on top of each other
+            x = [values.index(value) + shift for value, _ in points]
+            ax.errorbar(x, [e["fail_rate"] for _, e in points], np.array([error_bar(e) for _, e in points]).T,
+                        fmt="o-", color=f"C{i}", capsize=3, label=label)
             for xi, (_, e) in zip(x, points):
                 ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (xi, e["fail_rate"]),
                             textcoords="offset points", xytext=(4, 3 - 10 * (i % 2)), fontsize=6, color=f"C{i}")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(values, [f"{v:g}" for v in values])
-        ax.minorticks_off()
-        ax.set(xlabel=key, ylim=(-0.05, 1.05), title=schedule)
+        ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+        ax.set(xlabel=f"{key} (evenly spaced)", ylim=(-0.05, 1.05), title=schedule)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("failure rate (95% Wilson interval)")
     axes[0, -1].legend(fontsize=7)
