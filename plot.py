@@ -321,22 +321,24 @@ def error_bar(cell):
     return max(0.0, cell["fail_rate"] - cell["ci95"][0]), max(0.0, cell["ci95"][1] - cell["fail_rate"])
 
 def plot_atlas(result, schedules, out):
+    """A row per setting (first at the top), a point and 95% interval per schedule, k/n beside it."""
     settings = list(dict.fromkeys(e["setting"] for e in result["cells"]))
-    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(settings)), 5))
-    width = 0.8 / len(schedules)
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.42 * len(settings) + 1.2)))
+    height = 0.8 / len(schedules)
     for i, schedule in enumerate(schedules):
         for e in (e for e in result["cells"] if e["schedule"] == schedule and e["n"]):
-            x = settings.index(e["setting"]) + (i - (len(schedules) - 1) / 2) * width
-            ax.errorbar(x, e["fail_rate"], np.array([error_bar(e)]).T,
-                        fmt="o", color=f"C{i}", capsize=4, label=schedule)
-            ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (x, e["ci95"][1]),
-                        textcoords="offset points", xytext=(0, 4), ha="center", fontsize=7)
+            y = settings.index(e["setting"]) + (i - (len(schedules) - 1) / 2) * height
+            ax.errorbar(e["fail_rate"], y, xerr=np.array([error_bar(e)]).T,
+                        fmt="o", color=f"C{i}", capsize=3, label=schedule)
+            ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (e["ci95"][1], y),
+                        textcoords="offset points", xytext=(4, -3), fontsize=7)
     handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
-    ax.legend(handles.values(), handles.keys(), fontsize=8)
-    ax.set_xticks(range(len(settings)), settings, rotation=20, ha="right", fontsize=8)
-    ax.set(ylim=(-0.05, 1.1), ylabel="failure rate (95% Wilson interval)",
-           title=f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW})\n"
-                 "k/n above each interval; * = some seeds of the cell unfinished")
+    ax.legend(handles.values(), handles.keys(), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              ncol=len(handles))
+    ax.set_yticks(range(len(settings)), settings, fontsize=8)
+    ax.set(xlim=(-0.05, 1.15), ylim=(len(settings) - 0.5, -0.5), xlabel="failure rate (95% Wilson interval)")
+    fig.suptitle(f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW})\n"
+                 "k/n beside each interval; * = some seeds of the cell unfinished", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, out)
