@@ -245,6 +245,7 @@ def atlas_entry(runs, schedule):
     entry = {"setting": setting_name(config), "schedule": schedule, "config": changed,
              "seeds": [r["config"]["seed"] for r in done], "n": len(done), "n_fail": len(fails),
              "n_state_fail": sum(at(r, 3)["state_acc"] < STATE_OK for r in fails),
+             "n_fail_1x": sum(at(r, 1).get("seq_acc", 1.0) < FAIL_BELOW for r in fails),  # not learned at all
              "fail_rate": len(fails) / len(done) if done else None, "ci95": wilson(len(fails), len(done)),
              "unfinished_seeds": [r["config"]["seed"] for r in runs if not r["finished"]]}
     for mult in (3, 8):
@@ -271,7 +272,8 @@ def atlas(runs, schedules):
             e[f"fisher_p_vs_{schedules[0]}"] = fisher_exact(e["n_fail"], e["n"], base["n_fail"], base["n"])
     return {"rule": f"a run fails to length-generalize if its sequence accuracy at 3x the training length is below "
                     f"{FAIL_BELOW}; a failure is a state failure if its state accuracy at 3x is below {STATE_OK}, "
-                    f"else a recall failure", "cells": entries}
+                    f"else a recall failure; failures whose sequence accuracy is below {FAIL_BELOW} already at 1x are "
+                    "counted apart (they did not learn the task at the training length)", "cells": entries}
 
 def atlas_overview(result, schedules):
     """One row per setting and schedule after the first: the README's table of failure rates, base against it."""
@@ -280,7 +282,8 @@ def atlas_overview(result, schedules):
     base, rows = schedules[0], []
     fails = lambda e: "-" if e is None or not e["n"] else (
         f"{e['n_fail']} of {e['n']} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
-        + (f" ({e['n_state_fail']} state, {e['n_fail'] - e['n_state_fail']} recall)" if e["n_fail"] else ""))
+        + (f" ({e['n_state_fail']} state, {e['n_fail'] - e['n_state_fail']} recall" if e["n_fail"] else "")
+        + (f"; {e['n_fail_1x']} already at 1x" if e["n_fail_1x"] else "") + (")" if e["n_fail"] else ""))
     seq = lambda e: "-" if e is None or not e["n"] else f"{e['seq_acc_3x'][0]:.2f}"
     cells = {(e["setting"], e["schedule"]): e for e in result["cells"]}
     for setting in dict.fromkeys(e["setting"] for e in result["cells"]):
@@ -295,7 +298,7 @@ def atlas_overview(result, schedules):
 
 def atlas_markdown(result, schedules):
     fmt = lambda s: "-" if s is None else f"{s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
-    rates = ["| setting | schedule | n | fail (state / recall) | rate [95% CI] | Fisher p | seeds |",
+    rates = ["| setting | schedule | n | fail (state / recall / already at 1x) | rate [95% CI] | Fisher p | seeds |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     accuracy = ["| setting | schedule | state 3x | recall 3x | token 3x | seq 3x | state 8x | recall 8x | token 8x "
                 "| seq 8x | state, attention off, 3x | LSTM probe 3x |", "| --- " * 12 + "|"]
@@ -305,7 +308,8 @@ def atlas_markdown(result, schedules):
         seeds = ",".join(map(str, e["seeds"])) + (f" (unfinished: {','.join(map(str, e['unfinished_seeds']))})"
                                                    if e["unfinished_seeds"] else "")
         rates.append(f"| {e['setting']} | {e['schedule']} | {e['n']} | {e['n_fail']} ({e['n_state_fail']} / "
-                     f"{e['n_fail'] - e['n_state_fail']}) | {rate} | {'-' if p is None else f'{p:.3g}'} | {seeds} |")
+                     f"{e['n_fail'] - e['n_state_fail']} / {e['n_fail_1x']}) | {rate} | "
+                     f"{'-' if p is None else f'{p:.3g}'} | {seeds} |")
         keys = [f"{m}_acc_{x}x" for x in (3, 8) for m in ("state", "recall", "token", "seq")]
         accuracy.append(f"| {e['setting']} | {e['schedule']} | " + " | ".join(
             fmt(e[k]) for k in keys + ["attn_off_state_3x", "probe_3x"]) + " |")

@@ -692,7 +692,7 @@ def test_wilson_interval_and_fisher_test():
     assert abs(plot.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
     assert plot.fisher_exact(1, 4, 1, 4) == 1.0
 
-def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True):
+def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0):
     """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies."""
     config = vars(train.check_args(train.parser.parse_args(["--seed", str(seed), "--pos", pos, "--out_dir", folder])))
     os.makedirs(os.path.join(root, folder))
@@ -701,7 +701,8 @@ def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True):
     with open(os.path.join(root, folder, "log.jsonl"), "w") as f:
         f.write(json.dumps({"step": 8000 if finished else 500, "token_acc_3x": 0.5}) + "\n")
     accuracies = {"state_acc": 0.9, "recall_acc": 0.9, "token_acc": 0.9}
-    records = [{"n": 8 * m, "mult": m, **accuracies, "seq_acc": seq_acc_3x} for m in (1, 3, 8)]
+    records = [{"n": 8 * m, "mult": m, **accuracies, "seq_acc": seq_acc_1x if m == 1 else seq_acc_3x}
+               for m in (1, 3, 8)]
     with open(os.path.join(root, folder, "eval.json"), "w") as f:
         json.dump(records, f)
 
@@ -709,7 +710,7 @@ def test_plot_groups_runs_by_config_not_folder_name():
     root = tmpdir()
     fake_run(root, "misleading-s0", 0, "none", 0.1)   # same config as the next, other folder name
     fake_run(root, "other-name-s7", 7, "none", 0.95)
-    fake_run(root, "misleading-s1", 1, "rope", 0.2)   # a name like the first, another config
+    fake_run(root, "misleading-s1", 1, "rope", 0.2, seq_acc_1x=0.5)   # a name like the first, another config
     fake_run(root, "rope-s2", 2, "rope", 0.3, finished=False)
     runs = [plot.load_run(r) for r in plot.find_runs([root])]
     assert plot.find_runs([root, os.path.join(root, "rope-s2") + "/"]) == plot.find_runs([root]), "named twice"
@@ -730,7 +731,7 @@ def test_plot_groups_runs_by_config_not_folder_name():
     code, out, err = run_cli(plot.main, [root, "--atlas", os.path.join(root, "atlas"), "--schedules", "plain"])
     assert code == 0, err
     with open(os.path.join(root, "atlas.md")) as f:
-        assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0) |" in f.read()
+        assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0 / 1) |" in f.read()  # it failed at 1x too
     argv = [root, "--atlas", f"{root}/by_width", "--schedules", "plain", "--sweep", "d_model"]  # rates against it
     code, out, err = run_cli(plot.main, argv)
     assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
