@@ -324,6 +324,9 @@ def error_bar(cell):
     """How far a cell's 95% interval reaches below and above its failure rate."""
     return max(0.0, cell["fail_rate"] - cell["ci95"][0]), max(0.0, cell["ci95"][1] - cell["fail_rate"])
 
+def k_of_n(cell):
+    return f"{cell['n_fail']}/{cell['n']}" + ("*" if cell["unfinished_seeds"] else "")
+
 def plot_atlas(result, schedules, out):
     """A row per setting (first at the top), a point and 95% interval per schedule, k/n beside it."""
     settings = list(dict.fromkeys(e["setting"] for e in result["cells"]))
@@ -334,8 +337,7 @@ def plot_atlas(result, schedules, out):
             y = settings.index(e["setting"]) + (i - (len(schedules) - 1) / 2) * height
             ax.errorbar(e["fail_rate"], y, xerr=np.array([error_bar(e)]).T,
                         fmt="o", color=f"C{i}", capsize=3, label=schedule)
-            ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (e["ci95"][1], y),
-                        textcoords="offset points", xytext=(4, -3), fontsize=7)
+            ax.annotate(k_of_n(e), (e["ci95"][1], y), textcoords="offset points", xytext=(4, -3), fontsize=7)
     handles = {h.get_label(): h for h in ax.get_legend_handles_labels()[0]}
     ax.legend(handles.values(), handles.keys(), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0),
               ncol=len(handles))
@@ -371,8 +373,8 @@ def plot_atlas_sweep(result, schedules, key, out):
             ax.errorbar(x, [e["fail_rate"] for _, e in points], np.array([error_bar(e) for _, e in points]).T,
                         fmt="o-", color=f"C{i}", capsize=3, label=label)
             for xi, (_, e) in zip(x, points):
-                ax.annotate(f"{e['n_fail']}/{e['n']}" + ("*" if e["unfinished_seeds"] else ""), (xi, e["fail_rate"]),
-                            textcoords="offset points", xytext=(4, 3 - 10 * (i % 2)), fontsize=6, color=f"C{i}")
+                ax.annotate(k_of_n(e), (xi, e["fail_rate"]), textcoords="offset points", xytext=(4, 3 - 10 * (i % 2)),
+                            fontsize=6, color=f"C{i}")
         ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
         ax.set(xlabel=f"{key} (evenly spaced)", ylim=(-0.05, 1.05), title=schedule)
         ax.grid(alpha=0.3)
@@ -405,9 +407,9 @@ def main(argv=None):
         die(f"--summary {args.summary!r}: the file name must end in .md")
     if args.atlas is not None and (not os.path.basename(args.atlas) or "." in os.path.basename(args.atlas)):
         die(f"--atlas {args.atlas!r}: give a path without extension (.md, .json and .png are added)")
-    numeric = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    default = train_parser.get_default(args.sweep) if args.sweep else None
     if args.atlas and args.sweep and (args.sweep in SCHEDULE or args.sweep not in identity({})
-                                      or not numeric(train_parser.get_default(args.sweep))):
+                                      or isinstance(default, bool) or not isinstance(default, (int, float))):
         die(f"--sweep {args.sweep!r}: with --atlas, give a numeric option of the setting (d_model, train_len, ...)")
     if args.attn:
         if len(args.runs) != 1:
