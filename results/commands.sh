@@ -136,6 +136,7 @@ grid() {
   for s in $(seq 0 9); do   # A4 at d_model 256: is it cured by more width (6 of 10 plain fails at 128)?
     for dat in "" " --dat"; do echo "atlas $M --seed $s --group A4 --d_model 256$dat"; done; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group A4 --d_model 128"; done   # its 128 rate, tighter
+  for s in 0 1; do echo "atlas $M --seed $s --group A4 --d_model 256 --lr 0.001"; done   # pilot: is it the lr?
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
