@@ -133,7 +133,7 @@ grid() {
   done
   for s in $(seq 10 19); do   # D4 against Z8 at d_model 128, plain only: 2 of 10 against 8 of 10 at seeds 0-9
     for g in D4 Z8; do echo "atlas $M --seed $s --group $g --d_model 128"; done; done
-  for s in $(seq 0 9); do   # A4 at d_model 256: is it cured by more width (6 of 10 plain fails at 128)?
+  for s in $(seq 0 9); do   # A4 at d_model 256: cured by more width? (6 of 10 plain fails at 128 then)
     for dat in "" " --dat"; do echo "atlas $M --seed $s --group A4 --d_model 256$dat"; done; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group A4 --d_model 128"; done   # its 128 rate, tighter
   for s in 0 1; do echo "atlas $M --seed $s --group A4 --d_model 256 --lr 0.001"; done   # pilot: is it the lr?
