@@ -137,6 +137,10 @@ grid() {
     for dat in "" " --dat"; do echo "atlas $M --seed $s --group A4 --d_model 256$dat"; done; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group A4 --d_model 128"; done   # its 128 rate, tighter
   for s in 0 1; do echo "atlas $M --seed $s --group A4 --d_model 256 --lr 0.001"; done   # pilot: is it the lr?
+  for s in $(seq 0 9); do   # the pilot as a cell: A4 at d_model 256 and --lr 0.001 (plain seeds 0-1 are above)
+    [ "$s" -lt 2 ] || echo "atlas $M --seed $s --group A4 --d_model 256 --lr 0.001"
+    echo "atlas $M --seed $s --group A4 --d_model 256 --lr 0.001 --dat --delay 5000"; done
+  for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --lr 0.001"; done   # control: the lr at d_model 64
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
