@@ -171,7 +171,8 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   # the width cells beside their d_model 64 ones, the figure against d_model
   draw results/runs/headline results/runs/group/lstm_attn-Z5-* \
     results/runs/atlas/lstm_attn-{A4,Z6,D4,Z8}-{plain,dat5000}-s* \
-    results/runs/atlas/lstm_attn-{S3,A4,Z5,Z6,D4,Z8}-d[0-9]* --atlas results/width_rates --sweep d_model
+    results/runs/atlas/lstm_attn-{S3,A4,Z5,Z6,D4,Z8}-d[0-9]* results/runs/atlas/lstm_attn-A4-lr* \
+    --atlas results/width_rates --sweep d_model
   draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
   draw results/runs/headline results/runs/delay --atlas results/delay_rates \
