@@ -142,6 +142,7 @@ grid() {
     echo "atlas $M --seed $s --group A4 --d_model 256 --lr 0.001 --dat --delay 5000"; done
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --lr 0.001"; done   # control: the lr at d_model 64
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --lr 0.001 --dat --delay 5000"; done   # its DAT side
+  for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --lr 0.001 --max_iters 24000"; done   # one that learns
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
