@@ -143,6 +143,10 @@ grid() {
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --lr 0.001"; done   # control: the lr at d_model 64
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --lr 0.001 --dat --delay 5000"; done   # its DAT side
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --lr 0.001 --max_iters 24000"; done   # one that learns
+  for s in $(seq 0 9); do   # RoPE: is DAT's recall failure the 3000 steps its attention trains after the delay?
+    echo "atlas $M --seed $s --pos rope --dat --delay 1000"
+    for dat in "" " --dat"; do echo "atlas $M --seed $s --pos rope --max_iters 16000$dat"; done; done
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --dat --delay 1000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -169,7 +173,7 @@ job() {  # K: train line K of the grid (or resume it), then score it
 plots() {  # every figure and table of results/ from the finished runs; a figure whose runs are missing is skipped
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-* results/runs/gpu"
-  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000  # dat10000: the A5 cell
+  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000,dat1000  # dat10000: A5; dat1000: RoPE
   # the width cells beside their d_model 64 ones, the figure against d_model
   draw results/runs/headline results/runs/group/lstm_attn-Z5-* \
     results/runs/atlas/lstm_attn-{A4,Z6,D4,Z8}-{plain,dat5000}-s* \
