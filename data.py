@@ -197,6 +197,16 @@ def target_masks(tokens, targets):
     before_sep = (tokens == SEP).long().cumsum(dim=1) == 0
     return scored & before_sep, scored & ~before_sep
 
+def recall_ages(tokens, targets):
+    """At each recall target, how many steps before SEP its key was bookmarked (0: the last step), else -1.
+    Under a relative position encoding this decides how far back attention must look: a key bookmarked a steps
+    back sits 2a + 2 + j tokens before query j."""
+    sep = (tokens == SEP).long().argmax(dim=1, keepdim=True)
+    pos = torch.arange(tokens.shape[1], device=tokens.device)
+    is_key = (pos < sep) & (pos % 2 == 1)
+    key_pos = ((tokens[:, :, None] == tokens[:, None, :]) & is_key[:, None, :]).long().argmax(dim=2)
+    return torch.where(target_masks(tokens, targets)[1], (sep - 1 - key_pos) // 2, -1)
+
 def token_names(tokens, group):
     """Short names of one sequence's tokens: a<element> for actions, k<j> for keys, | for SEP, q<j> for queries."""
     elements, g, seen_sep, names = group_elements(group), len(group_elements(group)), False, []

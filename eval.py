@@ -3,6 +3,7 @@ Score a trained run at several test lengths and show a few of its mistakes.
 
     python eval.py out/lstm_attn-S3-dat5000-s0                 # 1x..4x the training length, 1000 sequences each
     python eval.py out/RUN --mults 1,2,3,4,6,8 --attn_off      # also score with the attention gate forced to 0
+    python eval.py out/RUN --mults 1,3,8 --by_age              # recall by how far back its key was bookmarked
 
 Per length: state accuracy (targets at actions), recall accuracy (targets at queries), token accuracy (all
 targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
@@ -15,8 +16,8 @@ import warnings
 
 import torch
 
-from data import (IGNORE, ArgParser, check_fits, describe, die, eval_batch, group_table, pick_device, seq_width,
-                  target_masks, write_text)
+from data import (IGNORE, ArgParser, check_fits, describe, die, eval_batch, group_table, pick_device, recall_ages,
+                  seq_width, target_masks, write_text)
 from model import HYBRIDS, Model, ModelConfig
 
 EVAL_SEED = 1234
@@ -74,8 +75,16 @@ def score(predictions, tokens, targets):
         "seq_acc": (right == scored).all(dim=1).float().mean(),
     }
 
-def evaluate(model, config, mults, n_eval, attn_off=False):
-    """One record per test length; with attn_off, each record also holds the scores with the gate at 0."""
+def recall_by_age(predictions, tokens, targets, train_len):
+    """Recall accuracy per band of train_len steps back to the key's bookmark: band 0 holds the keys bookmarked
+    0..train_len-1 steps before SEP (the only ages training shows), band b the next train_len, and so on."""
+    band = recall_ages(tokens, targets).div(train_len, rounding_mode="floor")
+    right = predictions == targets
+    return [right[band == b].float().mean().item() for b in range(int(band.max()) + 1)]
+
+def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
+    """One record per test length; with attn_off, each record also holds the scores with the gate at 0; with
+    by_age, the recall accuracy per band of steps back to the key (recall_by_age)."""
     table = group_table(config["group"], next(model.parameters()).device)
     records, gate = [], model.gate
     for mult in mults:
@@ -83,6 +92,8 @@ def evaluate(model, config, mults, n_eval, attn_off=False):
         tokens, targets = eval_batch(table, n, config["num_keys"], config["num_queries"], n_eval, EVAL_SEED)
         predictions = predict(model, tokens)
         record = {"n": n, "mult": mult, **{k: v.item() for k, v in score(predictions, tokens, targets).items()}}
+        if by_age:
+            record["recall_by_age"] = recall_by_age(predictions, tokens, targets, config["train_len"])
         if attn_off:
             model.gate = 0.0
             off = score(predict(model, tokens), tokens, targets)
@@ -121,6 +132,8 @@ def main(argv=None):
     parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
     parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the LSTM's "
                         "output at 1x and score it at each length (needs a model with an LSTM)")
+    parser.add_argument("--by_age", action="store_true", help="also score recall per band of --train_len steps "
+                        "back to the key's bookmark (band 0: the ages training shows)")
     parser.add_argument("--mistakes", type=int, default=3, help="decoded mistakes to print (at the longest length)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="where to score")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
@@ -153,7 +166,7 @@ def main(argv=None):
     model = model_from_checkpoint(ckpt, device)
 
     t0 = time.time()
-    records = evaluate(model, config, mults, args.n_eval, args.attn_off)
+    records = evaluate(model, config, mults, args.n_eval, args.attn_off, args.by_age)
     if args.probe:
         for (record, _), accuracy in zip(records, probe(model, config, mults, args.n_eval)):
             record["probe_state_acc"] = accuracy
@@ -172,6 +185,11 @@ def main(argv=None):
         if args.probe:
             line += f"   | {record['probe_state_acc']:.4f}"
         print(line)
+    if args.by_age:
+        print(f"\nrecall accuracy by how far back the key was bookmarked, in bands of {config['train_len']} steps "
+              f"(band 0: the ages training shows)")
+        for record, _ in records:
+            print(f"{record['n']:>4} {record['mult']:>3}x " + " ".join(f"{a:.3f}" for a in record["recall_by_age"]))
 
     record, (tokens, targets, predictions) = records[-1]
     wrong = ((predictions != targets) & (targets != IGNORE)).any(dim=1).nonzero().flatten()[:args.mistakes]

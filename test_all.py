@@ -89,6 +89,15 @@ def reference_targets(tokens, group, num_keys, num_queries):
     targets += [-100] + [bookmarks[q - 2 - g] for q in queries]
     return targets + [-100] * (len(tokens) - len(targets))
 
+def reference_ages(tokens):
+    """-1 everywhere but at the queries, where it is how many steps before SEP the queried key was bookmarked."""
+    sep = tokens.index(data.SEP)
+    keys, ages = tokens[1:sep:2], [-1] * len(tokens)
+    for i in range(sep + 1, len(tokens)):
+        if tokens[i] != data.PAD:
+            ages[i] = len(keys) - 1 - keys.index(tokens[i])
+    return ages
+
 def test_labels_match_reference():
     for group, num_keys, num_queries in (("Z5", 20, 8), ("S3", 64, 8), ("A5", 40, 5), ("D4", 20, 8), ("D5", 16, 3)):
         table = data.group_table(group)
@@ -99,12 +108,15 @@ def test_labels_match_reference():
         assert lengths.min() == 1 and lengths.max() == 16, "n is drawn from 1..train_len"
         for row_tokens, row_targets in zip(tokens.tolist(), targets.tolist()):
             assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries)
+        for row_tokens, row_ages in zip(tokens.tolist(), data.recall_ages(tokens, targets).tolist()):
+            assert row_ages == reference_ages(row_tokens)
 
 def test_design_example_layout():
     # the worked example of data.py and the README: Z5, K = 8; decoding it shows its actions, keys, states and recall
     tokens = torch.tensor([5, 13, 6, 9, 3, 14, 1, 9, 13, 14])
     targets = torch.tensor([3, -100, 2, -100, 3, -100, -100, 2, 3, 3])
     assert reference_targets(tokens.tolist(), "Z5", 8, 8) == targets.tolist()
+    assert data.recall_ages(tokens[None], targets[None]).tolist() == [[-1] * 7 + [1, 2, 0]]  # keys 2, 6, 7
     text = data.describe(tokens, targets, "Z5")
     for line in ("actions: 3 4 1", "keys:    6 2 7", "states:  3 2 3", "recall:  2 3 3"):
         assert line in text, text
@@ -755,7 +767,7 @@ def test_tiny_train_eval_plot():
         assert code == 0, err
         assert "ms/step" in out and "left" in out
         code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
-                                                   "--probe", "--mults", "1,3,4"])
+                                                   "--probe", "--by_age", "--mults", "1,3,4"])
         assert code == 0, err
     with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
         records = json.load(f)
@@ -764,6 +776,7 @@ def test_tiny_train_eval_plot():
         for view in (r, r["attn_off"]):
             assert all(0 <= view[k] <= 1 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
         assert 0 <= r["probe_state_acc"] <= 1
+        assert len(r["recall_by_age"]) == r["mult"] and all(0 <= a <= 1 for a in r["recall_by_age"])
     with open(f"{root}/lstm_attn-dat-s0/log.jsonl") as f:
         log = [json.loads(line) for line in f]
     assert {"step", "loss", "lr", "gate", "ms_per_step", "token_acc_3x"} <= log[-1].keys()

@@ -166,7 +166,7 @@ job() {  # K: train line K of the grid (or resume it), then score it
   case " $options " in  # what eval.py can score: --attn_off needs a hybrid, --probe an LSTM
     *" --model transformer "*) extra= ;; *" --model lstm "*) extra=--probe ;; *) extra="--attn_off --probe" ;;
   esac
-  python eval.py "$dir" --mults "$mults" $extra --mistakes 2 --threads 1 > "$dir/eval.txt"
+  python eval.py "$dir" --mults "$mults" $extra --by_age --mistakes 2 --threads 1 > "$dir/eval.txt"
   echo "job $1: $dir done"
 }
 
