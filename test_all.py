@@ -792,7 +792,8 @@ def test_tiny_train_eval_plot():
     assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
     code, out, err = run_cli(plot.main, [root, "--atlas", f"{root}/atlas", "--schedules", "dat10r8"])
     bands = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["recall_by_age"] for s in (0, 1)]
-    row = f"| {label.removesuffix('-dat10r8')} | dat10r8 | 2 | 4x | " + " | ".join(f"{np.mean(b):.3f}" for b in zip(*bands)) + " |"
+    means = " | ".join(f"{np.mean(b):.3f}" for b in zip(*bands))
+    row = f"| {label.removesuffix('-dat10r8')} | dat10r8 | 2 | 4x | {means} |"
     assert code == 0 and row in open(f"{root}/atlas.md").read().splitlines(), (err, row)
     code, out, err = run_cli(plot.main, [root, "--sweep", "seed", "--out", f"{root}/sweep.png"])
     assert code == 0 and "2 runs, 2 values of seed" in out, err
