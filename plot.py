@@ -254,8 +254,8 @@ def atlas_entry(runs, schedule):
     entry["attn_off_state_3x"] = spread([at(r, 3).get("attn_off", {}).get("state_acc") for r in done])
     entry["probe_3x"] = spread([at(r, 3).get("probe_state_acc") for r in done])
     entry["seq_acc_3x_by_seed"] = [at(r, 3)["seq_acc"] for r in done]
-    longest = [max(r["eval"], key=lambda rec: rec["mult"]) for r in done]  # runs scored with eval.py --by_age
-    if longest and all("recall_by_age" in rec for rec in longest):
+    longest = [max(r["eval"], key=lambda rec: rec["mult"]) for r in done]
+    if longest and all("recall_by_age" in rec for rec in longest):  # every run scored with eval.py --by_age
         entry["longest_mult"] = longest[0]["mult"]
         entry["recall_by_age_longest"] = [float(np.mean(band)) for band in zip(*(r["recall_by_age"] for r in longest))]
     return entry
@@ -317,21 +317,27 @@ def atlas_markdown(result, schedules):
         keys = [f"{m}_acc_{x}x" for x in (3, 8) for m in ("state", "recall", "token", "seq")]
         accuracy.append(f"| {e['setting']} | {e['schedule']} | " + " | ".join(
             fmt(e[k]) for k in keys + ["attn_off_state_3x", "probe_3x"]) + " |")
-    aged = [e for e in result["cells"] if "recall_by_age_longest" in e]
-    bands = max([len(e["recall_by_age_longest"]) for e in aged], default=0)
-    by_age = ["", "Recall accuracy at the longest test length by how far back the key was bookmarked (eval.py "
-              "--by_age; band b: b to b+1 training lengths back, band 0 the ages training shows), mean over seeds:",
-              "", "| setting | schedule | n | length | " + " | ".join(f"band {b}" for b in range(bands)) + " |",
-              "| --- " * (bands + 4) + "|"] + [
-        f"| {e['setting']} | {e['schedule']} | {e['n']} | {e['longest_mult']}x | " + " | ".join(
-            f"{a:.3f}" for a in e["recall_by_age_longest"]) + " | -" * (bands - len(e["recall_by_age_longest"]))
-        + " |" for e in aged] if aged else []
     by_seed = [f"- {e['setting']} {e['schedule']}: " + ", ".join(
         f"s{s} {a:.3f}" for s, a in zip(e["seeds"], e["seq_acc_3x_by_seed"])) for e in result["cells"]]
     return "\n".join([f"Rule: {result['rule']}. Fisher p: two-sided exact test against {schedules[0]} in the "
                       "same setting. Accuracies: mean [min, max] over the finished seeds.", ""] +
-                     atlas_overview(result, schedules) + rates +
-                     [""] + accuracy + by_age + ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed) + "\n"
+                     atlas_overview(result, schedules) + rates + [""] + accuracy + by_age_table(result["cells"]) +
+                     ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed) + "\n"
+
+def by_age_table(cells):
+    """Recall at the longest test length per band of steps back to the key, for the cells scored with --by_age."""
+    aged = [e for e in cells if "recall_by_age_longest" in e]
+    if not aged:
+        return []
+    bands = max(len(e["recall_by_age_longest"]) for e in aged)
+    lines = ["", "Recall accuracy at the longest test length by how far back the key was bookmarked (eval.py "
+             "--by_age; band b: b to b+1 training lengths back, band 0 the ages training shows), mean over seeds:",
+             "", "| setting | schedule | n | length | " + " | ".join(f"band {b}" for b in range(bands)) + " |",
+             "| --- " * (bands + 4) + "|"]
+    for e in aged:
+        values = [f"{a:.3f}" for a in e["recall_by_age_longest"]] + ["-"] * (bands - len(e["recall_by_age_longest"]))
+        lines.append(f"| {e['setting']} | {e['schedule']} | {e['n']} | {e['longest_mult']}x | {' | '.join(values)} |")
+    return lines
 
 def error_bar(cell):
     """How far a cell's 95% interval reaches below and above its failure rate."""
