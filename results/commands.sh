@@ -147,6 +147,8 @@ grid() {
     echo "atlas $M --seed $s --pos rope --dat --delay 1000"
     for dat in "" " --dat"; do echo "atlas $M --seed $s --pos rope --max_iters 16000$dat"; done; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --dat --delay 1000"; done
+  for s in $(seq 0 9); do   # and the interleaved design with RoPE, where DAT 5000 is also worse than plain
+    echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope --dat --delay 1000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
