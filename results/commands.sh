@@ -149,6 +149,10 @@ grid() {
   for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --dat --delay 1000"; done
   for s in $(seq 0 9); do   # and the interleaved design with RoPE, where DAT 5000 is also worse than plain
     echo "atlas $M --seed $s --model interleaved --n_lstm 2 --pos rope --dat --delay 1000"; done
+  for s in $(seq 0 9); do   # a short delay under RoPE on Z5 and A4 (2000: after their LSTMs have the state)
+    for g in Z5 A4; do echo "atlas $M --seed $s --group $g --pos rope --dat --delay 2000"; done; done
+  for s in $(seq 0 9); do   # S3 RoPE with the short delay and twice the steps: does recall reach further?
+    echo "atlas $M --seed $s --pos rope --dat --delay 1000 --max_iters 16000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -175,7 +179,8 @@ job() {  # K: train line K of the grid (or resume it), then score it
 plots() {  # every figure and table of results/ from the finished runs; a figure whose runs are missing is skipped
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-* results/runs/gpu"
-  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000,dat1000  # dat10000: A5; dat1000: RoPE
+  # the delays besides 5000: 10000 for A5, 1000 and 2000 under RoPE
+  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000,dat1000,dat2000
   # the width cells beside their d_model 64 ones, the figure against d_model
   draw results/runs/headline results/runs/group/lstm_attn-Z5-* \
     results/runs/atlas/lstm_attn-{A4,Z6,D4,Z8}-{plain,dat5000}-s* \
