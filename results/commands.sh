@@ -156,6 +156,7 @@ grid() {
   for s in $(seq 0 9); do echo "atlas $M16 --seed $s --train_len 16 --pos rope --dat --delay 1000"; done   # and at 16
   for s in $(seq 0 9); do   # the 2000-step delay without position encoding on Z5 and A4: does it cost anything?
     for g in Z5 A4; do echo "atlas $M --seed $s --group $g --dat --delay 2000"; done; done
+  for s in $(seq 0 9); do echo "atlas $M --seed $s --pos rope --dat --delay 2000"; done   # and S3 RoPE at 2000
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
