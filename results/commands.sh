@@ -157,6 +157,7 @@ grid() {
   for s in $(seq 0 9); do   # the 2000-step delay without position encoding on Z5 and A4: does it cost anything?
     for g in Z5 A4; do echo "atlas $M --seed $s --group $g --dat --delay 2000"; done; done
   for s in $(seq 0 9); do echo "atlas $M --seed $s --pos rope --dat --delay 2000"; done   # and S3 RoPE at 2000
+  for s in $(seq 0 9); do echo "atlas $M --seed $s --pos rope --dat --delay auto"; done   # and S3 RoPE, auto
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -183,8 +184,8 @@ job() {  # K: train line K of the grid (or resume it), then score it
 plots() {  # every figure and table of results/ from the finished runs; a figure whose runs are missing is skipped
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-* results/runs/gpu"
-  # the delays besides 5000: 10000 for A5, 1000 and 2000 under RoPE
-  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000,dat1000,dat2000
+  # the delays besides 5000: 10000 for A5, 1000, 2000 and auto under RoPE
+  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000,dat1000,dat2000,datauto
   # the width cells beside their d_model 64 ones, the figure against d_model
   draw results/runs/headline results/runs/group/lstm_attn-Z5-* \
     results/runs/atlas/lstm_attn-{A4,Z6,D4,Z8}-{plain,dat5000}-s* \
