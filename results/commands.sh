@@ -158,6 +158,13 @@ grid() {
     for g in Z5 A4; do echo "atlas $M --seed $s --group $g --dat --delay 2000"; done; done
   for s in $(seq 0 9); do echo "atlas $M --seed $s --pos rope --dat --delay 2000"; done   # and S3 RoPE at 2000
   for s in $(seq 0 9); do echo "atlas $M --seed $s --pos rope --dat --delay auto"; done   # and S3 RoPE, auto
+  for s in $(seq 0 9); do   # --delay auto under RoPE on Z5 and A4
+    for g in Z5 A4; do echo "atlas $M --seed $s --group $g --pos rope --dat --delay auto"; done; done
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --dat --delay auto"; done   # S3 RoPE auto to 20 seeds
+  for s in $(seq 0 9); do   # and --delay auto without position encoding on Z5 and A4
+    for g in Z5 A4; do echo "atlas $M --seed $s --group $g --dat --delay auto"; done; done
+  for s in $(seq 0 9); do   # train_len 16 with RoPE: the short delay and twice the steps
+    echo "atlas $M16 --seed $s --train_len 16 --pos rope --dat --delay 1000 --max_iters 16000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
