@@ -202,8 +202,8 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   # retrained for it (tenth session's second addendum), and the short delays under RoPE since
   draw results/runs/headline/lstm_attn-S3-dat5000-s[5-9] results/runs/atlas/lstm_attn-S3-rope-dat5000-s[0-4] \
     results/runs/atlas/{lstm_attn-S3-rope-{dat1000,iters16000,len16-dat1000},interleaved-S3-rope-nlstm2-dat1000}-* \
-    results/runs/atlas/lstm_attn-{S3,Z5,A4}-rope-dat2000-* \
-    --atlas results/recall_by_age --schedules dat5000,dat1000,dat2000,plain
+    results/runs/atlas/lstm_attn-{S3,Z5,A4}-rope-{dat2000,datauto}-* \
+    --atlas results/recall_by_age --schedules dat5000,dat1000,dat2000,datauto,plain
   draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
   draw results/runs/headline results/runs/delay --atlas results/delay_rates \
