@@ -165,6 +165,8 @@ grid() {
     for g in Z5 A4; do echo "atlas $M --seed $s --group $g --dat --delay auto"; done; done
   for s in $(seq 0 9); do   # train_len 16 with RoPE: the short delay and twice the steps
     echo "atlas $M16 --seed $s --train_len 16 --pos rope --dat --delay 1000 --max_iters 16000"; done
+  for s in $(seq 10 19); do   # A4 RoPE --delay auto to 20 seeds
+    echo "atlas $M --seed $s --group A4 --pos rope --dat --delay auto"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
