@@ -167,6 +167,13 @@ grid() {
     echo "atlas $M16 --seed $s --train_len 16 --pos rope --dat --delay 1000 --max_iters 16000"; done
   for s in $(seq 10 19); do   # A4 RoPE --delay auto to 20 seeds
     echo "atlas $M --seed $s --group A4 --pos rope --dat --delay auto"; done
+  for s in $(seq 0 9); do   # A4 with RoPE at twice the steps: is the attention's training time what it lacks?
+    for d in auto 5000; do echo "atlas $M --seed $s --group A4 --pos rope --max_iters 16000 --dat --delay $d"; done
+  done
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --group Z5 --pos rope --dat --delay auto"; done   # Z5 to 20
+  for s in $(seq 10 19); do   # A4 RoPE --delay auto at 16000 steps to 20 seeds
+    echo "atlas $M --seed $s --group A4 --pos rope --dat --delay auto --max_iters 16000"; done
+  for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --pos rope --max_iters 16000"; done   # and plain
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
