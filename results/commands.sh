@@ -213,6 +213,7 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
     results/runs/atlas/lstm_attn-S3-rope-{dat1000,iters16000,len16-dat1000,len16-iters16000-dat1000}-* \
     results/runs/atlas/interleaved-S3-rope-nlstm2-dat1000-* \
     results/runs/atlas/lstm_attn-{S3,Z5,A4}-rope-{dat2000,datauto}-* \
+    results/runs/atlas/lstm_attn-A4-rope-iters16000-dat* \
     --atlas results/recall_by_age --schedules dat5000,dat1000,dat2000,datauto,plain
   draw results/runs/headline results/runs/modes --atlas results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
