@@ -174,6 +174,10 @@ grid() {
   for s in $(seq 10 19); do   # A4 RoPE --delay auto at 16000 steps to 20 seeds
     echo "atlas $M --seed $s --group A4 --pos rope --dat --delay auto --max_iters 16000"; done
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --pos rope --max_iters 16000"; done   # and plain
+  for s in $(seq 0 9); do   # plain at 16000 steps: A4 RoPE to 20 seeds, and A4 without position encoding
+    echo "atlas $M --seed $((s + 10)) --group A4 --pos rope --max_iters 16000"
+    echo "atlas $M --seed $s --group A4 --max_iters 16000"; done
+  for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --max_iters 16000 --dat --delay 5000"; done   # its DAT
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
