@@ -178,6 +178,8 @@ grid() {
     echo "atlas $M --seed $((s + 10)) --group A4 --pos rope --max_iters 16000"
     echo "atlas $M --seed $s --group A4 --max_iters 16000"; done
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --max_iters 16000 --dat --delay 5000"; done   # its DAT
+  for s in $(seq 10 19); do   # A4 RoPE, DAT 5000 at 16000 steps to 20 seeds
+    echo "atlas $M --seed $s --group A4 --pos rope --max_iters 16000 --dat --delay 5000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
