@@ -180,6 +180,7 @@ grid() {
   for s in $(seq 0 9); do echo "atlas $M --seed $s --group A4 --max_iters 16000 --dat --delay 5000"; done   # its DAT
   for s in $(seq 10 19); do   # A4 RoPE, DAT 5000 at 16000 steps to 20 seeds
     echo "atlas $M --seed $s --group A4 --pos rope --max_iters 16000 --dat --delay 5000"; done
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --group A4 --pos rope"; done   # plain A4 RoPE to 20 seeds
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
