@@ -181,6 +181,9 @@ grid() {
   for s in $(seq 10 19); do   # A4 RoPE, DAT 5000 at 16000 steps to 20 seeds
     echo "atlas $M --seed $s --group A4 --pos rope --max_iters 16000 --dat --delay 5000"; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group A4 --pos rope"; done   # plain A4 RoPE to 20 seeds
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --group D4 --d_model 128 --dat"; done   # D4 d128 DAT to 20
+  for s in $(seq 10 19); do   # S3 RoPE at 16000 steps, plain and DAT 5000 to 20 seeds
+    for dat in "" " --dat"; do echo "atlas $M --seed $s --pos rope --max_iters 16000$dat"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
