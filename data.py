@@ -33,6 +33,16 @@ def die(message):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
 
+def run_script(main):
+    """Run a script's main(). When the output is piped into a reader that stops early (`| head`), the script ends
+    quietly with exit code 1, as a Unix tool does, instead of a traceback from the first print that finds no reader."""
+    try:
+        main()
+        sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit has nowhere to fail
+        sys.exit(1)
+
 class ShowDefaults(argparse.HelpFormatter):
     """--help gives each option's default, where it has one to give (not None, not an off switch)."""
     def _get_help_string(self, action):
@@ -281,4 +291,4 @@ def main(argv=None):
             print(describe(tokens[i], targets[i], args.group))
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

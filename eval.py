@@ -17,7 +17,7 @@ import warnings
 import torch
 
 from data import (IGNORE, ArgParser, check_fits, describe, die, eval_batch, group_table, pick_device, recall_ages,
-                  seq_width, target_masks, write_text)
+                  run_script, seq_width, target_masks, write_text)
 from model import HYBRIDS, Model, ModelConfig
 
 EVAL_SEED = 1234
@@ -202,4 +202,4 @@ def main(argv=None):
     print(f"\nwrote {path}")
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

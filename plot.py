@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from data import ArgParser, die, eval_batch, group_table, token_names, write_file, write_text
+from data import ArgParser, die, eval_batch, group_table, run_script, token_names, write_file, write_text
 from eval import CONFIG_KEYS, EVAL_SEED, load_checkpoint, model_from_checkpoint
 from train import SCHEDULE, identity, parser as train_parser, read_log, run_name, run_state, schedule_name, setting_name
 
@@ -462,4 +462,4 @@ def main(argv=None):
         print(f"wrote {args.summary}")
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -580,6 +580,20 @@ def test_help_gives_every_default():
         if action.dest != "help" and not any(action.default is v for v in (None, False)):
             assert entries[f"--{action.dest}"].endswith(f"(default: {action.default})"), entries[f"--{action.dest}"]
 
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`python train.py --dry_run | head -0`: exit code 1 and an empty stderr, not a traceback per print."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the scripts start, so their first write finds no reader
+    root = tmpdir()
+    scripts = [subprocess.Popen([sys.executable, *argv], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)))
+               for argv in (["train.py", "--dry_run", "--out_root", root], ["data.py", "--group", "Z5"])]
+    os.close(write_end)
+    for script in scripts:
+        err = script.stderr.read()
+        assert script.wait() == 1 and err == "", (script.args, script.returncode, err)
+    shutil.rmtree(root)
+
 def test_nan_loss_stops_and_says_what_is_kept():
     root = tmpdir()
     real = train.lr_at

@@ -27,8 +27,8 @@ from dataclasses import asdict
 
 import torch
 
-from data import (ArgParser, check_fits, die, group_table, pick_device, sample_batch, seq_width, target_masks,
-                  vocab_size, write_file, write_text)
+from data import (ArgParser, check_fits, die, group_table, pick_device, run_script, sample_batch, seq_width,
+                  target_masks, vocab_size, write_file, write_text)
 from eval import evaluate, load_checkpoint
 from model import HYBRIDS, MODELS, Model, ModelConfig
 
@@ -467,12 +467,12 @@ def main(argv=None):
                             optimizer=optimizer.state_dict(), config=vars(args), model_config=asdict(model_config),
                             step=step, gate=model.gate, streak=streak, data_rng=data_rng.get_state())
             saved_step = step
+        log.append(entry)
+        write_log()  # before the print, so a reader gone from stdout (see data.run_script) loses no log line
         seconds_left = ms_per_step * (args.max_iters - step) / 1000
         print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
-        log.append(entry)
-        write_log()
         loss_sum, t_log, steps_timed = torch.zeros((), device=device), time.time(), 0
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {args.out_dir} --attn_off")
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
