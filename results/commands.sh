@@ -184,6 +184,7 @@ grid() {
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group D4 --d_model 128 --dat"; done   # D4 d128 DAT to 20
   for s in $(seq 10 19); do   # S3 RoPE at 16000 steps, plain and DAT 5000 to 20 seeds
     for dat in "" " --dat"; do echo "atlas $M --seed $s --pos rope --max_iters 16000$dat"; done; done
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --max_iters 16000 --dat --delay 1000"; done   # and 1000
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
