@@ -187,6 +187,9 @@ grid() {
   for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --max_iters 16000 --dat --delay 1000"; done   # and 1000
   for s in $(seq 20 24); do   # D4 at d_model 128 beyond 20 seeds: does p = 0.047 hold?
     for dat in "" " --dat"; do echo "atlas $M --seed $s --group D4 --d_model 128$dat"; done; done
+  for s in $(seq 10 19); do   # S3 at 16000 steps, plain and DAT 5000 to 20 seeds: more training, same shortcut?
+    echo "atlas $M --seed $s --max_iters 16000"; echo "atlas $M --seed $s --max_iters 16000 --dat"; done
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --dat --delay 2000"; done   # S3 RoPE 2000 to 20
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
