@@ -190,6 +190,8 @@ grid() {
   for s in $(seq 10 19); do   # S3 at 16000 steps, plain and DAT 5000 to 20 seeds: more training, same shortcut?
     echo "atlas $M --seed $s --max_iters 16000"; echo "atlas $M --seed $s --max_iters 16000 --dat"; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --pos rope --dat --delay 2000"; done   # S3 RoPE 2000 to 20
+  for s in $(seq 10 19); do   # S3 at d_model 96 and 128, plain to 20 seeds: is the shortcut a small model's?
+    for d in 96 128; do echo "atlas $M --seed $s --d_model $d"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
