@@ -193,6 +193,8 @@ grid() {
   for s in $(seq 10 19); do   # S3 at d_model 96 and 128, plain to 20 seeds: is the shortcut a small model's?
     for d in 96 128; do echo "atlas $M --seed $s --d_model $d"; done; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group Z5 --d_model 128 --dat"; done   # DAT's own Z5 d128 rate
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --d_model 96 --dat"; done   # S3 d96 DAT to 20 seeds
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --group Z6 --d_model 128 --dat"; done   # DAT's own Z6 d128 rate
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
