@@ -197,6 +197,7 @@ grid() {
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group Z6 --d_model 128 --dat"; done   # DAT's own Z6 d128 rate
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group Z8 --d_model 128 --dat"; done   # and Z8's
   for s in $(seq 10 19); do echo "atlas $M --seed $s --d_model 128 --dat"; done   # S3 d128 DAT to 20 seeds
+  for s in $(seq 0 9); do echo "atlas $M --seed $s --d_model 128 --dat --delay auto"; done   # S3 d128 auto
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
