@@ -198,7 +198,7 @@ grid() {
   for s in $(seq 10 19); do echo "atlas $M --seed $s --group Z8 --d_model 128 --dat"; done   # and Z8's
   for s in $(seq 10 19); do echo "atlas $M --seed $s --d_model 128 --dat"; done   # S3 d128 DAT to 20 seeds
   for s in $(seq 0 9); do echo "atlas $M --seed $s --d_model 128 --dat --delay auto"; done   # S3 d128 auto
-  for group in Z5 Z6 Z8; do   # the abelian groups at d_model 128 with --delay auto
+  for group in Z5 Z6 Z8 A4 D4; do   # the other groups at d_model 128 with --delay auto
     for s in $(seq 0 9); do echo "atlas $M --seed $s --group $group --d_model 128 --dat --delay auto"; done; done
 }
 
