@@ -200,6 +200,10 @@ grid() {
   for s in $(seq 0 9); do echo "atlas $M --seed $s --d_model 128 --dat --delay auto"; done   # S3 d128 auto
   for group in Z5 Z6 Z8 A4 D4; do   # the other groups at d_model 128 with --delay auto
     for s in $(seq 0 9); do echo "atlas $M --seed $s --group $group --d_model 128 --dat --delay auto"; done; done
+  for s in $(seq 0 9); do   # train_len 16 with RoPE: --delay auto, then plain at 16000 steps (DAT 1000's comparison)
+    echo "atlas $M16 --seed $s --train_len 16 --pos rope --dat --delay auto"; done
+  for s in $(seq 0 9); do echo "atlas $M16 --seed $s --train_len 16 --pos rope --max_iters 16000"; done
+  for s in $(seq 10 19); do echo "atlas $M --seed $s --d_model 128 --dat --delay auto"; done   # S3 d128 auto to 20
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
