@@ -204,6 +204,8 @@ grid() {
     echo "atlas $M16 --seed $s --train_len 16 --pos rope --dat --delay auto"; done
   for s in $(seq 0 9); do echo "atlas $M16 --seed $s --train_len 16 --pos rope --max_iters 16000"; done
   for s in $(seq 10 19); do echo "atlas $M --seed $s --d_model 128 --dat --delay auto"; done   # S3 d128 auto to 20
+  for group in D4 Z8 Z6; do   # --delay auto at d_model 64 on the groups it had not met there
+    for s in $(seq 0 9); do echo "atlas $M --seed $s --group $group --dat --delay auto"; done; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
