@@ -242,7 +242,7 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   # recall by how far back its key was bookmarked (eval.py --by_age): the RoPE budget cells, and the DAT 5000 runs
   # retrained for it (tenth session's second addendum), and the short delays under RoPE since
   draw results/runs/headline/lstm_attn-S3-dat5000-s[5-9] results/runs/atlas/lstm_attn-S3-rope-dat5000-s[0-4] \
-    results/runs/atlas/lstm_attn-S3-rope-{dat1000,iters16000,len16-dat1000,len16-iters16000-dat1000}-* \
+    results/runs/atlas/lstm_attn-S3-rope-{dat1000,iters16000,len16-dat1000,len16-datauto,len16-iters16000-dat1000}-* \
     results/runs/atlas/interleaved-S3-rope-nlstm2-dat1000-* \
     results/runs/atlas/lstm_attn-{S3,Z5,A4}-rope-{dat2000,datauto}-* \
     results/runs/atlas/lstm_attn-A4-rope-iters16000-dat* \
