@@ -206,6 +206,8 @@ grid() {
   for s in $(seq 10 19); do echo "atlas $M --seed $s --d_model 128 --dat --delay auto"; done   # S3 d128 auto to 20
   for group in D4 Z8 Z6; do   # --delay auto at d_model 64 on the groups it had not met there
     for s in $(seq 0 9); do echo "atlas $M --seed $s --group $group --dat --delay auto"; done; done
+  for s in $(seq 0 19); do   # A5 at the size it is learned, with --delay auto (DAT 10000 fails in 13 of 20)
+    echo "atlas $M --seed $s --group A5 --d_model 128 --max_iters 16000 --dat --delay auto"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
