@@ -208,6 +208,7 @@ grid() {
     for s in $(seq 0 9); do echo "atlas $M --seed $s --group $group --dat --delay auto"; done; done
   for s in $(seq 0 19); do   # A5 at the size it is learned, with --delay auto (DAT 10000 fails in 13 of 20)
     echo "atlas $M --seed $s --group A5 --d_model 128 --max_iters 16000 --dat --delay auto"; done
+  for s in $(seq 0 19); do echo "atlas $M16 --seed $s --train_len 16 --dat --delay auto"; done   # len16, no PE
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
