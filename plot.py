@@ -254,6 +254,8 @@ def atlas_entry(runs, schedule):
     entry["attn_off_state_3x"] = spread([at(r, 3).get("attn_off", {}).get("state_acc") for r in done])
     entry["probe_3x"] = spread([at(r, 3).get("probe_state_acc") for r in done])
     entry["seq_acc_3x_by_seed"] = [at(r, 3)["seq_acc"] for r in done]
+    if config.get("delay") == "auto":  # the step each seed's attention switched on at (None: never)
+        entry["attn_on_step_by_seed"] = [r["config"].get("attn_on_step") for r in done]
     longest = [max(r["eval"], key=lambda rec: rec["mult"]) for r in done]
     if longest and all("recall_by_age" in rec for rec in longest):  # every run scored with eval.py --by_age
         entry["longest_mult"] = longest[0]["mult"]
@@ -319,10 +321,15 @@ def atlas_markdown(result, schedules):
             fmt(e[k]) for k in keys + ["attn_off_state_3x", "probe_3x"]) + " |")
     by_seed = [f"- {e['setting']} {e['schedule']}: " + ", ".join(
         f"s{s} {a:.3f}" for s, a in zip(e["seeds"], e["seq_acc_3x_by_seed"])) for e in result["cells"]]
+    switched = [f"- {e['setting']} {e['schedule']}: " + ", ".join(
+        f"s{s} {'never' if on is None else on}" for s, on in zip(e["seeds"], e["attn_on_step_by_seed"]))
+        for e in result["cells"] if "attn_on_step_by_seed" in e]
+    switched = ["", "Under --delay auto, the step at which attention switched on (the gate is 1 from that step; "
+                "never: the state was not learned), seed by seed:", ""] + switched if switched else []
     return "\n".join([f"Rule: {result['rule']}. Fisher p: two-sided exact test against {schedules[0]} in the "
                       "same setting. Accuracies: mean [min, max] over the finished seeds.", ""] +
                      atlas_overview(result, schedules) + rates + [""] + accuracy + by_age_table(result["cells"]) +
-                     ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed) + "\n"
+                     ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed + switched) + "\n"
 
 def by_age_table(cells):
     """Recall at the longest test length per band of steps back to the key, for the cells scored with --by_age."""

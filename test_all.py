@@ -718,9 +718,12 @@ def test_wilson_interval_and_fisher_test():
     assert abs(plot.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
     assert plot.fisher_exact(1, 4, 1, 4) == 1.0
 
-def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0):
+def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0, options=(), attn_on_step=None):
     """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies."""
-    config = vars(train.check_args(train.parser.parse_args(["--seed", str(seed), "--pos", pos, "--out_dir", folder])))
+    argv = ["--seed", str(seed), "--pos", pos, "--out_dir", folder, *options]
+    config = vars(train.check_args(train.parser.parse_args(argv)))
+    if attn_on_step is not None:  # as --delay auto records it when the state is learned
+        config["attn_on_step"] = attn_on_step
     os.makedirs(os.path.join(root, folder))
     with open(os.path.join(root, folder, "config.json"), "w") as f:
         json.dump(config, f)
@@ -764,6 +767,16 @@ def test_plot_groups_runs_by_config_not_folder_name():
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------
+
+def test_atlas_gives_the_step_delay_auto_switched_at():
+    root, auto = tmpdir(), ("--dat", "--delay", "auto")
+    fake_run(root, "auto-s0", 0, "none", 0.9, options=auto, attn_on_step=700)
+    fake_run(root, "auto-s1", 1, "none", 0.1, options=auto)  # the state never learned: attention never on
+    code, out, err = run_cli(plot.main, [root, "--atlas", f"{root}/atlas", "--schedules", "datauto"])
+    assert code == 0, err
+    with open(f"{root}/atlas.md") as f:
+        assert "- lstm_attn-S3 datauto: s0 700, s1 never" in f.read().splitlines()
+    shutil.rmtree(root)
 
 def test_readme_results_table_is_the_atlas():
     """The README's table of failure rates is copied from results/atlas.md (made by plot.py --atlas): a copy
