@@ -766,8 +766,6 @@ def test_plot_groups_runs_by_config_not_folder_name():
     assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
     shutil.rmtree(root)
 
-# -----------------------------------------------------------------------------
-
 def test_atlas_gives_the_step_delay_auto_switched_at():
     root, auto = tmpdir(), ("--dat", "--delay", "auto")
     fake_run(root, "auto-s0", 0, "none", 0.9, options=auto, attn_on_step=700)
@@ -777,6 +775,8 @@ def test_atlas_gives_the_step_delay_auto_switched_at():
     with open(f"{root}/atlas.md") as f:
         assert "- lstm_attn-S3 datauto: s0 700, s1 never" in f.read().splitlines()
     shutil.rmtree(root)
+
+# -----------------------------------------------------------------------------
 
 def test_readme_results_table_is_the_atlas():
     """The README's table of failure rates is copied from results/atlas.md (made by plot.py --atlas): a copy
