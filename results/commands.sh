@@ -209,6 +209,10 @@ grid() {
   for s in $(seq 0 19); do   # A5 at the size it is learned, with --delay auto (DAT 10000 fails in 13 of 20)
     echo "atlas $M --seed $s --group A5 --d_model 128 --max_iters 16000 --dat --delay auto"; done
   for s in $(seq 0 19); do echo "atlas $M16 --seed $s --train_len 16 --dat --delay auto"; done   # len16, no PE
+  # A5: how far an LSTM alone holds the state, as a rate (seed 0 is the a5 line above), then with twice the steps
+  A5="--model lstm --group A5 --d_model 128"
+  for s in $(seq 1 19); do echo "a5 $M --seed $s $A5 --max_iters 16000"; done
+  for s in $(seq 0 19); do echo "a5 $M --seed $s $A5 --max_iters 32000"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -268,7 +272,8 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   draw results/runs/auto results/runs/group/*-s[0-2] --out results/auto.png
   draw results/runs/mlp --out results/mlp.png
   draw results/runs/explore --out results/explore_len16.png
-  draw results/runs/a5 --out results/a5.png
+  draw results/runs/a5/*-s0 --out results/a5.png
+  draw results/runs/a5/lstm-A5-d128-iters{16000,32000}-plain-s* --atlas results/a5_lstm_rates --schedules plain
   # attention pictures need the checkpoints, which are not committed: made where the runs were trained
   for schedule in dat5000 plain; do
     draw --attn results/runs/headline/lstm_attn-S3-$schedule-s0 --out results/attention_${schedule%5000}.png; done
