@@ -213,6 +213,8 @@ grid() {
   A5="--model lstm --group A5 --d_model 128"
   for s in $(seq 1 19); do echo "a5 $M --seed $s $A5 --max_iters 16000"; done
   for s in $(seq 0 19); do echo "a5 $M --seed $s $A5 --max_iters 32000"; done
+  for s in $(seq 0 19); do   # the hybrid with --delay auto given those 32000 steps too
+    echo "a5 $M --seed $s --group A5 --d_model 128 --max_iters 32000 --dat --delay auto"; done
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
@@ -274,6 +276,8 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   draw results/runs/explore --out results/explore_len16.png
   draw results/runs/a5/*-s0 --out results/a5.png
   draw results/runs/a5/lstm-A5-d128-iters{16000,32000}-plain-s* --atlas results/a5_lstm_rates --schedules plain
+  draw results/runs/atlas/lstm_attn-A5-d128-iters16000-* results/runs/a5/lstm_attn-* --atlas results/a5_hybrid_rates \
+    --schedules plain,datauto
   # attention pictures need the checkpoints, which are not committed: made where the runs were trained
   for schedule in dat5000 plain; do
     draw --attn results/runs/headline/lstm_attn-S3-$schedule-s0 --out results/attention_${schedule%5000}.png; done
