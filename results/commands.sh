@@ -215,6 +215,7 @@ grid() {
   for s in $(seq 0 19); do echo "a5 $M --seed $s $A5 --max_iters 32000"; done
   for s in $(seq 0 19); do   # the hybrid with --delay auto given those 32000 steps too
     echo "a5 $M --seed $s --group A5 --d_model 128 --max_iters 32000 --dat --delay auto"; done
+  for s in $(seq 0 19); do echo "a5 $M --seed $s --group A5 --d_model 128 --max_iters 32000"; done   # and plain
 }
 
 job() {  # K: train line K of the grid (or resume it), then score it
