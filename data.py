@@ -17,93 +17,19 @@ python data.py --group S3 --n 16 --num 1000 --save s3.npz
 """
 import argparse
 import itertools
-import os
 import re
-import sys
 
 import numpy as np
 import torch
 
+from runs import ArgParser, check_fits, die, number, positive_int, run_script, write_file
+
 PAD, SEP, IGNORE = 0, 1, -100
 
 # -----------------------------------------------------------------------------
-# command-line helpers shared by the scripts: bad input is one line on stderr and exit code 2, never a traceback
-
-def die(message):
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-def run_script(main):
-    """Run a script's main(). When the output is piped into a reader that stops early (`| head`), the script ends
-    quietly with exit code 1, as a Unix tool does, instead of a traceback from the first print that finds no reader."""
-    try:
-        main()
-        sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit has nowhere to fail
-        sys.exit(1)
-
-class ShowDefaults(argparse.HelpFormatter):
-    """--help gives each option's default, where it has one to give (not None, not an off switch)."""
-    def _get_help_string(self, action):
-        shown = action.option_strings and not any(action.default is v for v in (None, False, argparse.SUPPRESS))
-        return (action.help or "") + (" (default: %(default)s)" if shown else "")
-
-class ArgParser(argparse.ArgumentParser):
-    def __init__(self, **kwargs):
-        super().__init__(formatter_class=ShowDefaults, **kwargs)
-
-    def error(self, message):
-        die(message)
-
-def write_file(path, write):
-    """Every file the scripts write goes through here: write(tmp_path) writes it whole, then it replaces path
-    at once (a crash leaves the old file); the folder is made if missing; a path that cannot be written is
-    one error line."""
-    if os.path.isdir(path):
-        die(f"cannot write {path}: a folder is in the way")
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        write(path + ".tmp")
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        if os.path.isfile(path + ".tmp"):
-            os.remove(path + ".tmp")
-        die(f"cannot write {path}: {e.strerror or e}")
-
-def write_text(path, text):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    write_file(path, write)
-
-def pick_device(name):
-    """auto: cuda, else mps, else cpu; a device this machine lacks is one error line."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available() or name == "mps" and not torch.backends.mps.is_available():
-        die(f"--device {name} is not available on this machine")
-    return name
-
-def memory_bytes(device="cpu"):
-    if device == "cuda":
-        return torch.cuda.get_device_properties(0).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0, training=False, chunk=None):
-    """Refuse (one error line) n sequences of width tokens that would not fit in memory, by a rough upper estimate:
-    generating them (a key shuffle of num_keys per sequence, int64 tokens, targets and masks), then running chunk
-    of them at a time through the model (block activations, kept for the backward pass when training, and T x T
-    attention weights)."""
-    chunk = n if chunk is None else min(n, chunk)
-    per_token = 4 * d_model * (24 * blocks + 8) * (2 if training else 1) + 12 * n_heads * blocks * width
-    needed, available = n * (12 * num_keys + 40 * width) + chunk * width * per_token, memory_bytes(device)
-    if needed > available:
-        die(f"{what} {n} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
-            f"{available / 2**30:.1f} GiB")
-
-# -----------------------------------------------------------------------------
 # groups
+
+GROUPS = "Z2..Z64, S3, S4, S5, A4, A5 or D3..D32"  # the groups group_elements knows: every help and error says these
 
 def group_elements(name):
     """Z<m>: the integers 0..m-1. S<m>/A<m>: permutation tuples in itertools order (A: the even ones).
@@ -120,7 +46,15 @@ def group_elements(name):
     if kind == "D" and 3 <= m <= 32:
         rotations = [tuple((k + i) % m for i in range(m)) for k in range(m)]
         return rotations + [tuple((k - i) % m for i in range(m)) for k in range(m)]  # then the reflections
-    raise ValueError(f"unknown group {name!r}: use Z2..Z64, S3, S4, S5, A4, A5 or D3..D32")
+    raise ValueError(f"unknown group {name!r}: use {GROUPS}")
+
+def group_option(name):
+    """An argparse type: the name of a group that group_elements knows."""
+    try:
+        group_elements(name)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return name
 
 def group_table(name, device="cpu"):
     """table[s, a] = index of the state reached from state s by action a (s followed by a)."""
@@ -253,26 +187,20 @@ def describe(tokens, targets, group, predictions=None):
 
 def main(argv=None):
     parser = ArgParser(description="Generate composite-task sequences (README, The task).")
-    parser.add_argument("--group", default="S3", help="Z<m> (m=2..64), S3, S4, S5, A4, A5 or D<m> (m=3..32)")
-    parser.add_argument("--n", type=int, default=4, help="steps per sequence (all sequences have exactly n)")
-    parser.add_argument("--num", type=int, default=3, help="number of sequences")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the sequences")
-    parser.add_argument("--num_keys", type=int, default=64, help="size K of the key vocabulary")
-    parser.add_argument("--num_queries", type=int, default=8, help="queries per sequence: min(n, Q)")
+    parser.add_argument("--group", default="S3", type=group_option, help=f"the state group: {GROUPS}")
+    parser.add_argument("--n", type=positive_int, default=4, help="steps per sequence (all sequences have exactly n)")
+    parser.add_argument("--num", type=positive_int, default=3, help="number of sequences")
+    parser.add_argument("--seed", type=number(int, 0, 2**32 - 2), default=0, help="seeds the sequences")
+    parser.add_argument("--num_keys", type=positive_int, default=64, help="size K of the key vocabulary")
+    parser.add_argument("--num_queries", type=positive_int, default=8, help="queries per sequence: min(n, Q)")
     parser.add_argument("--save", help="write int64 arrays tokens and targets to this .npz file")
     args = parser.parse_args(argv)
-    try:
-        table = group_table(args.group)
-    except ValueError as e:
-        die(str(e))
-    for name in ("n", "num", "num_queries", "num_keys"):
-        if getattr(args, name) < 1:
-            die(f"--{name} must be at least 1, not {getattr(args, name)}")
     if args.n > args.num_keys:
         die(f"{args.n} steps need at least {args.n} distinct keys, but --num_keys is {args.num_keys}")
     check_fits("--num", args.num, seq_width(args.n, args.num_queries), "cpu", args.num_keys)
     if args.save is not None and not args.save.endswith(".npz"):
         die(f"--save {args.save!r}: the file name must end in .npz")
+    table = group_table(args.group)
     generator = torch.Generator().manual_seed(args.seed)
     tokens, targets = sample_batch(table, args.num, args.n, args.n, args.num_keys, args.num_queries, generator)
     if args.save:

@@ -9,46 +9,21 @@ Per length: state accuracy (targets at actions), recall accuracy (targets at que
 targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
 so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
 """
-import json
+import argparse
 import os
 import time
-import warnings
 
 import torch
 
-from data import (IGNORE, ArgParser, check_fits, describe, die, eval_batch, group_table, pick_device, recall_ages,
-                  run_script, seq_width, target_masks, write_text)
+from data import IGNORE, describe, eval_batch, group_table, recall_ages, seq_width, target_masks
 from model import HYBRIDS, Model, ModelConfig
+from runs import (ArgParser, check_fits, count, die, load_checkpoint, lock, number, pick_device, positive_int,
+                  run_script, write_json)
 
 EVAL_SEED = 1234
 
-CKPT_KEYS = ("model", "config", "model_config", "step", "gate")  # what eval needs; resuming needs the rest too
-RESUME_KEYS = CKPT_KEYS + ("optimizer", "streak", "data_rng")
-CONFIG_KEYS = ("model", "group", "train_len", "num_keys", "num_queries", "seed", "max_iters")
-
-def load_checkpoint(path, for_resume=False):
-    """A dat-kit checkpoint, or one clear error line (exit 2) for a missing, truncated, foreign or incomplete file."""
-    if not os.path.isfile(path):
-        die(f"no checkpoint at {path}")
-    try:
-        with warnings.catch_warnings():  # torch warns before refusing a file that is not a zip archive
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated files and foreign pickles both land here
-        reason = str(e).split("\n")[0].split(". ")[0]
-        die(f"cannot read checkpoint {path} ({type(e).__name__}: {reason}): not a file train.py wrote, or damaged")
-    if not isinstance(ckpt, dict) or ckpt.get("kit") != "dat-kit":
-        die(f"{path} is not a dat-kit checkpoint")
-    missing = [k for k in (RESUME_KEYS if for_resume else CKPT_KEYS) if k not in ckpt]
-    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-    missing += [f"config {k}" for k in CONFIG_KEYS if k not in config]
-    missing += [f"model_config {k}" for k in ModelConfig.__dataclass_fields__
-                if not isinstance(ckpt.get("model_config"), dict) or k not in ckpt["model_config"]]
-    if missing:
-        die(f"{path} is incomplete: it lacks {', '.join(missing)}")
-    return ckpt
-
 def model_from_checkpoint(ckpt, device):
+    """The checkpoint's model at the checkpoint's gate; model_config fields newer than it take their defaults."""
     try:
         model = Model(ModelConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
@@ -124,31 +99,32 @@ def probe(model, config, mults, n_eval):
 
 # -----------------------------------------------------------------------------
 
+def mults_option(text):
+    """An argparse type: sorted multiples >= 1, a repeated one scored once."""
+    try:
+        mults = sorted({int(m) for m in text.split(",")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, not {text!r}")
+    if mults[0] < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return mults
+
 def main(argv=None):
     parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
     parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
-    parser.add_argument("--mults", default="1,2,3,4", help="test lengths as multiples of --train_len")
-    parser.add_argument("--n_eval", type=int, default=1000, help="sequences per test length")
+    parser.add_argument("--mults", default="1,2,3,4", type=mults_option, help="test lengths as multiples of "
+                        "--train_len, comma-separated")
+    parser.add_argument("--n_eval", type=positive_int, default=1000, help="sequences per test length")
     parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
     parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the LSTM's "
                         "output at 1x and score it at each length (needs a model with an LSTM)")
     parser.add_argument("--by_age", action="store_true", help="also score recall per band of --train_len steps "
                         "back to the key's bookmark (band 0: the ages training shows)")
-    parser.add_argument("--mistakes", type=int, default=3, help="decoded mistakes to print (at the longest length)")
+    parser.add_argument("--mistakes", type=count, default=3, help="decoded mistakes to print (at the longest length)")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="where to score")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    for name in ("n_eval", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            die(f"--{name} must be at least 1, not {getattr(args, name)}")
-    if args.mistakes < 0:
-        die(f"--mistakes must be at least 0, not {args.mistakes}")
-    try:
-        mults = sorted({int(m) for m in args.mults.split(",")})  # a repeated multiple is scored once
-    except ValueError:
-        die(f"--mults must be a comma-separated list of integers, got {args.mults!r}")
-    if min(mults) < 1:
-        die(f"--mults must be at least 1, got {args.mults!r}")
+    mults = args.mults
     device = pick_device(args.device)
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
     config, cfg = ckpt["config"], ModelConfig(**ckpt["model_config"])
@@ -164,6 +140,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     model = model_from_checkpoint(ckpt, device)
+    lock(args.run_dir)  # no trainer or other evaluator writes this folder while it is scored
 
     t0 = time.time()
     records = evaluate(model, config, mults, args.n_eval, args.attn_off, args.by_age)
@@ -198,7 +175,7 @@ def main(argv=None):
         print(describe(tokens[i].cpu(), targets[i].cpu(), config["group"], predictions[i].cpu()))
 
     path = os.path.join(args.run_dir, "eval.json")
-    write_text(path, json.dumps([r for r, _ in records], indent=1))
+    write_json(path, [r for r, _ in records])
     print(f"\nwrote {path}")
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ class ModelConfig:
     emb_skip: float = 0.1    # weight of the token embedding added to each LSTM block's output
     delay_attention: bool = False  # start with the gate at 0 (DAT); False: the gate is 1 always
 
+def default_pos(model):
+    """RoPE for the transformer, none for the rest: a hybrid's LSTM supplies the order."""
+    return "rope" if model == "transformer" else "none"
+
 def block_layout(cfg):
     """The order of blocks, e.g. ['lstm', 'attn', 'attn'] for lstm_attn with 1 LSTM layer and 2 attention blocks."""
     if cfg.model == "lstm":

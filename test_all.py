@@ -22,9 +22,14 @@ import traceback
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))  # the study's scripts
+
+import atlas
+import bench
 import data
 import eval as evaluation
 import plot
+import runs
 import train
 from model import HYBRIDS, MODELS, Model, ModelConfig
 
@@ -218,7 +223,7 @@ def test_dat_freezes_attention_then_resume_is_bit_identical():
     broken, unbroken = os.path.join(root, "broken"), os.path.join(root, "unbroken")
     train_until_crash(argv + ["--out_dir", broken], crash_after=20)  # the checkpoint at step 20 is the last
 
-    ckpt = evaluation.load_checkpoint(os.path.join(broken, "ckpt.pt"))
+    ckpt = runs.load_checkpoint(os.path.join(broken, "ckpt.pt"))
     assert ckpt["step"] == 20 and ckpt["gate"] == 0.0
     with open(os.path.join(broken, "config.json")) as f:
         config = json.load(f)
@@ -235,8 +240,8 @@ def test_dat_freezes_attention_then_resume_is_bit_identical():
     assert code == 0, err
     code, out, err = run_cli(train.main, argv + ["--out_dir", unbroken])
     assert code == 0, err
-    a = evaluation.load_checkpoint(os.path.join(broken, "ckpt.pt"))
-    b = evaluation.load_checkpoint(os.path.join(unbroken, "ckpt.pt"))
+    a = runs.load_checkpoint(os.path.join(broken, "ckpt.pt"))
+    b = runs.load_checkpoint(os.path.join(unbroken, "ckpt.pt"))
     assert a["step"] == b["step"] == 30
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), "resume is not bit-identical"
     with open(os.path.join(broken, "log.jsonl")) as f:
@@ -266,7 +271,7 @@ def test_dat_modes_freeze_and_lr():
         run = f"{root}/{mode}"
         argv = TINY + ["--dat", "--dat_mode", mode, "--delay", "20", "--max_iters", "30", "--out_dir", run]
         train_until_crash(argv, 20)
-        ckpt = evaluation.load_checkpoint(f"{run}/ckpt.pt")
+        ckpt = runs.load_checkpoint(f"{run}/ckpt.pt")
         with open(f"{run}/config.json") as f:
             init = initial_attention(json.load(f))
         after = evaluation.model_from_checkpoint(ckpt, "cpu").attention_parameters()
@@ -276,13 +281,13 @@ def test_dat_modes_freeze_and_lr():
 
 def test_bench_times_real_training_in_both_phases():
     """--bench trains (loss falls, attention trains only in its second phase) and reports mean and median."""
-    args = train.check_args(train.parser.parse_args(TINY + ["--bench"]))
+    args = train.check_args(train.parser.parse_args(TINY))
     model, _, _, table, data_rng = train.build(args, None)
     optimizer = train.make_optimizer(model, args, with_attention=False)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        train.bench(args, model, model, optimizer, table, data_rng, contextlib.nullcontext(), warm=3, timed=4)
+        bench.bench(args, model, model, optimizer, table, data_rng, contextlib.nullcontext(), warm=3, timed=4)
     lines = out.getvalue().splitlines()
     assert "3 untimed then 4 timed steps" in lines[0] and len(lines) == 3, lines
     assert all("ms/step mean" in line and "median" in line for line in lines[1:]), lines
@@ -508,12 +513,13 @@ plot {root}/empty_folder --out {root}/new/fig.png
 plot {run} --out {root}/fig.xyz
 plot {run} --out {root}/noext
 plot {run} --summary {root}/table.txt --out {root}/new/fig.png
-plot {run} --atlas {root}/at.md
-plot {run} --atlas {root}/at --schedules plain,nosuch
-plot {run} --atlas {root}/at --schedules plain,,dat5000
+atlas {run} --out {root}/at.md
+atlas {run} --out {root}/at --schedules plain,nosuch
+atlas {run} --out {root}/at --schedules plain,,dat5000
+atlas {run}
 plot {run} --sweep group --out {root}/new/fig.png
-plot {run} --atlas {root}/at --sweep group
-plot {run} --atlas {root}/at --sweep delay
+atlas {run} --out {root}/at --sweep group
+atlas {run} --out {root}/at --sweep delay
 plot {run} --unknown
 plot --attn {run} {run} --out {root}/new/fig.png
 plot --attn {root}/never --out {root}/new/fig.png
@@ -541,7 +547,7 @@ data --unknown
 
 def bad_inputs(root):
     """(script module, argv) for every line of BAD_INPUTS; new runs get the tiny setting and a folder to avoid."""
-    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "data": data}
+    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "atlas": atlas, "data": data}
     cases = []
     for line in BAD_INPUTS.strip().splitlines():
         name, *argv = shlex.split(line.format(root=root, run=f"{root}/run"))
@@ -570,7 +576,7 @@ def test_bad_inputs_are_refused():
 
 def test_help_gives_every_default():
     """--help exits 0 and ends each option's line with its default, where it has one (never "default: None")."""
-    for script, default in ((train, "8000"), (evaluation, "1,2,3,4"), (plot, "plain,dat5000"), (data, "S3")):
+    for script, default in ((train, "8000"), (evaluation, "1,2,3,4"), (atlas, "plain,dat5000"), (data, "S3")):
         code, out, err = run_cli(script.main, ["--help"])
         text = " ".join(out.split())  # undo the line wrapping
         assert code == 0 and f"(default: {default})" in text and "default: None" not in text, (script.__name__, err)
@@ -604,7 +610,7 @@ def test_nan_loss_stops_and_says_what_is_kept():
         finally:
             train.lr_at = real
         assert code == 2 and says in err and len(err.splitlines()) == 1, err
-    ckpt = evaluation.load_checkpoint(root + "/run10/ckpt.pt")
+    ckpt = runs.load_checkpoint(root + "/run10/ckpt.pt")
     assert ckpt["step"] == 10 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
     assert not os.path.exists(root + "/run0/ckpt.pt")
     shutil.rmtree(root)
@@ -614,7 +620,7 @@ def test_resume_continues_the_folder_passed_with_the_options_allowed():
     original, moved = f"{root}/original", f"{root}/moved"
     argv = TINY + ["--max_iters", "20", "--log_interval", "3", "--eval_interval", "5"]
     train_until_crash(argv + ["--out_dir", original], crash_after=12)
-    assert evaluation.load_checkpoint(f"{original}/ckpt.pt")["step"] == 10, "a checkpoint every --eval_interval"
+    assert runs.load_checkpoint(f"{original}/ckpt.pt")["step"] == 10, "a checkpoint every --eval_interval"
     os.rename(original, moved)
     code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "25", "--threads", "1",
                                           "--log_interval", "4", "--seed", "0"])  # --seed 0: the run's own seed
@@ -623,8 +629,8 @@ def test_resume_continues_the_folder_passed_with_the_options_allowed():
     with open(f"{moved}/config.json") as f:
         config = json.load(f)
     assert (config["max_iters"], config["threads"], config["log_interval"], config["out_dir"]) == (25, 1, 4, moved)
-    assert evaluation.load_checkpoint(f"{moved}/ckpt.pt")["step"] == 25
-    steps = [e["step"] for e in train.read_log(f"{moved}/log.jsonl")]
+    assert runs.load_checkpoint(f"{moved}/ckpt.pt")["step"] == 25
+    steps = [e["step"] for e in runs.read_log(f"{moved}/log.jsonl")]
     assert steps == [3, 5, 6, 9, 10, 12, 15, 16, 20, 24, 25], steps  # log and eval steps; after step 10: new intervals
     before = tree(root)
     code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved])
@@ -710,13 +716,13 @@ def test_grid_job_leaves_a_finished_run_alone():
 
 def test_wilson_interval_and_fisher_test():
     # hand-computed: 2 of 5, z = 1.96: centre (0.4 + 0.3841) / 1.7683 = 0.4435, half-width 0.3258
-    assert np.allclose(plot.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
-    assert np.allclose(plot.wilson(0, 10), [0.0, 0.2775], atol=1e-4)  # z^2 / (n + z^2)
-    assert np.allclose(plot.wilson(10, 10), [0.7225, 1.0], atol=1e-4)
-    assert abs(plot.fisher_exact(2, 5, 0, 5) - 4 / 9) < 1e-12  # C(5,2)C(5,0)/C(10,2) doubled: 10/45 * 2
-    assert abs(plot.fisher_exact(3, 3, 0, 3) - 0.1) < 1e-12    # 2 / C(6,3)
-    assert abs(plot.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
-    assert plot.fisher_exact(1, 4, 1, 4) == 1.0
+    assert np.allclose(atlas.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
+    assert np.allclose(atlas.wilson(0, 10), [0.0, 0.2775], atol=1e-4)  # z^2 / (n + z^2)
+    assert np.allclose(atlas.wilson(10, 10), [0.7225, 1.0], atol=1e-4)
+    assert abs(atlas.fisher_exact(2, 5, 0, 5) - 4 / 9) < 1e-12  # C(5,2)C(5,0)/C(10,2) doubled: 10/45 * 2
+    assert abs(atlas.fisher_exact(3, 3, 0, 3) - 0.1) < 1e-12    # 2 / C(6,3)
+    assert abs(atlas.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
+    assert atlas.fisher_exact(1, 4, 1, 4) == 1.0
 
 def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0, options=(), attn_on_step=None):
     """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies."""
@@ -741,28 +747,28 @@ def test_plot_groups_runs_by_config_not_folder_name():
     fake_run(root, "other-name-s7", 7, "none", 0.95)
     fake_run(root, "misleading-s1", 1, "rope", 0.2, seq_acc_1x=0.5)   # a name like the first, another config
     fake_run(root, "rope-s2", 2, "rope", 0.3, finished=False)
-    runs = [plot.load_run(r) for r in plot.find_runs([root])]
+    loaded = plot.load_runs([root])
     assert plot.find_runs([root, os.path.join(root, "rope-s2") + "/"]) == plot.find_runs([root]), "named twice"
-    groups = plot.group_by_config(runs)
+    groups = plot.group_by_config(loaded)
     assert sorted(groups) == ["lstm_attn-S3-plain", "lstm_attn-S3-rope-plain"], groups.keys()
     assert [r["config"]["seed"] for r in groups["lstm_attn-S3-plain"]] == [0, 7]
-    cells = {c["setting"]: c for c in plot.atlas(runs, ["plain"])["cells"]}
+    cells = {c["setting"]: c for c in atlas.atlas(loaded, ["plain"])["cells"]}
     none, rope = cells["lstm_attn-S3"], cells["lstm_attn-S3-rope"]
     assert (none["n"], none["n_fail"], none["seeds"], none["seq_acc_3x"]) == (2, 1, [0, 7], [0.525, 0.1, 0.95])
     assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
     assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"}
-    assert none["ci95"] == plot.wilson(1, 2)
-    lo, hi = plot.wilson(1, 2)
-    overview = plot.atlas_overview(plot.atlas(runs, ["plain", "dat5000"]), ["plain", "dat5000"])
+    assert none["ci95"] == atlas.wilson(1, 2)
+    lo, hi = atlas.wilson(1, 2)
+    overview = atlas.atlas_overview(atlas.atlas(loaded, ["plain", "dat5000"]), ["plain", "dat5000"])
     assert f"| lstm_attn-S3 | 1 of 2 [{lo:.2f}, {hi:.2f}] (1 state, 0 recall) | - | - | 0.53 / - |" in overview
     groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
     assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups)
-    code, out, err = run_cli(plot.main, [root, "--atlas", os.path.join(root, "atlas"), "--schedules", "plain"])
+    code, out, err = run_cli(atlas.main, [root, "--out", os.path.join(root, "atlas"), "--schedules", "plain"])
     assert code == 0, err
     with open(os.path.join(root, "atlas.md")) as f:
         assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0 / 1) |" in f.read()  # it failed at 1x too
-    argv = [root, "--atlas", f"{root}/by_width", "--schedules", "plain", "--sweep", "d_model"]  # rates against it
-    code, out, err = run_cli(plot.main, argv)
+    argv = [root, "--out", f"{root}/by_width", "--schedules", "plain", "--sweep", "d_model"]  # rates against it
+    code, out, err = run_cli(atlas.main, argv)
     assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
     shutil.rmtree(root)
 
@@ -770,7 +776,7 @@ def test_atlas_gives_the_step_delay_auto_switched_at():
     root, auto = tmpdir(), ("--dat", "--delay", "auto")
     fake_run(root, "auto-s0", 0, "none", 0.9, options=auto, attn_on_step=700)
     fake_run(root, "auto-s1", 1, "none", 0.1, options=auto)  # the state never learned: attention never on
-    code, out, err = run_cli(plot.main, [root, "--atlas", f"{root}/atlas", "--schedules", "datauto"])
+    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "datauto"])
     assert code == 0, err
     with open(f"{root}/atlas.md") as f:
         assert "- lstm_attn-S3 datauto: s0 700, s1 never" in f.read().splitlines()
@@ -817,7 +823,7 @@ def test_tiny_train_eval_plot():
     assert len(rows) == 3 and rows[0].startswith(f"| {label} (0,1) | 1x |"), rows
     tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
     assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
-    code, out, err = run_cli(plot.main, [root, "--atlas", f"{root}/atlas", "--schedules", "dat10r8"])
+    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "dat10r8"])
     bands = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["recall_by_age"] for s in (0, 1)]
     means = " | ".join(f"{np.mean(b):.3f}" for b in zip(*bands))
     row = f"| {label.removesuffix('-dat10r8')} | dat10r8 | 2 | 4x | {means} |"

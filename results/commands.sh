@@ -243,29 +243,29 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   local atlas_runs="results/runs/headline results/runs/atlas results/runs/group/lstm_attn-Z5-*
                     results/runs/designs/interleaved-* results/runs/gpu"
   # the delays besides 5000: 10000 for A5, 1000, 2000 and auto under RoPE
-  draw $atlas_runs --atlas results/atlas --schedules plain,dat5000,dat10000,dat1000,dat2000,datauto
+  rates $atlas_runs --out results/atlas --schedules plain,dat5000,dat10000,dat1000,dat2000,datauto
   # the width cells beside their d_model 64 ones, the figure against d_model
-  draw results/runs/headline results/runs/group/lstm_attn-Z5-* \
+  rates results/runs/headline results/runs/group/lstm_attn-Z5-* \
     results/runs/atlas/lstm_attn-{A4,Z6,D4,Z8}-{plain,dat5000}-s* \
     results/runs/atlas/lstm_attn-{S3,A4,Z5,Z6,D4,Z8}-d[0-9]* results/runs/atlas/lstm_attn-A4-lr* \
-    --atlas results/width_rates --sweep d_model
+    --out results/width_rates --sweep d_model
   # recall by how far back its key was bookmarked (eval.py --by_age): the RoPE budget cells, and the DAT 5000 runs
   # retrained for it (tenth session's second addendum), and the short delays under RoPE since
-  draw results/runs/headline/lstm_attn-S3-dat5000-s[5-9] results/runs/atlas/lstm_attn-S3-rope-dat5000-s[0-4] \
+  rates results/runs/headline/lstm_attn-S3-dat5000-s[5-9] results/runs/atlas/lstm_attn-S3-rope-dat5000-s[0-4] \
     results/runs/atlas/lstm_attn-S3-rope-{dat1000,iters16000,len16-dat1000,len16-datauto,len16-iters16000-dat1000}-* \
     results/runs/atlas/interleaved-S3-rope-nlstm2-dat1000-* \
     results/runs/atlas/lstm_attn-{S3,Z5,A4}-rope-{dat2000,datauto}-* \
     results/runs/atlas/lstm_attn-A4-rope-iters16000-dat* \
-    --atlas results/recall_by_age --schedules dat5000,dat1000,dat2000,datauto,plain
-  draw results/runs/headline results/runs/modes --atlas results/modes_rates \
+    --out results/recall_by_age --schedules dat5000,dat1000,dat2000,datauto,plain
+  rates results/runs/headline results/runs/modes --out results/modes_rates \
     --schedules plain,dat5000,freeze5000,lr5000,dat5000r1000
-  draw results/runs/headline results/runs/delay --atlas results/delay_rates \
+  rates results/runs/headline results/runs/delay --out results/delay_rates \
     --schedules plain,dat250,dat500,dat1000,dat2000,dat4000,dat5000
-  draw results/runs/mlp --atlas results/mlp_rates --schedules plain,dat5000
-  draw results/runs/headline results/runs/auto/lstm_attn-S3-* --atlas results/auto_rates \
+  rates results/runs/mlp --out results/mlp_rates --schedules plain,dat5000
+  rates results/runs/headline results/runs/auto/lstm_attn-S3-* --out results/auto_rates \
     --schedules plain,datauto,dat5000
-  draw results/runs/baselines --atlas results/baseline_rates --schedules plain
-  draw results/runs/designs/attn_lstm-* --atlas results/design_rates --schedules plain,dat5000
+  rates results/runs/baselines --out results/baseline_rates --schedules plain
+  rates results/runs/designs/attn_lstm-* --out results/design_rates --schedules plain,dat5000
   draw results/runs/headline --out results/headline.png
   draw results/runs/headline/*-s[0-2] results/runs/baselines --out results/baselines.png
   draw results/runs/designs --out results/designs.png
@@ -276,8 +276,8 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
   draw results/runs/mlp --out results/mlp.png
   draw results/runs/explore --out results/explore_len16.png
   draw results/runs/a5/*-s0 --out results/a5.png
-  draw results/runs/a5/lstm-A5-d128-iters{16000,32000}-plain-s* --atlas results/a5_lstm_rates --schedules plain
-  draw results/runs/atlas/lstm_attn-A5-d128-iters16000-* results/runs/a5/lstm_attn-* --atlas results/a5_hybrid_rates \
+  rates results/runs/a5/lstm-A5-d128-iters{16000,32000}-plain-s* --out results/a5_lstm_rates --schedules plain
+  rates results/runs/atlas/lstm_attn-A5-d128-iters16000-* results/runs/a5/lstm_attn-* --out results/a5_hybrid_rates \
     --schedules plain,datauto
   # attention pictures need the checkpoints, which are not committed: made where the runs were trained
   for schedule in dat5000 plain; do
@@ -286,6 +286,7 @@ plots() {  # every figure and table of results/ from the finished runs; a figure
 }
 
 draw() { python plot.py "$@" || echo "skipped: python plot.py $*" >&2; }
+rates() { python results/atlas.py "$@" || echo "skipped: python results/atlas.py $*" >&2; }
 
 main() {
   case "${1:-}" in

@@ -11,8 +11,8 @@ if ! command -v python >/dev/null; then  # the GPU image has python3 only
 START=$SECONDS; DEADLINE=$((START + ${BUDGET:-520}))
 nvidia-smi -L; nproc; python -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"
 mkdir -p $OUT; nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 2 > $OUT/gpu_util.csv 2>&1 &
-timeout 40 python train.py --bench
-timeout 40 python train.py --bench --train_len 16
+timeout 40 python results/bench.py
+timeout 40 python results/bench.py --train_len 16
 batch() {  # P A B: lines A..B of the grid, P at a time
   local left=$((DEADLINE - SECONDS)) t0 t1 n0 n1
   [ $left -gt 30 ] || { echo "batch P=$1 $2-$3: no time left"; return; }

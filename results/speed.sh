@@ -7,11 +7,13 @@
 #                                                            # against torch's fused F.scaled_dot_product_attention
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sdpa_bench() {  # L: python train.py --bench --train_len L with model.py's attention through the fused kernel
+sdpa_bench() {  # L: python results/bench.py --train_len L with model.py's attention through the fused kernel
   python - "$1" <<'PY'
 import sys
 import torch, torch.nn.functional as F
-import model, train
+import model
+sys.path.insert(0, "results")
+import bench
 
 def sdpa_forward(self, x, rope=None):  # Attention.forward, the softmax by torch's fused causal kernel
     B, T, C = x.shape
@@ -26,11 +28,11 @@ for pos in ("none", "rope"):  # first: the two compute the same thing
                           atol=1e-5)
 model.Attention.forward = sdpa_forward
 print("attention by F.scaled_dot_product_attention (outputs checked equal to the written-out attention's):")
-train.main(["--bench", "--train_len", sys.argv[1], "--threads", "2"])
+bench.main(["--train_len", sys.argv[1], "--threads", "2"])
 PY
 }
 if [ "${1:-}" = sdpa ]; then
-  for rep in 1 2; do for L in 8 16; do python train.py --bench --train_len $L --threads 2; sdpa_bench $L; done; done
+  for rep in 1 2; do for L in 8 16; do python results/bench.py --train_len $L --threads 2; sdpa_bench $L; done; done
   exit
 fi
 run=$(mktemp -d)
@@ -50,7 +52,7 @@ for rep in 1 2; do
     python results/plain_torch.py --train_len "$L" --steps 600 --threads 2
     real "$L"
     real "$L" --dat --delay 650
-    python train.py --bench --train_len "$L" --threads 2 | tail -2
+    python results/bench.py --train_len "$L" --threads 2 | tail -2
   done
 done
 rm -rf "$run"

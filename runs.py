@@ -1,0 +1,319 @@
+"""
+The run plumbing shared by the scripts, so that data.py can be the task and train.py the training:
+
+    the error line and the argument parser (with the bounds of option values), file writing that leaves no debris,
+    the device and memory checks, run names, the run folder (its lock, log, state and checkpoint).
+
+A run folder: config.json (every option), log.jsonl (one JSON object per log line, appended), ckpt.pt (enough to
+resume and to evaluate; not committed), eval.json (written by eval.py). One process at a time holds a folder.
+"""
+import argparse
+import fcntl
+import json
+import math
+import os
+import signal
+import sys
+import warnings
+
+import torch
+
+from model import default_pos
+
+IN_USE = 75  # the exit code of a refusal because another process holds the run folder (launchers skip it)
+
+# -----------------------------------------------------------------------------
+# the error line, the scripts' entry point, and the argument parser
+
+def die(message, code=2):
+    """Bad input or a failed write: one line on stderr and exit code 2 (never a traceback)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+def raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+def run_script(main):
+    """Run a script's main(). SIGTERM is handled as Ctrl-C: one line, exit code 130 (train.py says where to resume).
+    Output piped into a reader that stops early (`| head`) ends the script quietly with exit code 1."""
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        main()
+        sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
+    except KeyboardInterrupt:
+        die("interrupted", code=130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit has nowhere to fail
+        sys.exit(1)
+
+class ShowDefaults(argparse.HelpFormatter):
+    """--help gives each option's default, where it has one to give (not None, not an off switch)."""
+    def _get_help_string(self, action):
+        shown = action.option_strings and not any(action.default is v for v in (None, False, argparse.SUPPRESS))
+        return (action.help or "") + (" (default: %(default)s)" if shown else "")
+
+class ArgParser(argparse.ArgumentParser):
+    """Bad input is one error line; no abbreviations (--lr must not quietly mean --lr_something)."""
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=ShowDefaults, allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        die(message)
+
+LARGEST_INT = 2**31 - 1  # sizes and counts above this overflow inside torch before any memory check could help
+
+def number(kind, low=-math.inf, high=math.inf, above=False):
+    """An argparse type: a finite int or float in [low, high] (or (low, high] with above=True)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, not {text!r}")
+        high_ = min(high, LARGEST_INT) if kind is int else high
+        if not (math.isfinite(value) and (low < value if above else low <= value) and value <= high_):
+            bounds = [f"{'above' if above else 'at least'} {low:g}"] * (low > -math.inf)
+            bounds += [f"at most {high_:g}"] * (high_ < math.inf)
+            raise argparse.ArgumentTypeError(f"must be a finite number {' and '.join(bounds)}, not {text}")
+        return value
+    return parse
+
+positive_int, count = number(int, 1), number(int, 0)
+fraction = number(float, 0, 1, above=True)   # (0, 1]
+unit = number(float, 0, 1)                   # [0, 1]
+
+def checked_again(parser, values):
+    """values (a dict, e.g. a saved config) with every option passed through its type again: a config edited by
+    hand is held to the same bounds as the command line."""
+    for action in parser._actions:
+        value = values.get(action.dest)
+        if callable(action.type) and value is not None and not isinstance(value, bool):
+            try:
+                values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
+            except argparse.ArgumentTypeError as e:
+                die(f"argument {action.option_strings[0]}: {e}")
+    return values
+
+# -----------------------------------------------------------------------------
+# files: every file the scripts write goes through write_file or append_line
+
+def write_file(path, write):
+    """write(tmp_path) writes the file whole, then it replaces path at once: a crash leaves the old file, a failed
+    write (a full disk, an error inside torch or matplotlib) removes its temporary file and is one error line."""
+    if os.path.isdir(path):
+        die(f"cannot write {path}: a folder is in the way")
+    tmp = path + ".tmp"
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as e:  # Ctrl-C mid-write too: no debris, then the interrupt goes on
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        if not isinstance(e, Exception):
+            raise
+        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        die(f"cannot write {path}: {reason}")
+
+def write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    write_file(path, write)
+
+def write_json(path, value):
+    """Strict JSON: a NaN or infinity is an error here, not a file other readers cannot parse."""
+    try:
+        text = json.dumps(value, indent=1, allow_nan=False)
+    except ValueError:
+        die(f"cannot write {path}: it would hold a NaN or an infinity")
+    write_text(path, text)
+
+def append_line(path, text):
+    try:
+        with open(path, "a") as f:
+            f.write(text + "\n")
+    except OSError as e:
+        die(f"cannot write {path}: {e.strerror or e}")
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        die(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
+
+# -----------------------------------------------------------------------------
+# the machine
+
+def pick_device(name):
+    """auto: cuda, else mps, else cpu; a device this machine lacks is one error line."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available() or name == "mps" and not torch.backends.mps.is_available():
+        die(f"--device {name} is not available on this machine")
+    return name
+
+def memory_bytes(device="cpu"):
+    if device == "cuda":
+        return torch.cuda.get_device_properties(0).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0, training=False, chunk=None):
+    """Refuse (one error line) n sequences of width tokens that would not fit in memory, by a rough upper estimate:
+    generating them (a key shuffle of num_keys per sequence, int64 tokens, targets and masks), then running chunk
+    of them at a time through the model (block activations, kept for the backward pass when training, and T x T
+    attention weights)."""
+    chunk = n if chunk is None else min(n, chunk)
+    per_token = 4 * d_model * (24 * blocks + 8) * (2 if training else 1) + 12 * n_heads * blocks * width
+    needed, available = n * (12 * num_keys + 40 * width) + chunk * width * per_token, memory_bytes(device)
+    if needed > available:
+        die(f"{what} {n} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
+            f"{available / 2**30:.1f} GiB")
+
+# -----------------------------------------------------------------------------
+# run names: model-group[-every identifying option that differs from its default]-schedule, e.g.
+# lstm_attn-S3-rope-len16-dat5000. `defaults` maps each identifying option (train.IDENTITY) to its default, so a
+# new option is named without touching this code; SHORT only shortens the names of the options that have one.
+
+SHORT = {"train_len": "len", "num_keys": "keys", "num_queries": "q", "state_frac": "sf", "d_model": "d",
+         "n_heads": "h", "n_lstm": "nlstm", "n_attn": "nattn", "emb_skip": "skip", "batch_size": "bs",
+         "max_iters": "iters", "min_lr_frac": "minlr", "weight_decay": "wd", "grad_clip": "clip",
+         "auto_threshold": "thr", "auto_window": "win"}
+FIRST = ("model", "group", "pos", "device")  # named by their value alone, in this order, before the others
+SCHEDULE = ("dat", "delay", "dat_mode", "ramp", "auto_threshold", "auto_window")  # the schedule's options
+
+def identity(config, defaults):
+    """The options of a config (a dict, e.g. a run's config.json) that decide what the run computes, seed aside;
+    options newer than the config take their defaults."""
+    return {name: config.get(name, default) for name, default in defaults.items()}
+
+def is_default(name, value, config, defaults):
+    if name == "pos":  # its default depends on the model
+        return value == default_pos(config["model"])
+    if name == "device":  # a CPU run is the usual run; a CUDA run (bf16, data drawn on the GPU) is another one
+        return value in ("auto", "cpu")
+    return value == defaults[name]
+
+def tag(name, value):
+    if name in FIRST:
+        return str(value)
+    if isinstance(value, bool):
+        return SHORT.get(name, name)
+    return f"{SHORT.get(name, name)}{value:g}" if isinstance(value, (int, float)) else f"{SHORT.get(name, name)}{value}"
+
+def setting_name(config, defaults):
+    """model-group[-options that differ from their defaults], schedule and seed aside: e.g. lstm_attn-S3-rope-len16."""
+    c = identity(config, defaults)
+    names = sorted((k for k in c if k not in SCHEDULE), key=lambda k: FIRST.index(k) if k in FIRST else len(FIRST))
+    return "-".join(tag(k, c[k]) for k in names if k in FIRST[:2] or not is_default(k, c[k], c, defaults))
+
+def schedule_name(config, defaults):
+    """plain, dat5000, dat5000r1000, freeze5000, lr5000, datauto or datauto-thr0.9-win5."""
+    c = identity(config, defaults)
+    if not c["dat"]:
+        return "plain"
+    name = {"gate": "dat", "freeze": "freeze", "lr": "lr"}[c["dat_mode"]] + str(c["delay"])
+    name += f"r{c['ramp']}" if c["ramp"] else ""
+    return "-".join([name] + [tag(k, c[k]) for k in SCHEDULE[4:] if c[k] != defaults[k]])
+
+def run_name(config, defaults):
+    """setting-schedule: runs that differ in anything but the seed get different names."""
+    return f"{setting_name(config, defaults)}-{schedule_name(config, defaults)}"
+
+# -----------------------------------------------------------------------------
+# the run folder: lock, log, state, checkpoint
+
+_held = {}  # (device, inode) of the folders this process holds, with their descriptors: a lock lasts as long as the process
+
+def lock(folder):
+    """Hold folder for this process (an advisory lock on the folder itself, gone when the process ends, however it
+    ends): a second trainer or evaluator of the same folder refuses in one line and leaves it untouched."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        inode = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+        if inode in _held:  # this process holds it already (train.py, then eval.py in the same process)
+            return
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as e:
+        die(f"cannot write {folder}: {e.strerror or e}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        die(f"{folder} is in use by another process", code=IN_USE)
+    _held[inode] = fd
+
+def read_log(path):
+    """The entries of a log.jsonl, each with an integer step; a last line that a crash cut short is dropped (said
+    on stderr); anything else malformed is one error line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, ValueError) as e:
+        die(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
+    log = []
+    for i, line in enumerate(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if i < len(lines) - 1:
+                die(f"{path}: line {i + 1} is not JSON")
+            print(f"warning: {path}: dropped a partial last line", file=sys.stderr)
+            continue
+        if not isinstance(entry, dict) or type(entry.get("step")) is not int:
+            die(f"{path}: line {i + 1} has no integer step")
+        log.append(entry)
+    return log
+
+def run_state(out_dir, max_iters, log=None):
+    """new (nothing trained), interrupted (a checkpoint short of max_iters), trained (the log at max_iters, a
+    checkpoint, no eval.json yet) or finished (the log at max_iters and eval.json: a committed run folder has no
+    checkpoint). log: the folder's log entries, if the caller has read them already."""
+    log_path = os.path.join(out_dir, "log.jsonl")
+    if log is None:
+        log = read_log(log_path) if os.path.isfile(log_path) else []
+    at_end = bool(log) and log[-1]["step"] == max_iters
+    if at_end and os.path.isfile(os.path.join(out_dir, "eval.json")):
+        return "finished"
+    if not os.path.isfile(os.path.join(out_dir, "ckpt.pt")):
+        return "new"
+    return "trained" if at_end else "interrupted"
+
+def holds_a_run(out_dir):
+    """Whether out_dir holds a run's files (a fresh run must not overwrite them)."""
+    return any(os.path.exists(os.path.join(out_dir, f)) for f in ("ckpt.pt", "log.jsonl", "eval.json"))
+
+def save_checkpoint(path, **state):
+    write_file(path, lambda tmp: torch.save({"kit": "dat-kit", **state}, tmp))
+
+CKPT_KEYS = ("model", "config", "model_config", "step", "gate")  # what eval needs; resuming needs the rest too
+RESUME_KEYS = CKPT_KEYS + ("optimizer", "streak", "data_rng")
+CONFIG_KEYS = ("model", "group", "train_len", "num_keys", "num_queries", "seed", "max_iters")
+
+def load_checkpoint(path, for_resume=False):
+    """A dat-kit checkpoint, or one clear error line for a missing, truncated, foreign or incomplete file.
+    model_config fields newer than the checkpoint are not required: they take the dataclass's defaults."""
+    if not os.path.isfile(path):
+        die(f"no checkpoint at {path}")
+    try:
+        with warnings.catch_warnings():  # torch warns before refusing a file that is not a zip archive
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated files and foreign pickles both land here
+        reason = str(e).split("\n")[0].split(". ")[0]
+        die(f"cannot read checkpoint {path} ({type(e).__name__}: {reason}): not a file train.py wrote, or damaged")
+    if not isinstance(ckpt, dict) or ckpt.get("kit") != "dat-kit":
+        die(f"{path} is not a dat-kit checkpoint")
+    missing = [k for k in (RESUME_KEYS if for_resume else CKPT_KEYS) if k not in ckpt]
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    missing += [f"config {k}" for k in CONFIG_KEYS if k not in config]
+    missing += ["model_config"] * (not isinstance(ckpt.get("model_config"), dict))
+    if missing:
+        die(f"{path} is incomplete: it lacks {', '.join(missing)}")
+    return ckpt
+
+def given_options(parser, argv):
+    """The options typed on the command line, with their values (an option left at its default is not given)."""
+    unset = object()
+    namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
+    return {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}
