@@ -243,6 +243,12 @@ def lock(folder):
         die(f"{folder} is in use by another process", code=IN_USE)
     _held[inode] = fd
 
+def release_locks():
+    """Let go of every folder this process holds (for a process that runs several scripts in turn: the tests)."""
+    for fd in _held.values():
+        os.close(fd)
+    _held.clear()
+
 def read_log(path):
     """The entries of a log.jsonl, each with an integer step; a last line that a crash cut short is dropped (said
     on stderr); anything else malformed is one error line."""

@@ -13,6 +13,7 @@ import os
 import pickle
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -638,6 +639,111 @@ def test_resume_continues_the_folder_passed_with_the_options_allowed():
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------
+# faults: a failed write, a held folder, a signal, an old checkpoint, tampered folders
+
+def test_a_write_that_fails_midway_leaves_no_debris():
+    """torch.save raising midway (as on a full disk): one error line, no ckpt.pt.tmp, the old checkpoint intact."""
+    root = tmpdir()
+    run = f"{root}/run"
+    argv = TINY + ["--max_iters", "20", "--out_dir", run]
+    train_until_crash(argv, crash_after=15)  # a good checkpoint at step 10
+    good = open(f"{run}/ckpt.pt", "rb").read()
+    real = torch.save
+    def save_half_then_fail(obj, path):
+        open(path, "wb").write(b"half a checkpoint")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 123")
+    torch.save = save_half_then_fail
+    try:
+        code, _, err = run_cli(train.main, ["--resume", "--out_dir", run])
+    finally:
+        torch.save = real
+    assert code == 2 and err.startswith(f"error: cannot write {run}/ckpt.pt: ") and len(err.splitlines()) == 1, err
+    assert not os.path.exists(f"{run}/ckpt.pt.tmp"), "the partial temporary file is removed"
+    assert open(f"{run}/ckpt.pt", "rb").read() == good, "the previous checkpoint survives"
+    assert run_cli(train.main, ["--resume", "--out_dir", run])[0] == 0, "and the run resumes from it"
+    shutil.rmtree(root)
+
+def test_a_folder_held_by_another_process_is_refused_and_untouched():
+    root = tmpdir()
+    run = f"{root}/run"
+    assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
+    runs.release_locks()  # this process trained it; now another one holds it
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); sys.stdin.read()", run],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = tree(root)
+        for script, argv in ((train, ["--resume", "--out_dir", run, "--max_iters", "20"]), (evaluation, [run])):
+            code, _, err = run_cli(script.main, argv)
+            assert code == runs.IN_USE and err == f"error: {run} is in use by another process\n", (code, err)
+        assert tree(root) == before, "the held folder is untouched"
+    finally:
+        holder.communicate("")
+    shutil.rmtree(root)
+
+def test_a_signal_during_training_stops_with_one_line_and_loses_nothing():
+    root = tmpdir()
+    run = f"{root}/run"
+    argv = [sys.executable, "train.py", *TINY, "--max_iters", "100000", "--eval_interval", "5", "--out_dir", run]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while "token acc" not in child.stdout.readline():  # the first checkpoint is written
+        assert child.poll() is None, child.stderr.read()
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and len(err.splitlines()) == 1, (child.returncode, err)
+    assert err.startswith("error: interrupted at step ") and f"--resume --out_dir {run}" in err, err
+    assert runs.run_state(run, 100000) == "interrupted", "the folder says it is interrupted"
+    assert not [f for f in os.listdir(run) if f.endswith(".tmp")], "no temporary file is left"
+    shutil.rmtree(root)
+
+def test_a_checkpoint_older_than_a_model_config_field_loads_with_its_default():
+    root = tmpdir()
+    run = f"{root}/run"
+    train_until_crash(TINY + ["--max_iters", "20", "--out_dir", run], crash_after=15)
+    ckpt = torch.load(f"{run}/ckpt.pt", weights_only=True)
+    del ckpt["model_config"]["emb_skip"], ckpt["config"]["auto_window"]  # written before these fields existed
+    torch.save(ckpt, f"{run}/ckpt.pt")
+    code, _, err = run_cli(evaluation.main, [run, "--n_eval", "20"])
+    assert code == 0, f"eval of an older checkpoint: {err}"
+    code, _, err = run_cli(train.main, ["--resume", "--out_dir", run])
+    assert code == 0, f"resume of an older checkpoint: {err}"
+    assert json.load(open(f"{run}/config.json"))["auto_window"] == 3, "the missing option takes its default"
+    shutil.rmtree(root)
+
+def test_the_log_is_appended_not_rewritten():
+    """log.jsonl is written whole once when a run starts or resumes, then one line is appended per log line."""
+    root = tmpdir()
+    real, whole_writes = runs.write_file, []
+    def record(path, write):
+        whole_writes.append(os.path.basename(path))
+        return real(path, write)
+    runs.write_file = record
+    try:
+        assert run_cli(train.main, TINY + ["--max_iters", "30", "--out_dir", f"{root}/run"])[0] == 0
+    finally:
+        runs.write_file = real
+    assert whole_writes.count("log.jsonl") == 1 and len(runs.read_log(f"{root}/run/log.jsonl")) == 6, whole_writes
+    shutil.rmtree(root)
+
+def test_readers_refuse_copies_and_non_finite_accuracies():
+    root = tmpdir()
+    fake_run(root, "a-s0", 0, "none", 0.9)
+    shutil.copytree(f"{root}/a-s0", f"{root}/copy-s0")  # the same config and seed twice would count as two seeds
+    code, _, err = run_cli(atlas.main, [root, "--out", f"{root}/at", "--schedules", "plain"])
+    assert code == 2 and "a-s0" in err and "copy-s0" in err, f"a copied run folder: {err}"
+    shutil.rmtree(f"{root}/copy-s0")
+    with open(f"{root}/a-s0/eval.json", "w") as f:
+        f.write('[{"n": 24, "mult": 3, "state_acc": NaN, "recall_acc": 1, "token_acc": 1, "seq_acc": 1}]')
+    code, _, err = run_cli(atlas.main, [root, "--out", f"{root}/at", "--schedules", "plain"])
+    assert code == 2 and "a-s0" in err and "finite" in err, f"a NaN accuracy: {err}"
+    with open(f"{root}/a-s0/eval.json", "w") as f:
+        f.write('[{"n": 8, "mult": 1, "state_acc": 1, "recall_acc": 1, "token_acc": 1, "seq_acc": 1}]')
+    code, _, err = run_cli(atlas.main, [root, "--out", f"{root}/at", "--schedules", "plain"])
+    assert code == 2 and "no 3x record" in err and len(err.splitlines()) == 1, f"no 3x record: {err}"
+    shutil.rmtree(root)
+
+# -----------------------------------------------------------------------------
 # run identity, the grid's skip/resume decision, the atlas's statistics
 
 def dry_run(argv):
@@ -645,19 +751,49 @@ def dry_run(argv):
     assert code == 0, err
     return out.split()
 
-def test_run_folders_name_every_option_that_differs():
+def other_values(action, value):
+    """Values of an option other than value: its other choices, the other truth value, or a changed number or text."""
+    if action.choices:
+        return [c for c in action.choices if c != value]
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, (int, float)):
+        return [value + 1 if isinstance(value, int) else value * 2 + 0.5]
+    return [f"{value}x"]
+
+def test_every_identifying_option_changes_the_run_name():
+    """For each option of train.py but those in train.NOT_IDENTITY (a new one included, automatically), some other
+    value gives another run name, in a plain, a DAT or a --delay auto run; a new option, model or group (the forks
+    a student makes) is named without touching naming code."""
+    bases = [vars(train.check_args(train.parser.parse_args(argv))) for argv in ([], ["--dat"], ["--dat", "--delay",
+                                                                                                  "auto"])]
+    for action in train.parser._actions:
+        if action.dest in train.NOT_IDENTITY:
+            continue
+        assert action.dest in train.IDENTITY, f"--{action.dest} is neither identifying nor in NOT_IDENTITY"
+        renamed = [train.run_name(base) != train.run_name({**base, action.dest: other})
+                   for base in bases for other in other_values(action, base[action.dest])]
+        assert any(renamed), f"--{action.dest}: no other value of it changes the run name"
+    base = bases[0]
+    for fork in ({"model": "gru_attn"}, {"group": "Q8"}):  # a new model or group: its name is in the run name
+        assert runs.run_name({**base, **fork}, train.IDENTITY) != train.run_name(base), f"fork {fork} is not named"
+    with_rnn = {**train.IDENTITY, "rnn": "lstm"}  # a new option --rnn, as a fork adds it to train.parser
+    assert runs.run_name({**base, "rnn": "gru"}, with_rnn) == "lstm_attn-S3-rnngru-plain", "a new option is named"
+    assert runs.run_name({**base, "rnn": "lstm"}, with_rnn) == "lstm_attn-S3-plain", "its default is left out"
+
+def test_run_folder_names_keep_their_form():
     root = tmpdir()
-    variants = [[], ["--pos", "rope"], ["--train_len", "16"], ["--n_attn", "3"], ["--mlp"], ["--lr", "0.001"],
-                ["--dat"], ["--dat", "--delay", "300"], ["--dat", "--ramp", "10"], ["--dat", "--dat_mode", "freeze"],
-                ["--dat", "--delay", "auto"], ["--dat", "--delay", "auto", "--auto_window", "5"], ["--group", "Z5"],
-                ["--pos", "rope", "--train_len", "16", "--dat", "--seed", "3"], ["--seed", "1"]]
-    names = [dry_run(argv + ["--out_root", root])[0] for argv in variants]
-    assert len(set(names)) == len(names), names
-    assert names[13] == os.path.join(root, "lstm_attn-S3-rope-len16-dat5000-s3")
-    assert dry_run(["--threads", "1", "--device", "cpu", "--log_interval", "7", "--out_root", root])[0] == names[0]
-    assert dry_run(["--model", "transformer", "--pos", "rope"])[0] == os.path.join("out", "transformer-S3-plain-s0")
+    name = dry_run(["--pos", "rope", "--train_len", "16", "--dat", "--seed", "3", "--out_root", root])[0]
+    assert name == os.path.join(root, "lstm_attn-S3-rope-len16-dat5000-s3"), f"the README's example name: {name}"
+    plain = dry_run(["--out_root", root])[0]
+    same = dry_run(["--threads", "1", "--device", "cpu", "--log_interval", "7", "--out_root", root])[0]
+    assert same == plain, "options that do not identify a run (threads, log interval, cpu) leave the name alone"
+    assert dry_run(["--model", "transformer", "--pos", "rope"])[0] == os.path.join("out", "transformer-S3-plain-s0"), \
+        "a model's own default position encoding is left out of the name"
     cpu_run = vars(train.check_args(train.parser.parse_args(["--dat"])))  # a CUDA run (bf16) is another run
-    assert train.run_name({**cpu_run, "device": "cuda"}) == "lstm_attn-S3-cuda-dat5000" != train.run_name(cpu_run)
+    assert train.run_name({**cpu_run, "device": "cuda"}) == "lstm_attn-S3-cuda-dat5000", "a CUDA run is named so"
+    auto = vars(train.check_args(train.parser.parse_args(["--dat", "--delay", "auto", "--auto_window", "5"])))
+    assert train.run_name(auto) == "lstm_attn-S3-datauto-win5", "--delay auto's options follow the schedule"
     assert not os.listdir(root), "--dry_run wrote something"
     shutil.rmtree(root)
 
