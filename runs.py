@@ -285,9 +285,15 @@ def run_state(out_dir, max_iters, log=None):
         return "new"
     return "trained" if at_end else "interrupted"
 
-def holds_a_run(out_dir):
-    """Whether out_dir holds a run's files (a fresh run must not overwrite them)."""
-    return any(os.path.exists(os.path.join(out_dir, f)) for f in ("ckpt.pt", "log.jsonl", "eval.json"))
+def start_log(path, ckpt):
+    """Write log.jsonl as a run starts or resumes: the lines up to the checkpoint's step (the loop writes the later
+    ones again), with the checkpoint's own line if a stop came between writing the two; untouched if it is so."""
+    old = read_log(path) if ckpt and os.path.exists(path) else []
+    log = [e for e in old if e["step"] <= ckpt["step"]] if ckpt else []
+    if ckpt and ckpt.get("entry") and (not log or log[-1]["step"] < ckpt["step"]):
+        log.append(ckpt["entry"])
+    if not ckpt or log != old:
+        write_text(path, "".join(json.dumps(entry) + "\n" for entry in log))
 
 def save_checkpoint(path, **state):
     write_file(path, lambda tmp: torch.save({"kit": "dat-kit", **state}, tmp))

@@ -604,7 +604,7 @@ def test_output_into_a_closed_pipe_ends_quietly():
 def test_nan_loss_stops_and_says_what_is_kept():
     root = tmpdir()
     real = train.lr_at
-    for first_nan, says in ((10, "ckpt.pt holds the last good state (step 10)"), (0, "no checkpoint was written yet")):
+    for first_nan, says in ((10, "ckpt.pt holds step 10: python train.py --resume"), (0, "no checkpoint was written yet")):
         train.lr_at = lambda step, args: float("nan") if step >= first_nan else real(step, args)
         try:
             code, _, err = run_cli(train.main, TINY + ["--max_iters", "30", "--out_dir", f"{root}/run{first_nan}"])

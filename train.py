@@ -180,22 +180,16 @@ def main(argv=None):
     state = runs.run_state(args.out_dir, args.max_iters)
     if not resuming and state != "new":
         die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another --out_dir")
+    step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see state_learned
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
     write_config = lambda: write_json(config_path, {**vars(args), "model_config": asdict(model_config)})
-    step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see state_learned
-    old_log = runs.read_log(log_path) if ckpt and os.path.exists(log_path) else []
-    log = [e for e in old_log if e["step"] <= step]
-    if ckpt and ckpt.get("entry") and (not log or log[-1]["step"] < step):
-        log.append(ckpt["entry"])  # the checkpoint's own log line, if a stop came between writing the two
-    finished = f"{args.out_dir} is finished: step {step} of --max_iters {args.max_iters}; nothing to do"
-    if step >= args.max_iters and log == old_log:
-        return print(finished + " (pass a larger --max_iters to extend it)")
-    write_config()
-    write_text(log_path, "".join(json.dumps(entry) + "\n" for entry in log))
     if step >= args.max_iters:
-        return print(finished + " but eval (its log line was restored)")
+        runs.start_log(log_path, ckpt)  # restores the checkpoint's log line, if a stop lost it
+        return print(f"{args.out_dir} is finished: step {step} of --max_iters {args.max_iters}; nothing to do")
+    write_config()  # first: an unwritable folder stops the run before anything else is written
+    runs.start_log(log_path, ckpt)
     if os.path.exists(os.path.join(args.out_dir, "eval.json")):
-        os.remove(os.path.join(args.out_dir, "eval.json"))  # it scores an earlier step, or another run
+        os.remove(os.path.join(args.out_dir, "eval.json"))  # it scores an earlier step
     print(f"{args.out_dir}: {args.model} on {args.group}, {sum(p.numel() for p in model.parameters()) / 1e3:.1f}k "
           f"parameters, {args.device}, {'DAT delay %s ramp %d' % (args.delay, args.ramp) if args.dat else 'no delay'}"
           f", {'resuming at step %d' % step if step else 'from scratch'}")
@@ -223,9 +217,7 @@ def main(argv=None):
             # log line
             mean_loss, ms_per_step = sums[0].item() / steps_timed, 1000 * (time.time() - t_log) / steps_timed
             if not math.isfinite(mean_loss):
-                die(f"loss is {mean_loss} at step {step}: stopped; " + (
-                    f"{args.out_dir}/ckpt.pt holds the last good state (step {saved_step})" if saved_step is not None
-                    else "no checkpoint was written yet"))
+                die(f"loss is {mean_loss} at step {step}: stopped; " + kept(args, saved_step))
             entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
             line = f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | " \
                    f"{ms_per_step:.1f} ms/step"
@@ -256,9 +248,13 @@ def main(argv=None):
             sums.zero_()
             t_log, steps_timed = time.time(), 0
     except KeyboardInterrupt:
-        die(f"interrupted at step {step}; " + (f"resume from step {saved_step} with: python train.py --resume "
-            f"--out_dir {args.out_dir}" if saved_step is not None else "no checkpoint was written yet"), code=130)
+        die(f"interrupted at step {step}; " + kept(args, saved_step), code=130)
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {args.out_dir} --attn_off")
+
+def kept(args, saved_step):
+    if saved_step is None:
+        return "no checkpoint was written yet"
+    return f"{args.out_dir}/ckpt.pt holds step {saved_step}: python train.py --resume --out_dir {args.out_dir}"
 
 # -----------------------------------------------------------------------------
 # the DAT rule and the learning rate
@@ -277,10 +273,6 @@ def lr_at(step, args):
         return args.lr * (step + 1) / args.warmup
     progress = (step - args.warmup) / max(1, args.max_iters - args.warmup)
     return args.lr * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-def attention_lr_at(step, args, lr):
-    """--dat_mode lr: the attention learns at a rate warmed up linearly over the delay; otherwise at lr."""
-    return lr * min(1.0, (step + 1) / args.attn_on_step) if args.dat and args.dat_mode == "lr" else lr
 
 def param_groups(params, args, name):
     """AdamW groups: weight decay on matrices, none on biases and norms."""
@@ -316,8 +308,10 @@ def set_gate_and_lr(step, args, model, optimizer):
         add_attention(optimizer, model, args)
     model.gate = gate_at(step, args)
     lr = lr_at(step, args)
+    # --dat_mode lr: the attention learns at a rate warmed up linearly over the delay
+    attention_lr = lr * min(1.0, (step + 1) / args.attn_on_step) if args.dat and args.dat_mode == "lr" else lr
     for group in optimizer.param_groups:
-        group["lr"] = attention_lr_at(step, args, lr) if group["name"].startswith("attention") else lr
+        group["lr"] = attention_lr if group["name"].startswith("attention") else lr
     return lr
 
 def state_learned(args, entry, streak):
