@@ -165,9 +165,8 @@ def element_name(element):
 
 def describe(tokens, targets, group, predictions=None):
     """A decoded sequence, one line per field; predictions (optional) are shown where the target is scored."""
-    elements = group_elements(group)
+    elements, tokens, targets = group_elements(group), tokens.tolist(), targets.tolist()
     g = len(elements)
-    tokens, targets = tokens.tolist(), targets.tolist()
     sep = tokens.index(SEP)
     names = lambda ids: " ".join(element_name(elements[i]) for i in ids)
     lines = [
@@ -178,8 +177,7 @@ def describe(tokens, targets, group, predictions=None):
         f"recall:  {names(y for y in targets[sep + 1:] if y != IGNORE)}",
     ]
     if predictions is not None:
-        scored = [p for p, y in zip(predictions.tolist(), targets) if y != IGNORE]
-        n = sep // 2
+        scored, n = [p for p, y in zip(predictions.tolist(), targets) if y != IGNORE], sep // 2
         lines += [f"model:   states {names(scored[:n])} | recall {names(scored[n:])}"]
     return "\n".join(lines)
 
@@ -212,8 +210,7 @@ def main(argv=None):
     else:
         g = table.shape[0]
         print(f"group {args.group} (|G| = {g}), vocabulary {vocab_size(g, args.num_keys)}: PAD 0, SEP 1, "
-              f"actions 2..{1 + g}, "
-              f"keys {2 + g}..{1 + g + args.num_keys}")
+              f"actions 2..{1 + g}, keys {2 + g}..{1 + g + args.num_keys}")
         for i in range(args.num):
             print(f"\ntokens:  {tokens[i].tolist()}\ntargets: {targets[i].tolist()}")
             print(describe(tokens[i], targets[i], args.group))

@@ -5,7 +5,6 @@ Figures from run folders: accuracy against test length, and training curves with
     python plot.py out/                      # every run folder inside out/
     python plot.py out/ --summary table.md   # also a markdown table: mean [min, max] over seeds per length
     python plot.py out/ --sweep delay        # accuracy at 3x against a numeric option of the runs
-    python plot.py --attn out/RUN            # attention weights of one sequence at 3x, every block and head
 
 Runs are grouped by their config without the seed (not by folder name) and labelled by the options that differ
 from the defaults (runs.run_name): a group is drawn as the mean over seeds with a band from the worst to the
@@ -22,11 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from data import eval_batch, group_table, token_names
-from eval import EVAL_SEED, model_from_checkpoint
-from runs import (CONFIG_KEYS, ArgParser, die, identity, load_checkpoint, read_json, read_log, run_script, run_state,
+from runs import (CONFIG_KEYS, ArgParser, die, identity, read_json, read_log, run_script, run_state,
                   write_file, write_text)
 from train import IDENTITY, run_name
 
@@ -182,43 +178,9 @@ def summary_table(runs_by_label):
                 + f" | {off} | {probe} |")
     return "\n".join(lines) + "\n"
 
-def plot_attention(run_dir, out, mult=3):
-    """The attention weights of every block and head on one eval sequence at mult x the training length."""
-    ckpt = load_checkpoint(os.path.join(run_dir, "ckpt.pt"))
-    config = ckpt["config"]
-    model = model_from_checkpoint(ckpt, "cpu")
-    if "attn" not in model.layout:
-        die(f"{run_dir} holds a {config['model']}, which has no attention")
-    n = mult * config["train_len"]
-    if n > config["num_keys"]:
-        die(f"test length {n} ({mult}x) is above --num_keys {config['num_keys']}")
-    table = group_table(config["group"])
-    tokens, _ = eval_batch(table, n, config["num_keys"], config["num_queries"], 1, EVAL_SEED)
-    attention = [block.attn for block in model.blocks if hasattr(block, "attn")]
-    for module in attention:
-        module.keep_weights = True
-    with torch.no_grad():
-        model(tokens)
-    names = token_names(tokens[0], config["group"])
-    heads = attention[0].kept_weights.shape[1]
-    fig, axes = plt.subplots(len(attention), heads, figsize=(6 * heads, 6 * len(attention)), squeeze=False)
-    for b, module in enumerate(attention):
-        for h in range(heads):
-            ax = axes[b, h]
-            ax.imshow(module.kept_weights[0, h].numpy(), cmap="viridis", vmin=0, vmax=1)
-            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=5)
-            ax.set_yticks(range(len(names)), names, fontsize=5)
-            ax.set(title=f"attention block {b + 1}, head {h + 1}", xlabel="attends to", ylabel="position")
-    fig.suptitle(f"{run_dir}: one sequence of {n} steps ({mult}x); rows q.. are the recall lookups")
-    fig.tight_layout()
-    save_figure(fig, out)
-    print(f"wrote {out}")
-
 def main(argv=None):
     parser = ArgParser(description="Plot accuracy vs test length and training curves of run folders.")
     parser.add_argument("runs", nargs="+", help="run folders, or folders holding run folders")
-    parser.add_argument("--attn", action="store_true", help="instead, draw the attention weights of one sequence at "
-                        "3x for the (single) run folder given")
     parser.add_argument("--out", default="fig.png", help="where to write the figure (.png, .pdf, .svg, ...)")
     parser.add_argument("--sweep", metavar="OPTION", help="instead, plot accuracy at 3x against this numeric option "
                         "of the runs (e.g. delay)")
@@ -227,10 +189,6 @@ def main(argv=None):
     check_out(args.out)
     if args.summary is not None and not args.summary.endswith(".md"):
         die(f"--summary {args.summary!r}: the file name must end in .md")
-    if args.attn:
-        if len(args.runs) != 1:
-            die("--attn draws one run folder")
-        return plot_attention(args.runs[0], args.out)
     runs = load_runs(args.runs)
     if not runs:
         die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")

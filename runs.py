@@ -1,11 +1,7 @@
 """
-The run plumbing shared by the scripts, so that data.py can be the task and train.py the training:
-
-    the error line and the argument parser (with the bounds of option values), file writing that leaves no debris,
-    the device and memory checks, run names, the run folder (its lock, log, state and checkpoint).
-
-A run folder: config.json (every option), log.jsonl (one JSON object per log line, appended), ckpt.pt (enough to
-resume and to evaluate; not committed), eval.json (written by eval.py). One process at a time holds a folder.
+The run plumbing shared by the scripts: the error line and the argument parser (with the bounds of option values),
+file writing that leaves no debris, the device and memory checks, run names, and the run folder: config.json,
+log.jsonl (appended), ckpt.pt (enough to resume and to evaluate), eval.json; one process at a time holds it.
 """
 import argparse
 import fcntl
@@ -135,12 +131,18 @@ def append_line(path, text):
     except OSError as e:
         die(f"cannot write {path}: {e.strerror or e}")
 
-def read_json(path):
+def read_text(path):
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, encoding="utf-8") as f:
+            return f.read()
     except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
         die(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
+
+def read_json(path):
+    try:
+        return json.loads(read_text(path))
+    except ValueError as e:
+        die(f"cannot read {path}: {e}")
 
 # -----------------------------------------------------------------------------
 # the machine
@@ -153,19 +155,15 @@ def pick_device(name):
         die(f"--device {name} is not available on this machine")
     return name
 
-def memory_bytes(device="cpu"):
-    if device == "cuda":
-        return torch.cuda.get_device_properties(0).total_memory
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
 def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0, training=False, chunk=None):
-    """Refuse (one error line) n sequences of width tokens that would not fit in memory, by a rough upper estimate:
-    generating them (a key shuffle of num_keys per sequence, int64 tokens, targets and masks), then running chunk
-    of them at a time through the model (block activations, kept for the backward pass when training, and T x T
-    attention weights)."""
+    """Refuse n sequences of width tokens that would not fit in memory, by a rough upper estimate: generating them
+    (a key shuffle per sequence, tokens, targets, masks), then chunk at a time through the model (activations, kept
+    for the backward pass when training, and T x T attention weights)."""
     chunk = n if chunk is None else min(n, chunk)
     per_token = 4 * d_model * (24 * blocks + 8) * (2 if training else 1) + 12 * n_heads * blocks * width
-    needed, available = n * (12 * num_keys + 40 * width) + chunk * width * per_token, memory_bytes(device)
+    needed = n * (12 * num_keys + 40 * width) + chunk * width * per_token
+    available = torch.cuda.get_device_properties(0).total_memory if device == "cuda" else \
+        os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if needed > available:
         die(f"{what} {n} x {width} tokens needs ~{needed / 2**30:.1f} GiB, more than this machine's "
             f"{available / 2**30:.1f} GiB")
@@ -175,10 +173,9 @@ def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0,
 # lstm_attn-S3-rope-len16-dat5000. `defaults` maps each identifying option (train.IDENTITY) to its default, so a
 # new option is named without touching this code; SHORT only shortens the names of the options that have one.
 
-SHORT = {"train_len": "len", "num_keys": "keys", "num_queries": "q", "state_frac": "sf", "d_model": "d",
-         "n_heads": "h", "n_lstm": "nlstm", "n_attn": "nattn", "emb_skip": "skip", "batch_size": "bs",
-         "max_iters": "iters", "min_lr_frac": "minlr", "weight_decay": "wd", "grad_clip": "clip",
-         "auto_threshold": "thr", "auto_window": "win"}
+SHORT = dict(train_len="len", num_keys="keys", num_queries="q", state_frac="sf", d_model="d", n_heads="h",
+             n_lstm="nlstm", n_attn="nattn", emb_skip="skip", batch_size="bs", max_iters="iters", min_lr_frac="minlr",
+             weight_decay="wd", grad_clip="clip", auto_threshold="thr", auto_window="win")
 FIRST = ("model", "group", "pos", "device")  # named by their value alone, in this order, before the others
 SCHEDULE = ("dat", "delay", "dat_mode", "ramp", "auto_threshold", "auto_window")  # the schedule's options
 
@@ -252,12 +249,7 @@ def release_locks():
 def read_log(path):
     """The entries of a log.jsonl, each with an integer step; a last line that a crash cut short is dropped (said
     on stderr); anything else malformed is one error line."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, ValueError) as e:
-        die(f"cannot read {path}: {getattr(e, 'strerror', None) or e}")
-    log = []
+    lines, log = read_text(path).splitlines(), []
     for i, line in enumerate(lines):
         try:
             entry = json.loads(line)
@@ -324,8 +316,23 @@ def load_checkpoint(path, for_resume=False):
         die(f"{path} is incomplete: it lacks {', '.join(missing)}")
     return ckpt
 
-def given_options(parser, argv):
-    """The options typed on the command line, with their values (an option left at its default is not given)."""
-    unset = object()
+def resumed(parser, argv, safe, check):
+    """The options of the run in --out_dir (checked again by check), with the few in `safe` taken from argv;
+    options newer than the run take their defaults. (args, checkpoint)."""
+    unset = object()  # the options typed on the command line are those not left unset
     namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
-    return {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}
+    given = {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}
+    if given.get("out_dir") is None:
+        die("--resume needs --out_dir, the run folder to continue")
+    if given.get("dry_run"):
+        die("--dry_run starts no run: not with --resume")
+    ckpt = load_checkpoint(os.path.join(given["out_dir"], "ckpt.pt"), for_resume=True)
+    run = checked_again(parser, dict(ckpt["config"]))
+    args = check(parser.parse_args([], argparse.Namespace(**{**run, **given})))  # out_dir: the folder passed
+    for name in given:
+        if name not in safe + ("resume", "out_dir") and getattr(args, name) != run.get(name):
+            die(f"--{name} {getattr(args, name)} differs from the run's {run.get(name)}: a resumed run keeps its "
+                f"options; only {', '.join('--' + s for s in safe)} may change")
+    if args.max_iters < ckpt["step"]:
+        die(f"--max_iters {args.max_iters} is below the run's step {ckpt['step']}")
+    return args, ckpt

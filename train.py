@@ -14,7 +14,6 @@ decay, no moments), so at step D they are bit-identical to their initial values.
 optimizer and the gate becomes 1 (rising linearly from 1/R to 1 over R steps with --ramp). Without --dat the
 same model, data and initial weights train with the gate at 1 from step 0: a paired comparison.
 """
-import argparse
 import json
 import math
 import os
@@ -29,8 +28,7 @@ from data import GROUPS, group_option, group_table, sample_batch, seq_width, tar
 from eval import evaluate
 from model import HYBRIDS, MODELS, Model, ModelConfig, default_pos
 import runs
-from runs import (ArgParser, append_line, count, die, fraction, number, positive_int, run_script, unit, write_json,
-                  write_text)
+from runs import ArgParser, append_line, count, die, fraction, number, positive_int, run_script, unit, write_json
 
 def delay_option(text):
     return text if text == "auto" else count(text)
@@ -39,19 +37,16 @@ parser = ArgParser(description="Train an LSTM, Transformer or hybrid on the comp
 arg = parser.add_argument
 arg("--model", default="lstm_attn", choices=MODELS, help="the model")
 arg("--group", default="S3", type=group_option, help=f"state group: {GROUPS}")
-arg("--train_len", type=positive_int, default=8, help="training sequences have 1..train_len steps (README, Results)")
-arg("--num_keys", type=positive_int, default=64, help="key vocabulary K; test lengths (3x in training) may not "
-    "exceed it")
+arg("--train_len", type=positive_int, default=8, help="training sequences have 1..train_len steps")
+arg("--num_keys", type=positive_int, default=64, help="key vocabulary K: at least the longest test length")
 arg("--num_queries", type=positive_int, default=8, help="queries per sequence: min(n, num_queries)")
-arg("--state_frac", type=fraction, default=1.0, help="keep each training state target with this probability "
-    "(the rest are not scored; recall targets always are)")
+arg("--state_frac", type=fraction, default=1.0, help="keep each training state target with this probability")
 arg("--d_model", type=positive_int, default=64, help="width of embeddings, LSTM and attention")
 arg("--n_heads", type=positive_int, default=2, help="attention heads (d_model / n_heads must be even)")
 arg("--n_lstm", type=count, default=1, help="LSTM layers")
 arg("--n_attn", type=count, default=2, help="attention blocks")
 arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
-arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, "
-    "none for hybrids, whose LSTM supplies order)")
+arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, none)")
 arg("--emb_skip", type=number(float), default=0.1, help="weight of the token embedding added to each LSTM output")
 arg("--batch_size", type=positive_int, default=64, help="sequences per training step")
 arg("--max_iters", type=positive_int, default=8000, help="training steps")
@@ -63,27 +58,22 @@ arg("--grad_clip", type=number(float, 0, above=True), default=1.0, help="clip th
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
 arg("--delay", type=delay_option, help="steps before attention switches on (needs --dat; default 5000), or auto: "
     "once the state accuracy on training batches has stayed >= --auto_threshold for --auto_window log intervals")
-arg("--dat_mode", default="gate", choices=("gate", "freeze", "lr"), help="what the delay does: gate (DAT: gate 0 and "
-    "attention frozen), freeze (gate 1, attention frozen at its init: a fixed random mixer), lr (gate 1, attention "
-    "trained with its learning rate warmed up linearly over the delay)")
+arg("--dat_mode", default="gate", choices=("gate", "freeze", "lr"), help="during the delay: gate 0 and attention "
+    "frozen (DAT), gate 1 and attention frozen at its init, or gate 1 and the attention's lr warmed up")
 arg("--auto_threshold", type=unit, default=0.99, help="state accuracy that --delay auto waits for")
 arg("--auto_window", type=positive_int, default=3, help="log intervals in a row --delay auto needs above it")
 arg("--ramp", type=count, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
 arg("--seed", type=number(int, 0, 2**32 - 2), default=0, help="seeds the init and the training data")
 arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, else mps, else cpu; "
     "on cuda a run trains under bf16 autocast")
-arg("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice; 1 per run when running "
-    "runs side by side). Resume is bit-identical with the same thread count and device")
-arg("--out_dir", help="run folder (default: OUT_ROOT/NAME-s<seed>, NAME: model, group, every identifying option "
-    "that differs from its default, schedule; e.g. lstm_attn-S3-rope-len16-dat5000-s3)")
+arg("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's; 1 per run for runs side by side)")
+arg("--out_dir", help="run folder (default: OUT_ROOT/NAME-s<seed>, e.g. lstm_attn-S3-rope-len16-dat5000-s3)")
 arg("--out_root", default="out", help="where the default run folder is made")
-arg("--dry_run", action="store_true", help="check the options, print the run folder and its state (new, interrupted, "
-    "trained or finished) and exit; write nothing")
+arg("--dry_run", action="store_true", help="print the run folder and its state (new, interrupted, trained, finished)")
 arg("--log_interval", type=positive_int, default=100, help="steps between log lines")
 arg("--eval_interval", type=positive_int, default=500, help="steps between evals at 1x and 3x and checkpoints")
 arg("--n_eval_train", type=positive_int, default=500, help="sequences per length in the periodic evals")
-arg("--resume", action="store_true", help="continue the run in --out_dir from its ckpt.pt, with its own options; "
-    "only --max_iters, --threads, --log_interval and --eval_interval may change")
+arg("--resume", action="store_true", help="continue the run in --out_dir with its own options (SAFE_ON_RESUME aside)")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; not faster here: results/README.md)")
 
 # options that do not change what a run computes: left out of its name. Every other option identifies the run. The
@@ -144,31 +134,13 @@ def check_args(args):
         die("--out_dir is empty")
     return args
 
-def resumed_args(argv):
-    """The options of the run in --out_dir, with the few that --resume may change applied; (args, checkpoint)."""
-    given = runs.given_options(parser, argv)
-    if given.get("out_dir") is None:
-        die("--resume needs --out_dir, the run folder to continue")
-    if given.get("dry_run"):
-        die("--dry_run starts no run: not with --resume")
-    ckpt = runs.load_checkpoint(os.path.join(given["out_dir"], "ckpt.pt"), for_resume=True)
-    run = runs.checked_again(parser, dict(ckpt["config"]))
-    # the run folder is the one passed, wherever the run was made; options newer than the run take their defaults
-    args = check_args(parser.parse_args([], argparse.Namespace(**{**run, **given})))
-    for name in given:
-        if name not in SAFE_ON_RESUME + ("resume", "out_dir") and getattr(args, name) != run.get(name):
-            die(f"--{name} {getattr(args, name)} differs from the run's {run.get(name)}: a resumed run keeps its "
-                f"options; only {', '.join('--' + s for s in SAFE_ON_RESUME)} may change")
-    if args.max_iters < ckpt["step"]:
-        die(f"--max_iters {args.max_iters} is below the run's step {ckpt['step']}")
-    return args, ckpt
-
 # -----------------------------------------------------------------------------
 
 def main(argv=None):
     # 1. options: a new run, or the run in --out_dir to resume
     resuming = "--resume" in (sys.argv[1:] if argv is None else argv)
-    args, ckpt = resumed_args(argv) if resuming else (check_args(parser.parse_args(argv)), None)
+    args, ckpt = runs.resumed(parser, argv, SAFE_ON_RESUME, check_args) if resuming else \
+        (check_args(parser.parse_args(argv)), None)
     if args.dry_run:
         return print(args.out_dir, runs.run_state(args.out_dir, args.max_iters))
     model, model_config, optimizer, table, data_rng = build(args, ckpt)
