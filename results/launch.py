@@ -151,6 +151,9 @@ def run_job(line):
     return "done"
 
 def finish(say, line, code, script):
+    if stopping.is_set():
+        say(f"{line.folder}: stopped ({script} exit code {code})")
+        return "failed"
     if code == runs.IN_USE:
         say(f"{line.folder} is in use by another process: skipped")
         return "skipped"
