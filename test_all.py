@@ -27,7 +27,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))  # the study's scripts
 
 import atlas
+import attention
 import bench
+import launch
 import data
 import eval as evaluation
 import plot
@@ -526,10 +528,10 @@ plot {run} --sweep group --out {root}/new/fig.png
 atlas {run} --out {root}/at --sweep group
 atlas {run} --out {root}/at --sweep delay
 plot {run} --unknown
-plot --attn {run} {run} --out {root}/new/fig.png
-plot --attn {root}/never --out {root}/new/fig.png
-plot --attn {root}/ckpt_empty --out {root}/new/fig.png
-plot --attn {run} --out {root}/x.xyz
+attention {run} {run} --out {root}/new/fig.png
+attention {root}/never --out {root}/new/fig.png
+attention {root}/ckpt_empty --out {root}/new/fig.png
+attention {run} --out {root}/x.xyz
 plot {root}/config_truncated --out {root}/new/fig.png
 plot {root}/config_lacks_keys --out {root}/new/fig.png
 plot {root}/eval_truncated --out {root}/new/fig.png
@@ -552,7 +554,8 @@ data --unknown
 
 def bad_inputs(root):
     """(script module, argv) for every line of BAD_INPUTS; new runs get the tiny setting and a folder to avoid."""
-    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "atlas": atlas, "data": data}
+    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "atlas": atlas, "attention": attention,
+               "data": data}
     cases = []
     for line in BAD_INPUTS.strip().splitlines():
         name, *argv = shlex.split(line.format(root=root, run=f"{root}/run"))
@@ -818,42 +821,6 @@ def test_run_state_decides_skip_and_resume():
     assert dry_run(argv + ["--out_dir", run])[1] == "finished"
     shutil.rmtree(root)
 
-def test_grid_job_leaves_a_finished_run_alone():
-    """bash results/commands.sh --job 1 on a finished run folder: says so, touches nothing, takes seconds."""
-    root = tmpdir()
-    exp, mults, *options = subprocess.run(["bash", "results/commands.sh", "--list"], capture_output=True, text=True,
-                                          check=True).stdout.splitlines()[0].split()
-    run = dry_run(options + ["--out_root", os.path.join(root, exp)])[0]
-    os.makedirs(run)
-    for name, text in (("config.json", '{"max_iters": 8000}'), ("log.jsonl", '{"step": 8000}\n'), ("eval.json", "[]")):
-        with open(os.path.join(run, name), "w") as f:
-            f.write(text)
-    before = {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)}
-    t0 = time.time()
-    done = subprocess.run(["bash", "results/commands.sh", "--job", "1"], capture_output=True, text=True,
-                          env={**os.environ, "RUNS": root})
-    assert done.returncode == 0 and "is finished" in done.stdout, done
-    assert time.time() - t0 < 15
-    assert {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)} == before
-    bad = subprocess.run(["bash", "results/commands.sh", "--job", "100000"], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad
-    if not torch.cuda.is_available():  # a --device cuda line is skipped, not failed, on a machine without CUDA
-        grid = subprocess.run(["bash", "results/commands.sh", "--list"], capture_output=True, text=True).stdout
-        k = next(i + 1 for i, line in enumerate(grid.splitlines()) if " --device cuda" in line)
-        done = subprocess.run(["bash", "results/commands.sh", "--job", str(k)], capture_output=True, text=True,
-                              env={**os.environ, "RUNS": root})
-        assert done.returncode == 0 and "skipped: needs a CUDA GPU" in done.stdout and not os.path.exists(
-            os.path.join(root, "gpu")), done
-    # the README's sbatch script, as a SLURM array task 1 would run it
-    with open("README.md") as f:
-        readme = f.read()
-    script = readme[readme.index("#!/bin/bash\n#SBATCH"):].split("```")[0]
-    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                          env={**os.environ, "RUNS": root, "SLURM_ARRAY_TASK_ID": "1"})
-    assert done.returncode == 0 and "job 1: " in done.stdout and "is finished" in done.stdout, done
-    assert {name: os.stat(os.path.join(run, name)).st_mtime_ns for name in os.listdir(run)} == before
-    shutil.rmtree(root)
-
 def test_wilson_interval_and_fisher_test():
     # hand-computed: 2 of 5, z = 1.96: centre (0.4 + 0.3841) / 1.7683 = 0.4435, half-width 0.3258
     assert np.allclose(atlas.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
@@ -978,7 +945,7 @@ def test_tiny_train_eval_plot():
     code, out, err = run_cli(plot.main, [root, "--sweep", "seed", "--out", f"{root}/sweep.png"])
     assert code == 0 and "2 runs, 2 values of seed" in out, err
     expect_refusal(plot.main, [root, "--sweep", "group"])  # not numeric
-    code, out, err = run_cli(plot.main, ["--attn", f"{root}/lstm_attn-dat-s0", "--out", f"{root}/attn.png"])
+    code, out, err = run_cli(attention.main, [f"{root}/lstm_attn-dat-s0", "--out", f"{root}/attn.png"])
     assert code == 0 and os.path.getsize(f"{root}/attn.png") > 10000, err
     code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
     arrays = np.load(f"{root}/a5.npz")
@@ -987,6 +954,126 @@ def test_tiny_train_eval_plot():
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------
+
+# -----------------------------------------------------------------------------
+# the grid launcher (results/commands.sh, results/launch.py) on a small grid of its own
+
+TINY_GRID = """
+TINY = "--max_iters 20 --d_model 8 --batch_size 4"
+def grid():
+    yield "done 1,2 --seed 0 " + TINY
+    yield "todo 1,2 --seed 0 " + TINY
+    yield "todo 1,2 --seed 1 " + TINY
+    yield "gpu 1,2 --seed 0 --device cuda " + TINY
+FIGURES = [(OUT, "draw", ["todo"], "")]
+"""
+
+def tiny_grid(root):
+    """A grid of 4 lines under root (a RUNS folder with a space in its name), line 1 finished (fake files);
+    (environment for the launcher, the lines as the launcher reads them)."""
+    path, out = os.path.join(root, "grid.py"), os.path.join(root, "todo.png")
+    with open(path, "w") as f:
+        f.write(f"OUT = {out!r}\n" + TINY_GRID)
+    env = {**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs here")}
+    with launcher_in_process(env):
+        done = launch.Line(1, next(launch.load_grid().grid())).folder
+        os.makedirs(done)
+        for name, text in (("config.json", "{}"), ("log.jsonl", '{"step": 20}\n'), ("eval.json", "[]")):
+            with open(os.path.join(done, name), "w") as f:
+                f.write(text)
+        return env, [launch.Line(k, text) for k, text in enumerate(launch.load_grid().grid(), 1)]
+
+@contextlib.contextmanager
+def launcher_in_process(env):
+    """results/launch.py in this process, pointed at env's grid and runs; its signal handlers undone after."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    launch.RUNS, os.environ["GRID"] = env["RUNS"], env["GRID"]
+    try:
+        yield
+    finally:
+        launch.RUNS = os.environ.get("RUNS", "results/runs")
+        del os.environ["GRID"]
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+
+def launcher(env, *argv):
+    return subprocess.run(["bash", "results/commands.sh", *argv], capture_output=True, text=True, env=env)
+
+def mtimes(folder):
+    return {name: os.stat(os.path.join(folder, name)).st_mtime_ns for name in os.listdir(folder)}
+
+def test_grid_selection_status_and_skipping():
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    names = [line.name() for line in lines]
+    assert names[:3] == ["done/lstm_attn-S3-d8-bs4-iters20-plain-s0", "todo/lstm_attn-S3-d8-bs4-iters20-plain-s0",
+                         "todo/lstm_attn-S3-d8-bs4-iters20-plain-s1"], f"run names of the tiny grid: {names}"
+    assert [line.number for line in launch.select(lines, "todo/.*-s1$")] == [3], "--only selects by EXPERIMENT/NAME"
+    states = [line.state for line in lines]
+    cuda = "finished" if torch.cuda.is_available() else "needs CUDA"
+    assert states == ["finished", "new", "new", "new" if cuda == "finished" else cuda], f"states: {states}"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = launch.status(launch.select(lines, "todo|done"))
+    table = {row.split()[0]: row.split()[1:] for row in out.getvalue().splitlines()[1:]}
+    assert code == 0 and table["done"][:4] == ["1", "0", "0", "0"] and table["todo"][:4] == ["0", "0", "0", "2"] \
+        and table["all"][:4] == ["1", "0", "0", "2"], f"--status counts per experiment: {out.getvalue()}"
+    # a --workers pass over the finished line starts no job, leaves it untouched, draws no figure of "todo"
+    before = mtimes(lines[0].folder)
+    done = launcher(env, "--workers", "2", "--only", "done/")
+    assert done.returncode == 0 and "1 of 1 lines are finished; 0 to run" in done.stdout, f"skips finished: {done}"
+    assert mtimes(lines[0].folder) == before, "a finished run folder is not touched"
+    assert not os.path.exists(os.path.join(root, "todo.png")), "figures of unselected experiments are not drawn"
+    shutil.rmtree(root)
+
+def test_grid_job_failures_and_a_held_folder():
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    # a run folder another process holds (train.py exit code runs.IN_USE): skipped, not failed
+    runs.lock(lines[1].folder)
+    try:
+        done = launcher(env, "--job", "2")
+    finally:
+        runs.release_locks()
+    assert done.returncode == 0 and "in use by another process: skipped" in done.stdout, f"IN_USE is a skip: {done}"
+    assert not os.path.exists(os.path.join(lines[1].folder, "log.jsonl")), "a held folder is left alone"
+    # a log that cannot be read: one error line, exit code 1, nothing written (no eval.txt anywhere)
+    with open(os.path.join(lines[0].folder, "log.jsonl"), "w") as f:
+        f.write("not json\n{}\n")
+    out, err = io.StringIO(), io.StringIO()
+    with launcher_in_process(env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            launch.main(["--job", "1"])
+        except SystemExit as e:
+            code = e.code
+    assert code == 1 and err.getvalue().count("\n") == 1 and err.getvalue().startswith("error: line 1: ") \
+        and not out.getvalue(), f"a failing dry-run is one error line and exit code 1: {code} {err.getvalue()}"
+    assert sorted(os.listdir(lines[0].folder)) == ["config.json", "eval.json", "log.jsonl"], "nothing written"
+    shutil.rmtree(root)
+
+def test_grid_job_leaves_a_finished_run_alone():
+    """results/slurm.sh as SLURM array task 1 runs --job 1: on a finished run folder it says so, touches nothing,
+    takes seconds; a job number past the grid is one error line; a --device cuda line without CUDA is skipped."""
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    before = mtimes(lines[0].folder)
+    t0 = time.time()
+    done = subprocess.run(["bash", "results/slurm.sh"], capture_output=True, text=True,
+                          env={**env, "SLURM_ARRAY_TASK_ID": "1"})
+    assert done.returncode == 0 and "job 1: " in done.stdout and "is finished" in done.stdout, f"task 1: {done}"
+    assert time.time() - t0 < 15, "a finished line is decided in seconds"
+    assert mtimes(lines[0].folder) == before, "a finished run folder is not touched"
+    err = io.StringIO()
+    with launcher_in_process(env), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            launch.main(["--job", "100000"])
+        except SystemExit as e:
+            code = e.code
+        assert code == 2 and err.getvalue().startswith("error: no job 100000"), f"past the grid: {err.getvalue()}"
+        if not torch.cuda.is_available():  # the --device cuda line
+            assert launch.run_job(lines[3]) == "skipped" and not os.path.exists(os.path.join(env["RUNS"], "gpu")), \
+                "a --device cuda line is skipped, not failed, on a machine without CUDA"
+    shutil.rmtree(root)
 
 if __name__ == "__main__":
     torch.set_num_threads(min(2, torch.get_num_threads()))
