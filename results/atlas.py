@@ -127,6 +127,19 @@ def held(cell):
     low, high = wilson(cell["n_state_held"], cell["n"])
     return f"{cell['n_state_held']} of {cell['n']} [{low:.2f}, {high:.2f}]"
 
+def held_pooled(cells, schedules):
+    """The runs whose LSTM holds the state, pooled over the cells of each schedule and position encoding."""
+    lines = []
+    for schedule in schedules:
+        for pos in ("none", "rope"):
+            pool = [e for e in cells if e["schedule"] == schedule and e["config"]["pos"] == pos
+                    and e["n"] and e["n_state_held"] is not None]
+            if pool:
+                cell = {"n_state_held": sum(e["n_state_held"] for e in pool), "n": sum(e["n"] for e in pool)}
+                lines.append(f"- {schedule}, position encoding {pos}: {held(cell)} over {len(pool)} cells")
+    return ["LSTM holds the state, pooled over the cells above (hybrids scored with --attn_off):", ""] + lines + [""] \
+        if lines else []
+
 def atlas_markdown(result, schedules):
     fmt = lambda s: "-" if s is None else f"{s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
     rates = ["| setting | schedule | n | fail (state / recall / already at 1x) | rate [95% CI] | Fisher p | LSTM holds "
@@ -155,7 +168,8 @@ def atlas_markdown(result, schedules):
                       "same setting. LSTM holds the state: runs whose state accuracy at 3x is at least "
                       f"{STATE_OK} with attention gated off (eval.py --attn_off). Accuracies: mean [min, max] over the "
                       "finished seeds.", ""] +
-                     atlas_overview(result, schedules) + rates + [""] + accuracy + by_age_table(result["cells"]) +
+                     atlas_overview(result, schedules) + held_pooled(result["cells"], schedules) + rates + [""] +
+                     accuracy + by_age_table(result["cells"]) +
                      ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed + switched) + "\n"
 
 def by_age_table(cells):
