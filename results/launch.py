@@ -14,7 +14,6 @@ process; only the lines that are not finished start a Python of their own.
 REGEX selects lines by a regular expression searched in EXPERIMENT/NAME-s<SEED>, e.g. 'headline/.*-S3-'.
 A job that finds its run folder held by another process (train.py or eval.py exit code runs.IN_USE) is skipped.
 """
-import argparse
 import concurrent.futures
 import contextlib
 import glob
