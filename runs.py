@@ -269,7 +269,7 @@ def run_state(out_dir, max_iters, log=None):
     checkpoint). log: the folder's log entries, if the caller has read them already."""
     log_path = os.path.join(out_dir, "log.jsonl")
     if log is None:
-        log = read_log(log_path) if os.path.isfile(log_path) else []
+        log = read_log(log_path) if os.path.exists(log_path) else []
     at_end = bool(log) and log[-1]["step"] == max_iters
     if at_end and os.path.isfile(os.path.join(out_dir, "eval.json")):
         return "finished"

@@ -401,6 +401,13 @@ def bad_input_fixtures(root):
                              ("log_bad_middle", "log.jsonl", '{"step": 5}\nnot json\n{"step": 10}\n')):
         shutil.copytree(run, f"{root}/{name}")
         open(f"{root}/{name}/{file}", "w").write(text)
+    for name, content in (("log_utf8", b'{"step": 5}\n\xff\xfe\n'), ("log_string_step", b'{"step": "10"}\n'),
+                          ("log_no_step", b'{"loss": 1.0}\n')):
+        shutil.copytree(run, f"{root}/{name}")
+        open(f"{root}/{name}/log.jsonl", "wb").write(content)
+    shutil.copytree(run, f"{root}/log_folder")
+    os.remove(f"{root}/log_folder/log.jsonl")
+    os.makedirs(f"{root}/log_folder/log.jsonl")
     shutil.copytree(run, f"{root}/blocked")  # folders whose files cannot be written (a folder in the way)
     for name in ("config.json", "eval.json"):
         os.remove(f"{root}/blocked/{name}")
@@ -485,6 +492,23 @@ resume --out_dir {run} --dry_run
 resume --out_dir {run} --dat
 resume --out_dir {run} --model lstm
 resume --out_dir {root}/blocked --max_iters 20
+resume --out_dir {root}/log_utf8 --max_iters 20
+resume --out_dir {root}/log_string_step --max_iters 20
+resume --out_dir {root}/log_no_step --max_iters 20
+resume --out_dir {root}/log_folder --max_iters 20
+train --out_dir {root}/log_utf8 --dry_run
+train --out_dir {root}/log_folder --dry_run
+plot {root}/log_utf8 --out {root}/new/fig.png
+plot {root}/log_string_step --out {root}/new/fig.png
+train --model lstm --n_attn 3
+train --model lstm --pos rope
+train --model transformer --mlp
+train --model transformer --n_lstm 2
+train --auto_window 5 --dat
+train --seed -1
+train --max_iters 99999999999
+train --lr 1e400
+train --max_it 100
 resume --out_dir {root}/ckpt_empty
 resume --out_dir {root}/ckpt_truncated
 resume --out_dir {root}/ckpt_text

@@ -158,6 +158,8 @@ def main(argv=None):
     if step >= args.max_iters:
         runs.start_log(log_path, ckpt)  # restores the checkpoint's log line, if a stop lost it
         return print(f"{args.out_dir} is finished: step {step} of --max_iters {args.max_iters}; nothing to do")
+    if ckpt and os.path.exists(log_path):
+        runs.read_log(log_path)  # a damaged log is refused before anything is written
     write_config()  # first: an unwritable folder stops the run before anything else is written
     runs.start_log(log_path, ckpt)
     if os.path.exists(os.path.join(args.out_dir, "eval.json")):
