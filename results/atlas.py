@@ -212,7 +212,7 @@ def plot_atlas(result, schedules, out):
     ax.set(xlim=(-0.05, 1.14), ylim=(len(cells) - 0.5, -0.5), xlabel="failure rate (95% Wilson interval)")
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
     ax.grid(alpha=0.3, axis="x")
-    fig.suptitle(f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW}); k/n at the right"
+    ax.set_title(f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW}); k/n at the right"
                  + ("; * = some seeds unfinished" if any(e["unfinished_seeds"] for e in cells) else ""), fontsize=9)
     fig.tight_layout()
     save_figure(fig, out)
