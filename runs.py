@@ -1,13 +1,12 @@
-"""
-The run plumbing shared by the scripts: the error line and the argument parser (with the bounds of option values),
+"""The run plumbing shared by the scripts: the error line and the argument parser (with the bounds of option values),
 file writing that leaves no debris, the device and memory checks, run names, and the run folder: config.json,
-log.jsonl (appended), ckpt.pt (enough to resume and to evaluate), eval.json; one process at a time holds it.
-"""
+log.jsonl (appended), ckpt.pt (enough to resume and to evaluate), eval.json; one process at a time holds it."""
 import argparse
 import fcntl
 import json
 import math
 import os
+import pathlib
 import signal
 import sys
 import warnings
@@ -26,13 +25,10 @@ def die(message, code=2):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
 
-def raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
 def run_script(main):
     """Run a script's main(). SIGTERM is handled as Ctrl-C: one line, exit code 130 (train.py says where to resume).
     Output piped into a reader that stops early (`| head`) ends the script quietly with exit code 1."""
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # raises KeyboardInterrupt
     try:
         main()
         sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
@@ -74,8 +70,7 @@ def number(kind, low=-math.inf, high=math.inf, above=False):
     return parse
 
 positive_int, count = number(int, 1), number(int, 0)
-fraction = number(float, 0, 1, above=True)   # (0, 1]
-unit = number(float, 0, 1)                   # [0, 1]
+fraction, unit = number(float, 0, 1, above=True), number(float, 0, 1)  # (0, 1] and [0, 1]
 
 def checked_again(parser, values):
     """values (a dict, e.g. a saved config) with every option passed through its type again: a config edited by
@@ -111,10 +106,7 @@ def write_file(path, write):
         die(f"cannot write {path}: {reason}")
 
 def write_text(path, text):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    write_file(path, write)
+    write_file(path, lambda tmp: pathlib.Path(tmp).write_text(text))
 
 def write_json(path, value):
     """Strict JSON: a NaN or infinity is an error here, not a file other readers cannot parse."""
@@ -220,7 +212,7 @@ def run_name(config, defaults):
 # -----------------------------------------------------------------------------
 # the run folder: lock, log, state, checkpoint
 
-_held = {}  # (device, inode) of the folders this process holds, with their descriptors: a lock lasts as long as the process
+_held = {}  # (device, inode) of each folder this process holds: its descriptor, whose lock lasts as long as the process
 
 def lock(folder):
     """Hold folder for this process (an advisory lock on the folder itself, gone when the process ends, however it
@@ -242,9 +234,8 @@ def lock(folder):
 
 def release_locks():
     """Let go of every folder this process holds (for a process that runs several scripts in turn: the tests)."""
-    for fd in _held.values():
-        os.close(fd)
-    _held.clear()
+    while _held:
+        os.close(_held.popitem()[1])
 
 def read_log(path):
     """The entries of a log.jsonl, each with an integer step; a last line that a crash cut short is dropped (said

@@ -578,8 +578,8 @@ data --unknown
 
 def bad_inputs(root):
     """(script module, argv) for every line of BAD_INPUTS; new runs get the tiny setting and a folder to avoid."""
-    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "atlas": atlas, "attention": attention,
-               "data": data}
+    scripts = {"train": train, "resume": train, "eval": evaluation, "plot": plot, "atlas": atlas,
+               "attention": attention, "data": data}
     cases = []
     for line in BAD_INPUTS.strip().splitlines():
         name, *argv = shlex.split(line.format(root=root, run=f"{root}/run"))
@@ -635,7 +635,8 @@ def test_output_into_a_closed_pipe_ends_quietly():
 def test_nan_loss_stops_and_says_what_is_kept():
     root = tmpdir()
     real = train.lr_at
-    for first_nan, says in ((10, "ckpt.pt holds step 10: python train.py --resume"), (0, "no checkpoint was written yet")):
+    for first_nan, says in ((10, "ckpt.pt holds step 10: python train.py --resume"),
+                            (0, "no checkpoint was written yet")):
         train.lr_at = lambda step, args: float("nan") if step >= first_nan else real(step, args)
         try:
             code, _, err = run_cli(train.main, TINY + ["--max_iters", "30", "--out_dir", f"{root}/run{first_nan}"])
@@ -700,7 +701,8 @@ def test_a_folder_held_by_another_process_is_refused_and_untouched():
     assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
     runs.release_locks()  # this process trained it; now another one holds it
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); sys.stdin.read()", run],
+                               "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); "
+                               "sys.stdin.read()", run],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"

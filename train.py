@@ -2,7 +2,7 @@
 Train a model on the composite task, with or without Delayed Attention Training (DAT).
 
     python train.py --dat --delay 5000     # the DAT hybrid: attention gated off (and frozen) for 5000 steps
-    python train.py                        # its baseline: the same hybrid, same data and init, attention on throughout
+    python train.py                        # its baseline: same hybrid, data and init, attention on throughout
 
 The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM
 layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine
@@ -10,9 +10,9 @@ decay. A run folder (runs.py) gets config.json, log.jsonl and ckpt.pt (enough to
 
 The DAT rule (--dat --delay D [--ramp R]): for steps 0..D-1 the attention gate is 0, so attention is skipped, and
 the attention parameters are frozen (outside the optimizer, requires_grad off: no gradient, no step, no weight
-decay, no moments), so at step D they are bit-identical to their initial values. At step D they join the
-optimizer and the gate becomes 1 (rising linearly from 1/R to 1 over R steps with --ramp). Without --dat the
-same model, data and initial weights train with the gate at 1 from step 0: a paired comparison.
+decay, no moments), so at step D they are bit-identical to their initial values. Then they join the optimizer and
+the gate becomes 1 (rising from 1/R to 1 over R steps with --ramp). Without --dat the same model, data and init
+train with the gate at 1 from step 0: a paired comparison.
 """
 import json
 import math
@@ -87,8 +87,7 @@ UNUSED_BY = {"lstm": ("n_attn", "n_heads", "pos", "mlp"), "transformer": ("n_lst
 def run_name(config):
     return runs.run_name(config, IDENTITY)
 
-# -----------------------------------------------------------------------------
-# checks that involve several options (each option's own bounds are declared with it, above)
+# ----------------------------------------------------------------------------- checks that involve several options
 
 def check_args(args):
     """Cross-option checks and resolved defaults, before anything is written; a saved config passes again."""
@@ -149,8 +148,7 @@ def main(argv=None):
 
     # 2. the run folder: held by this process; config.json, log.jsonl up to the checkpoint's step, no stale eval.json
     runs.lock(args.out_dir)
-    state = runs.run_state(args.out_dir, args.max_iters)
-    if not resuming and state != "new":
+    if not resuming and (state := runs.run_state(args.out_dir, args.max_iters)) != "new":
         die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another --out_dir")
     step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see state_learned
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
@@ -226,9 +224,8 @@ def main(argv=None):
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {args.out_dir} --attn_off")
 
 def kept(args, saved_step):
-    if saved_step is None:
-        return "no checkpoint was written yet"
-    return f"{args.out_dir}/ckpt.pt holds step {saved_step}: python train.py --resume --out_dir {args.out_dir}"
+    return "no checkpoint was written yet" if saved_step is None else \
+        f"{args.out_dir}/ckpt.pt holds step {saved_step}: python train.py --resume --out_dir {args.out_dir}"
 
 # -----------------------------------------------------------------------------
 # the DAT rule and the learning rate
