@@ -63,8 +63,9 @@ def number(kind, low=-math.inf, high=math.inf, above=False):
             raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, not {text!r}")
         high_ = min(high, LARGEST_INT) if kind is int else high
         if not (math.isfinite(value) and (low < value if above else low <= value) and value <= high_):
-            bounds = [f"{'above' if above else 'at least'} {low:g}"] * (low > -math.inf)
-            bounds += [f"at most {high_:g}"] * (high_ < math.inf)
+            show = lambda x: f"{x:g}" if kind is float else str(x)  # 1e-05 for a float, every digit of an int
+            bounds = [f"{'above' if above else 'at least'} {show(low)}"] * (low > -math.inf)
+            bounds += [f"at most {show(high_)}"] * (high_ < math.inf)
             raise argparse.ArgumentTypeError(f"must be a finite number {' and '.join(bounds)}, not {text}")
         return value
     return parse
