@@ -9,6 +9,7 @@ Per length: state accuracy (targets at actions), recall accuracy (targets at que
 targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
 so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
 """
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
 import argparse
 import os
 import time
@@ -25,6 +26,9 @@ EVAL_SEED = 1234
 def model_from_checkpoint(ckpt, device):
     """The checkpoint's model at the checkpoint's gate; model_config fields newer than it take their defaults."""
     try:
+        unknown = set(ckpt["model_config"]) - set(ModelConfig.__dataclass_fields__)
+        if unknown:
+            die(f"the checkpoint's model_config has a field this kit does not know: {sorted(unknown)[0]}")
         model = Model(ModelConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, ValueError, TypeError, AssertionError) as e:
@@ -126,8 +130,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     mults = args.mults
     device = pick_device(args.device)
+    lock(args.run_dir, create=False)  # held before it is read: no trainer or other evaluator writes it meanwhile
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
-    config, cfg = ckpt["config"], ModelConfig(**ckpt["model_config"])
+    import train  # train.py imports this file for its periodic evals; a run folder's options are train.py's
+    config = train.checked_run(args.run_dir, ckpt)  # config.json, the checkpoint and its model agree
+    config, cfg = ckpt["config"], train.model_config_of(config)
     longest = max(mults) * config["train_len"]
     if longest > config["num_keys"]:
         die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
@@ -140,7 +147,6 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     model = model_from_checkpoint(ckpt, device)
-    lock(args.run_dir)  # no trainer or other evaluator writes this folder while it is scored
 
     t0 = time.time()
     records = evaluate(model, config, mults, args.n_eval, args.attn_off, args.by_age)
@@ -148,6 +154,8 @@ def main(argv=None):
         for (record, _), accuracy in zip(records, probe(model, config, mults, args.n_eval)):
             record["probe_state_acc"] = accuracy
     seconds = time.time() - t0
+    path = os.path.join(args.run_dir, "eval.json")
+    write_json(path, [r for r, _ in records])  # before the report: a terminal or file that fails loses no score
     print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, "
           f"{seconds:.1f} s")
     header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
@@ -173,9 +181,6 @@ def main(argv=None):
     for i in wrong.tolist():
         print(f"\nmistake at n = {record['n']} (sequence {i}):")
         print(describe(tokens[i].cpu(), targets[i].cpu(), config["group"], predictions[i].cpu()))
-
-    path = os.path.join(args.run_dir, "eval.json")
-    write_json(path, [r for r, _ in records])
     print(f"\nwrote {path}")
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def load_run(run_dir):
         problems.append("eval.json holds an accuracy that is not a finite number")
     if problems:
         die(f"{run_dir}: {problems[0]}")
-    finished = run_state(run_dir, config["max_iters"], log) == "finished"
+    finished = run_state(run_dir, log=log) == "finished"
     return {"dir": run_dir, "config": config, "log": log, "eval": records, "finished": finished}
 
 def load_runs(paths):

@@ -1,19 +1,29 @@
 """The run plumbing shared by the scripts: the error line and the argument parser (with the bounds of option values),
 file writing that leaves no debris, the device and memory checks, run names, and the run folder: config.json,
 log.jsonl (appended), ckpt.pt (enough to resume and to evaluate), eval.json; one process at a time holds it."""
+import os
+import signal
+import sys
+
+def _stop_at_start(signum, frame):
+    """Ctrl-C or SIGTERM before a script's main() runs (the imports take a second or two): one line, at once."""
+    os.write(2, f"error: interrupted ({signal.Signals(signum).name})\n".encode())
+    os._exit(128 + signum)
+
+signal.signal(signal.SIGINT, _stop_at_start)  # first thing: each script imports runs before torch or matplotlib
+signal.signal(signal.SIGTERM, _stop_at_start)
+
 import argparse
 import fcntl
 import json
 import math
-import os
 import pathlib
-import signal
-import sys
+import tempfile
 import warnings
 
 import torch
 
-from model import default_pos
+from model import ModelConfig, default_pos
 
 IN_USE = 75  # the exit code of a refusal because another process holds the run folder (launchers skip it)
 
@@ -25,18 +35,37 @@ def die(message, code=2):
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
 
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM inside main(): raised where the script is, so that what it is writing is cleaned up."""
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.code = 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+
+def _stop(signum, frame):
+    for s in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not interrupt the clean-up
+        signal.signal(s, signal.SIG_IGN)
+    raise Stopped(signum)
+
+def stop_code(interrupt):
+    return getattr(interrupt, "code", 130)
+
 def run_script(main):
-    """Run a script's main(). SIGTERM is handled as Ctrl-C: one line, exit code 130 (train.py says where to resume).
-    Output piped into a reader that stops early (`| head`) ends the script quietly with exit code 1."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # raises KeyboardInterrupt
+    """Run a script's main(). Ctrl-C and SIGTERM: one line, exit code 128 + the signal's number (train.py says where
+    to resume). Output piped into a reader that stops early (`| head`) ends the script quietly with exit code 1; any
+    other failed write to the terminal or a file (a full disk) is one error line."""
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         main()
         sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
-    except KeyboardInterrupt:
-        die("interrupted", code=130)
+    except KeyboardInterrupt as e:
+        die("interrupted", code=stop_code(e))
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit has nowhere to fail
         sys.exit(1)
+    except OSError as e:  # standard output on a full disk, say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        die(f"cannot write the output: {e.strerror or e}")
 
 class ShowDefaults(argparse.HelpFormatter):
     """--help gives each option's default, where it has one to give (not None, not an off switch)."""
@@ -66,44 +95,71 @@ def number(kind, low=-math.inf, high=math.inf, above=False):
             show = lambda x: f"{x:g}" if kind is float else str(x)  # 1e-05 for a float, every digit of an int
             bounds = [f"{'above' if above else 'at least'} {show(low)}"] * (low > -math.inf)
             bounds += [f"at most {show(high_)}"] * (high_ < math.inf)
-            raise argparse.ArgumentTypeError(f"must be a finite number {' and '.join(bounds)}, not {text}")
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' * bool(bounds)}{' and '.join(bounds)}, "
+                                             f"not {text}")
         return value
     return parse
 
 positive_int, count = number(int, 1), number(int, 0)
 fraction, unit = number(float, 0, 1, above=True), number(float, 0, 1)  # (0, 1] and [0, 1]
 
-def checked_again(parser, values):
-    """values (a dict, e.g. a saved config) with every option passed through its type again: a config edited by
-    hand is held to the same bounds as the command line."""
+def checked_again(parser, values, where="argument"):
+    """values (a dict, e.g. a saved config) with every option passed through its type and choices again: a config
+    edited by hand is held to the same bounds as the command line."""
     for action in parser._actions:
         value = values.get(action.dest)
-        if callable(action.type) and value is not None and not isinstance(value, bool):
+        if value is None:
+            continue
+        name = f"argument {action.option_strings[0]}" if where == "argument" else f"{where}: {action.dest}"
+        if isinstance(action.default, bool) and type(value) is not bool:  # a switch
+            die(f"{name}: {value!r} is not true or false")
+        if callable(action.type) and not isinstance(value, bool):
             try:
                 values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
             except argparse.ArgumentTypeError as e:
-                die(f"argument {action.option_strings[0]}: {e}")
+                die(f"{name}: {e}")
+        if action.choices and values[action.dest] not in action.choices:
+            die(f"{name}: {values[action.dest]!r} is not one of {', '.join(map(str, action.choices))}")
     return values
+
+RECORDED = ("model_config", "attn_on_step")  # what a config.json holds besides options: the model, --delay auto's step
+RETIRED = ("bench",)  # options older kits had, which never changed what a run computes: ignored
+
+def checked_config(parser, config, where):
+    """A run's saved options (config.json, a checkpoint's config) held to the options' current meaning: each key an
+    option of this kit (a key it does not know was written by another kit: refused), each value checked again."""
+    if not isinstance(config, dict):
+        die(f"{where} is not a JSON object")
+    options = {action.dest for action in parser._actions}
+    for key in config:
+        if key not in options and key not in RECORDED + RETIRED:
+            die(f"{where}: {key} is not an option of this kit (a newer kit's run?)")
+    return checked_again(parser, dict(config), where)
 
 # -----------------------------------------------------------------------------
 # files: every file the scripts write goes through write_file or append_line
 
 def write_file(path, write):
     """write(tmp_path) writes the file whole, then it replaces path at once: a crash leaves the old file, a failed
-    write (a full disk, an error inside torch or matplotlib) removes its temporary file and is one error line."""
+    write (a full disk, an error inside torch or matplotlib) removes its temporary file and is one error line. The
+    temporary name is this process's own (two writers of one file never share it) and short (any name fits)."""
     if os.path.isdir(path):
         die(f"cannot write {path}: a folder is in the way")
-    tmp = path + ".tmp"
+    tmp = None
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".", suffix=".tmp")
+        os.close(fd)
         write(tmp)
         os.replace(tmp, path)
     except BaseException as e:  # Ctrl-C mid-write too: no debris, then the interrupt goes on
-        if os.path.isfile(tmp):
+        if tmp and os.path.isfile(tmp):
             os.remove(tmp)
         if not isinstance(e, Exception):
             raise
         reason = getattr(e, "strerror", None) or (str(e).splitlines() or [type(e).__name__])[0]
+        if "inline_container" in reason:  # torch.save's words for a file it could not finish
+            reason = "the file could not be written whole (is the disk full?)"
         die(f"cannot write {path}: {reason}")
 
 def write_text(path, text):
@@ -168,9 +224,9 @@ def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0,
 
 SHORT = dict(train_len="len", num_keys="keys", num_queries="q", state_frac="sf", d_model="d", n_heads="h",
              n_lstm="nlstm", n_attn="nattn", emb_skip="skip", batch_size="bs", max_iters="iters", min_lr_frac="minlr",
-             weight_decay="wd", grad_clip="clip", auto_threshold="thr", auto_window="win")
+             weight_decay="wd", grad_clip="clip", auto_threshold="thr", auto_window="win", auto_interval="every")
 FIRST = ("model", "group", "pos", "device")  # named by their value alone, in this order, before the others
-SCHEDULE = ("dat", "delay", "dat_mode", "ramp", "auto_threshold", "auto_window")  # the schedule's options
+SCHEDULE = ("dat", "delay", "dat_mode", "ramp", "auto_threshold", "auto_window", "auto_interval")  # its options
 
 def identity(config, defaults):
     """The options of a config (a dict, e.g. a run's config.json) that decide what the run computes, seed aside;
@@ -215,9 +271,14 @@ def run_name(config, defaults):
 
 _held = {}  # (device, inode) of each folder this process holds: its descriptor, whose lock lasts as long as the process
 
-def lock(folder):
+def lock(folder, create=True):
     """Hold folder for this process (an advisory lock on the folder itself, gone when the process ends, however it
-    ends): a second trainer or evaluator of the same folder refuses in one line and leaves it untouched."""
+    ends): a second trainer or evaluator of the same folder refuses in one line and leaves it untouched. Readers that
+    write (eval.py, --resume) hold it before they read anything in it. create=False: the folder must exist."""
+    if os.path.islink(folder) and not os.path.exists(folder):
+        die(f"{folder} is a symbolic link to nothing")
+    if not create and not os.path.isdir(folder):
+        die(f"no run folder at {folder}")
     try:
         os.makedirs(folder, exist_ok=True)
         inode = (os.stat(folder).st_dev, os.stat(folder).st_ino)
@@ -239,45 +300,62 @@ def release_locks():
         os.close(_held.popitem()[1])
 
 def read_log(path):
-    """The entries of a log.jsonl, each with an integer step; a last line that a crash cut short is dropped (said
-    on stderr); anything else malformed is one error line."""
-    lines, log = read_text(path).splitlines(), []
+    """The entries of a log.jsonl, each with an integer step. A last line without its newline (a live trainer's
+    line half written, or one a crash or a full disk cut short) is not an entry: readers leave it alone, and the
+    process that holds the folder cuts it off (start_log). Anything else malformed is one error line."""
+    lines, log = read_text(path).split("\n")[:-1], []  # the last piece: "" after a whole line, else unfinished
     for i, line in enumerate(lines):
         try:
             entry = json.loads(line)
         except ValueError:
-            if i < len(lines) - 1:
-                die(f"{path}: line {i + 1} is not JSON")
-            print(f"warning: {path}: dropped a partial last line", file=sys.stderr)
-            continue
+            die(f"{path}: line {i + 1} is not JSON")
         if not isinstance(entry, dict) or type(entry.get("step")) is not int:
             die(f"{path}: line {i + 1} has no integer step")
         log.append(entry)
     return log
 
-def run_state(out_dir, max_iters, log=None):
-    """new (nothing trained), interrupted (a checkpoint short of max_iters), trained (the log at max_iters, a
-    checkpoint, no eval.json yet) or finished (the log at max_iters and eval.json: a committed run folder has no
-    checkpoint). log: the folder's log entries, if the caller has read them already."""
-    log_path = os.path.join(out_dir, "log.jsonl")
+RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "eval.json")
+
+def run_state(out_dir, log=None):
+    """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
+    run's max_iters), trained (the log at max_iters, a checkpoint, no eval.json yet) or finished (the log at
+    max_iters and eval.json: a committed run folder has no checkpoint). Judged by the folder's own config.json, never
+    by the options of the command that asks. log: the folder's log entries, if the caller has read them already."""
+    path = lambda name: os.path.join(out_dir, name)
+    if not os.path.isfile(path("config.json")):
+        if any(os.path.exists(path(name)) for name in RUN_FILES[1:]):
+            die(f"{out_dir} holds run records without their config.json")
+        return "new"
+    config = read_json(path("config.json"))
+    max_iters = config.get("max_iters") if isinstance(config, dict) else None
+    if type(max_iters) is not int:
+        die(f"{path('config.json')}: max_iters is not an integer")
     if log is None:
-        log = read_log(log_path) if os.path.exists(log_path) else []
+        log = read_log(path("log.jsonl")) if os.path.exists(path("log.jsonl")) else []
     at_end = bool(log) and log[-1]["step"] == max_iters
-    if at_end and os.path.isfile(os.path.join(out_dir, "eval.json")):
+    if at_end and os.path.isfile(path("eval.json")):
         return "finished"
-    if not os.path.isfile(os.path.join(out_dir, "ckpt.pt")):
+    if not os.path.isfile(path("ckpt.pt")):
+        if at_end:
+            die(f"{out_dir}: its log reaches max_iters {max_iters} but it has neither eval.json nor a checkpoint to "
+                f"score")
         return "new"
     return "trained" if at_end else "interrupted"
 
 def start_log(path, ckpt):
     """Write log.jsonl as a run starts or resumes: the lines up to the checkpoint's step (the loop writes the later
-    ones again), with the checkpoint's own line if a stop came between writing the two; untouched if it is so."""
-    old = read_log(path) if ckpt and os.path.exists(path) else []
+    ones again), with the checkpoint's own line if a stop came between writing the two; an unfinished last line (a
+    crash or a full disk) cut off, said once; untouched if it is so already."""
+    text = read_text(path) if ckpt and os.path.exists(path) else ""
+    old = read_log(path) if text else []
     log = [e for e in old if e["step"] <= ckpt["step"]] if ckpt else []
     if ckpt and ckpt.get("entry") and (not log or log[-1]["step"] < ckpt["step"]):
         log.append(ckpt["entry"])
-    if not ckpt or log != old:
-        write_text(path, "".join(json.dumps(entry) + "\n" for entry in log))
+    new_text = "".join(json.dumps(entry) + "\n" for entry in log)
+    if text and not text.endswith("\n"):
+        print(f"warning: {path}: cut off an unfinished last line", file=sys.stderr)
+    if not ckpt or new_text != text:
+        write_text(path, new_text)
 
 def save_checkpoint(path, **state):
     write_file(path, lambda tmp: torch.save({"kit": "dat-kit", **state}, tmp))
@@ -308,9 +386,35 @@ def load_checkpoint(path, for_resume=False):
         die(f"{path} is incomplete: it lacks {', '.join(missing)}")
     return ckpt
 
+def check_agreement(folder, config, model_config, defaults, ckpt=None, may_differ=()):
+    """The one consistency check of a run folder: its config.json's model_config is the model its options make now
+    (model_config, a dict), and a checkpoint holds the same run (identifying options and seed, and the folder it
+    was written for; `may_differ`: options a resume may change) and the same model. One error line names the field
+    that differs. Fields newer than a record take their defaults (the kit's older runs load as before)."""
+    def compare(saved, now, what):
+        if not isinstance(saved, dict) or set(saved) - set(now):
+            unknown = sorted(set(saved) - set(now)) if isinstance(saved, dict) else ["(not a JSON object)"]
+            die(f"{what}: model_config field {unknown[0]} is unknown to this kit")
+        for key, value in now.items():
+            if saved.get(key, getattr(ModelConfig, key)) != value:
+                die(f"{what}: model_config {key} is {saved[key]!r}, but its options make {value!r} (a run made "
+                    f"before its option reached the model? train it again)")
+    compare(config.get("model_config", {}), model_config, os.path.join(folder, "config.json"))
+    if ckpt is None:
+        return
+    where = os.path.join(folder, "ckpt.pt")
+    compare(ckpt["model_config"], model_config, where)
+    theirs, ours = ckpt["config"], config
+    name = lambda c: os.path.basename(os.path.normpath(str(c.get("out_dir"))))
+    for key in [k for k in defaults if k not in may_differ] + ["seed"]:
+        if theirs.get(key, defaults.get(key)) != ours.get(key, defaults.get(key)):
+            die(f"{where} holds another run: its {key} is {theirs.get(key)!r}, config.json's {ours.get(key)!r}")
+    if name(theirs) != name(ours):
+        die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
+
 def resumed(parser, argv, safe, check):
     """The options of the run in --out_dir (checked again by check), with the few in `safe` taken from argv;
-    options newer than the run take their defaults. (args, checkpoint)."""
+    options newer than the run take their defaults. The folder is held first, then read. (args, checkpoint)."""
     unset = object()  # the options typed on the command line are those not left unset
     namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
     given = {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}
@@ -318,8 +422,9 @@ def resumed(parser, argv, safe, check):
         die("--resume needs --out_dir, the run folder to continue")
     if given.get("dry_run"):
         die("--dry_run starts no run: not with --resume")
+    lock(given["out_dir"], create=False)
     ckpt = load_checkpoint(os.path.join(given["out_dir"], "ckpt.pt"), for_resume=True)
-    run = checked_again(parser, dict(ckpt["config"]))
+    run = checked_config(parser, ckpt["config"], os.path.join(given["out_dir"], "ckpt.pt"))
     args = check(parser.parse_args([], argparse.Namespace(**{**run, **given})))  # out_dir: the folder passed
     for name in given:
         if name not in safe + ("resume", "out_dir") and getattr(args, name) != run.get(name):

@@ -6,6 +6,7 @@ bad input, and a tiny train -> eval -> plot run.
 """
 import argparse
 import contextlib
+import dataclasses
 import io
 import itertools
 import json
@@ -330,6 +331,7 @@ def test_delay_auto_switches_when_the_state_is_learned():
     for threshold, switch in (("0", 10), ("1", None)):  # always met after 2 intervals; not met by a tiny model
         run = f"{root}/auto{threshold}"
         argv = TINY + ["--dat", "--delay", "auto", "--auto_threshold", threshold, "--auto_window", "2",
+                       "--auto_interval", "5",
                        "--max_iters", "20", "--out_dir", run]
         code, out, err = run_cli(train.main, argv)
         assert code == 0, err
@@ -724,9 +726,9 @@ def test_a_signal_during_training_stops_with_one_line_and_loses_nothing():
         assert child.poll() is None, child.stderr.read()
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=60)
-    assert child.returncode == 130 and len(err.splitlines()) == 1, (child.returncode, err)
+    assert child.returncode == 143 and len(err.splitlines()) == 1, (child.returncode, err)
     assert err.startswith("error: interrupted at step ") and f"--resume --out_dir {run}" in err, err
-    assert runs.run_state(run, 100000) == "interrupted", "the folder says it is interrupted"
+    assert runs.run_state(run) == "interrupted", "the folder says it is interrupted"
     assert not [f for f in os.listdir(run) if f.endswith(".tmp")], "no temporary file is left"
     shutil.rmtree(root)
 
@@ -839,7 +841,7 @@ def test_run_state_decides_skip_and_resume():
     with open(os.path.join(run, "log.jsonl"), "a") as f:
         f.write('{"step": 20, "lo')  # a line cut short by a crash
     code, out, err = run_cli(train.main, ["--resume", "--out_dir", run])
-    assert code == 0 and "resuming at step 10" in out and "partial last line" in err, (out, err)
+    assert code == 0 and "resuming at step 10" in out and "unfinished last line" in err, (out, err)
     assert dry_run(argv + ["--out_dir", run])[1] == "trained"
     assert run_cli(evaluation.main, [run, "--n_eval", "20"])[0] == 0
     assert dry_run(argv + ["--out_dir", run])[1] == "finished"
@@ -1002,9 +1004,12 @@ def tiny_grid(root):
         f.write(f"OUT = {out!r}\n" + TINY_GRID)
     env = {**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs here")}
     with launcher_in_process(env):
-        done = launch.Line(1, next(launch.load_grid().grid())).folder
+        first = launch.Line(1, next(launch.load_grid().grid()))
+        done = os.path.join(env["RUNS"], "done", "lstm_attn-S3-d8-bs4-iters20-plain-s0")
+        args = vars(train.check_args(train.parser.parse_args(first.options + ["--out_dir", done])))
+        config = json.dumps({**args, "model_config": dataclasses.asdict(train.model_config_of(args))})
         os.makedirs(done)
-        for name, text in (("config.json", "{}"), ("log.jsonl", '{"step": 20}\n'), ("eval.json", "[]")):
+        for name, text in (("config.json", config), ("log.jsonl", '{"step": 20}\n'), ("eval.json", "[]")):
             with open(os.path.join(done, name), "w") as f:
                 f.write(text)
         return env, [launch.Line(k, text) for k, text in enumerate(launch.load_grid().grid(), 1)]

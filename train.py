@@ -14,20 +14,22 @@ decay, no moments), so at step D they are bit-identical to their initial values.
 the gate becomes 1 (rising from 1/R to 1 over R steps with --ramp). Without --dat the same model, data and init
 train with the gate at 1 from step 0: a paired comparison.
 """
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
 import json
 import math
 import os
+import shlex
+import shutil
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, fields
 
 import torch
 
 from data import GROUPS, group_option, group_table, sample_batch, seq_width, target_masks, vocab_size
 from eval import evaluate
 from model import HYBRIDS, MODELS, Model, ModelConfig, default_pos
-import runs
 from runs import ArgParser, append_line, count, die, fraction, number, positive_int, run_script, unit, write_json
 
 def delay_option(text):
@@ -50,18 +52,21 @@ arg("--pos", choices=("rope", "none"), help="position encoding in attention (def
 arg("--emb_skip", type=number(float), default=0.1, help="weight of the token embedding added to each LSTM output")
 arg("--batch_size", type=positive_int, default=64, help="sequences per training step")
 arg("--max_iters", type=positive_int, default=8000, help="training steps")
-arg("--lr", type=number(float, 0, above=True), default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
+arg("--lr", type=number(float, 0, 10, above=True), default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
 arg("--warmup", type=count, default=100, help="linear warmup steps, then cosine decay to --min_lr_frac * lr")
 arg("--min_lr_frac", type=unit, default=0.1, help="where the cosine decay ends, as a fraction of --lr")
 arg("--weight_decay", type=number(float, 0), default=0.01, help="AdamW weight decay of matrices (not biases, norms)")
 arg("--grad_clip", type=number(float, 0, above=True), default=1.0, help="clip the gradient's global norm to this")
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
 arg("--delay", type=delay_option, help="steps before attention switches on (needs --dat; default 5000), or auto: "
-    "once the state accuracy on training batches has stayed >= --auto_threshold for --auto_window log intervals")
+    "once the state accuracy on training batches has stayed >= --auto_threshold for --auto_window checks")
 arg("--dat_mode", default="gate", choices=("gate", "freeze", "lr"), help="during the delay: gate 0 and attention "
     "frozen (DAT), gate 1 and attention frozen at its init, or gate 1 and the attention's lr warmed up")
 arg("--auto_threshold", type=unit, default=0.99, help="state accuracy that --delay auto waits for")
-arg("--auto_window", type=positive_int, default=3, help="log intervals in a row --delay auto needs above it")
+arg("--auto_window", type=positive_int, default=3, help="checks in a row --delay auto needs above it (3 x 100 = "
+    "300 steps by default)")
+arg("--auto_interval", type=positive_int, default=100, help="steps --delay auto's state accuracy is measured over, a "
+    "check at the end of each")
 arg("--ramp", type=count, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
 arg("--seed", type=number(int, 0, 2**32 - 2), default=0, help="seeds the init and the training data")
 arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, else mps, else cpu; "
@@ -82,10 +87,35 @@ NOT_IDENTITY = ("seed", "threads", "out_dir", "out_root", "dry_run", "log_interv
                 "n_eval_train", "resume", "compile", "help")
 IDENTITY = {a.dest: a.default for a in parser._actions if a.dest not in NOT_IDENTITY}
 SAFE_ON_RESUME = ("max_iters", "threads", "log_interval", "eval_interval")  # what --resume may change
+# options a model has no use for: refused for it (a value would name a second, identical run)
 UNUSED_BY = {"lstm": ("n_attn", "n_heads", "pos", "mlp"), "transformer": ("n_lstm", "emb_skip", "mlp")}
 
 def run_name(config):
     return runs.run_name(config, IDENTITY)
+
+# The model of a run's options: each ModelConfig field is the option of the same name, except these derived ones.
+DERIVED = {"vocab_size": lambda o, g: vocab_size(g, o["num_keys"]), "n_classes": lambda o, g: g,
+           "delay_attention": lambda o, g: o["dat"]}
+
+def model_config_of(options):
+    """The ModelConfig of a run's options (a dict; options newer than it take their defaults)."""
+    options, g = runs.identity(options, IDENTITY), len(group_table(options["group"]))
+    options["pos"] = options["pos"] or default_pos(options["model"])
+    return ModelConfig(**{f.name: DERIVED[f.name](options, g) if f.name in DERIVED else options[f.name]
+                          for f in fields(ModelConfig)})
+
+def checked_run(folder, ckpt=None):
+    """The run in folder: its config.json held to the options' meaning and in agreement with its model_config and
+    its checkpoint (runs.check_agreement); one error line where they differ."""
+    where = os.path.join(folder, "config.json")
+    if not os.path.isfile(where):
+        die(f"{folder} has no config.json")
+    config = runs.checked_config(parser, runs.read_json(where), where)
+    for key in ("model", "group", "seed", "max_iters"):
+        if key not in config:
+            die(f"{where} lacks {key}")
+    runs.check_agreement(folder, config, asdict(model_config_of(config)), IDENTITY, ckpt, may_differ=SAFE_ON_RESUME)
+    return config
 
 # ----------------------------------------------------------------------------- checks that involve several options
 
@@ -98,7 +128,7 @@ def check_args(args):
     for kind, n in (("lstm", args.n_lstm), ("attn", args.n_attn)):
         if needs[kind] and n == 0:
             die(f"--n_{kind} 0: a {args.model} needs at least 1")
-    for name in ("delay", "ramp", "dat_mode", "auto_threshold", "auto_window"):
+    for name in ("delay", "ramp", "dat_mode", "auto_threshold", "auto_window", "auto_interval"):
         if getattr(args, name) not in (None, 0, IDENTITY[name]) and not args.dat:
             die(f"--{name} needs --dat")
     if args.dat and args.model not in HYBRIDS:
@@ -110,7 +140,7 @@ def check_args(args):
             die("--delay auto needs --dat_mode gate: it watches the state accuracy with attention off")
         args.attn_on_step = getattr(args, "attn_on_step", None)  # None until the state is learned; resume keeps it
     else:
-        for name in ("auto_threshold", "auto_window"):
+        for name in ("auto_threshold", "auto_window", "auto_interval"):
             if getattr(args, name) != IDENTITY[name]:
                 die(f"--{name} needs --delay auto")
         if args.delay >= args.max_iters:
@@ -136,20 +166,26 @@ def check_args(args):
 # -----------------------------------------------------------------------------
 
 def main(argv=None):
-    # 1. options: a new run, or the run in --out_dir to resume
+    # 1. options: a new run, or the run in --out_dir to resume (held by this process before it is read)
     resuming = "--resume" in (sys.argv[1:] if argv is None else argv)
     args, ckpt = runs.resumed(parser, argv, SAFE_ON_RESUME, check_args) if resuming else \
         (check_args(parser.parse_args(argv)), None)
     if args.dry_run:
-        return print(args.out_dir, runs.run_state(args.out_dir, args.max_iters))
+        return print(args.out_dir, state_for(args))
+    if os.path.isdir(os.path.join(args.out_dir, "eval.json")):
+        die(f"cannot write {args.out_dir}/eval.json: a folder is in the way")
+    if args.compile and args.device == "cpu" and not any(map(shutil.which, ("c++", "g++", "clang++"))):
+        die("--compile needs a C++ compiler on the CPU (torch.compile builds its kernels with one): none is here")
+    if not resuming:
+        runs.lock(args.out_dir)
+        state_for(args)  # a folder that holds another run, or this one trained, is refused here
+    else:
+        checked_run(args.out_dir, ckpt)
     model, model_config, optimizer, table, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
 
-    # 2. the run folder: held by this process; config.json, log.jsonl up to the checkpoint's step, no stale eval.json
-    runs.lock(args.out_dir)
-    if not resuming and (state := runs.run_state(args.out_dir, args.max_iters)) != "new":
-        die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another --out_dir")
+    # 2. the run folder: config.json, log.jsonl up to the checkpoint's step, no stale eval.json
     step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see state_learned
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
     write_config = lambda: write_json(config_path, {**vars(args), "model_config": asdict(model_config)})
@@ -167,9 +203,12 @@ def main(argv=None):
           f", {'resuming at step %d' % step if step else 'from scratch'}")
 
     # 3. the loop: gate and learning rate, batch, step; every log_interval a log line, every eval_interval an eval
-    # and a checkpoint. The loss and the state accuracy (for --delay auto) sum on the device: one sync per log line.
+    # and a checkpoint; under --delay auto a check of the state accuracy every auto_interval steps. The loss and the
+    # state counts sum on the device: one sync per log line or check.
     saved_step = ckpt["step"] if ckpt else None  # the step of the checkpoint in out_dir
     sums, t_log, steps_timed = torch.zeros(3, device=args.device), time.time(), 0  # loss, state hits, state total
+    sums[1:] = torch.tensor(ckpt.get("auto_counts", [0, 0]) if ckpt else [0, 0])  # a check's steps before the stop
+    watching = lambda: args.dat and args.attn_on_step is None  # --delay auto, attention still off
     try:
         while step < args.max_iters:
             lr = set_gate_and_lr(step, args, model, optimizer)
@@ -177,11 +216,22 @@ def main(argv=None):
                                            args.num_queries, data_rng, args.state_frac)
             loss, logits = train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
             sums[0] += loss
-            if args.dat and args.attn_on_step is None:  # --delay auto: the state accuracy on training batches
+            if watching():  # --delay auto: the state accuracy on training batches
                 is_state = target_masks(tokens, targets)[0]
                 sums[1] += ((logits.argmax(dim=-1) == targets) & is_state).sum()
                 sums[2] += is_state.sum()
             step, steps_timed = step + 1, steps_timed + 1
+            entry = {"step": step}
+
+            # --delay auto's check: over its own interval of steps, whatever the log and eval intervals
+            if watching() and step % args.auto_interval == 0:
+                entry["train_state_acc"] = (sums[1] / sums[2]).item()
+                sums[1:] = 0
+                streak, learned = state_learned(args, entry, streak)
+                if learned:
+                    args.attn_on_step = step
+                    write_config()
+                    print(f"step {step}: state learned: attention switches on now", flush=True)
             is_eval_step = step % args.eval_interval == 0 or step == args.max_iters
             if not (is_eval_step or step % args.log_interval == 0):
                 continue
@@ -190,16 +240,9 @@ def main(argv=None):
             mean_loss, ms_per_step = sums[0].item() / steps_timed, 1000 * (time.time() - t_log) / steps_timed
             if not math.isfinite(mean_loss):
                 die(f"loss is {mean_loss} at step {step}: stopped; " + kept(args, saved_step))
-            entry = {"step": step, "loss": mean_loss, "lr": lr, "gate": model.gate, "ms_per_step": ms_per_step}
+            entry.update(loss=mean_loss, lr=lr, gate=model.gate, ms_per_step=ms_per_step)
             line = f"step {step}/{args.max_iters} | loss {mean_loss:.4f} | gate {model.gate:.2f} | " \
                    f"{ms_per_step:.1f} ms/step"
-            if args.dat and args.attn_on_step is None:
-                entry["train_state_acc"] = (sums[1] / sums[2]).item()
-                streak, learned = state_learned(args, entry, streak)
-                if learned:
-                    args.attn_on_step = step
-                    write_config()
-                    line += " | state learned: attention switches on now"
 
             # eval and checkpoint
             if is_eval_step:
@@ -212,20 +255,35 @@ def main(argv=None):
                 runs.save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), model=model.state_dict(),
                                      optimizer=optimizer.state_dict(), config=vars(args), entry=entry,
                                      model_config=asdict(model_config), step=step, gate=model.gate, streak=streak,
-                                     data_rng=data_rng.get_state())
+                                     auto_counts=sums[1:].tolist(), data_rng=data_rng.get_state())
                 saved_step = step
             append_line(log_path, json.dumps(entry))  # before the print: a reader gone from stdout loses nothing
             seconds_left = ms_per_step * (args.max_iters - step) / 1000
             print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
-            sums.zero_()
+            sums[0] = 0
             t_log, steps_timed = time.time(), 0
-    except KeyboardInterrupt:
-        die(f"interrupted at step {step}; " + kept(args, saved_step), code=130)
-    print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {args.out_dir} --attn_off")
+    except KeyboardInterrupt as e:
+        die(f"interrupted at step {step}; " + kept(args, saved_step), code=runs.stop_code(e))
+    print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)} --attn_off")
+
+def state_for(args):
+    """The state of the folder args.out_dir for a fresh run or --dry_run (runs.run_state, judged by the folder's own
+    config): a folder that holds another run (an identifying option or the seed differs) is one error line, and so,
+    for a fresh run, is one whose run got past its start (only a run stopped before its first checkpoint restarts)."""
+    state = runs.run_state(args.out_dir)
+    if os.path.isfile(os.path.join(args.out_dir, "config.json")):
+        theirs = checked_run(args.out_dir)
+        for key in list(IDENTITY) + ["seed"]:
+            if theirs.get(key, IDENTITY.get(key)) != getattr(args, key):
+                die(f"{args.out_dir} holds another run: its {key} is {theirs.get(key, IDENTITY.get(key))!r}, not "
+                    f"{getattr(args, key)!r}; choose another --out_dir")
+    if state != "new" and not args.dry_run:
+        die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another --out_dir")
+    return state
 
 def kept(args, saved_step):
     return "no checkpoint was written yet" if saved_step is None else \
-        f"{args.out_dir}/ckpt.pt holds step {saved_step}: python train.py --resume --out_dir {args.out_dir}"
+        f"{args.out_dir}/ckpt.pt holds step {saved_step}: python train.py --resume --out_dir {shlex.quote(args.out_dir)}"
 
 # -----------------------------------------------------------------------------
 # the DAT rule and the learning rate
@@ -286,8 +344,8 @@ def set_gate_and_lr(step, args, model, optimizer):
     return lr
 
 def state_learned(args, entry, streak):
-    """--delay auto: the streak of log intervals with the training state accuracy at or above the threshold, and
-    whether attention switches on now."""
+    """--delay auto: the streak of checks (each over --auto_interval steps) with the training state accuracy at or
+    above the threshold, and whether attention switches on now."""
     streak = streak + 1 if entry["train_state_acc"] >= args.auto_threshold else 0
     return streak, streak >= args.auto_window
 
@@ -301,10 +359,7 @@ def build(args, ckpt):
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     table = group_table(args.group, device)
-    g = table.shape[0]
-    model_config = ModelConfig(model=args.model, vocab_size=vocab_size(g, args.num_keys), n_classes=g,
-                               d_model=args.d_model, n_heads=args.n_heads, n_lstm=args.n_lstm, n_attn=args.n_attn,
-                               mlp=args.mlp, pos=args.pos, emb_skip=args.emb_skip, delay_attention=args.dat)
+    model_config = model_config_of(vars(args))
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
     optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr")

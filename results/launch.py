@@ -65,10 +65,10 @@ class Line:
                     args = train.check_args(train.parser.parse_args(self.options + out_root + ["--device", "cpu"]))
                     args.device = "cuda"
                     folder = os.path.join(out_root[1], f"{train.run_name(vars(args))}-s{args.seed}")
-                    finished = runs.run_state(folder, args.max_iters) == "finished"
+                    finished = runs.run_state(folder) == "finished"
                     return folder, "finished" if finished else "needs CUDA", None
                 args = train.check_args(train.parser.parse_args(self.options + out_root))
-                return args.out_dir, runs.run_state(args.out_dir, args.max_iters), None
+                return args.out_dir, runs.run_state(args.out_dir), None
         except SystemExit:
             reason = quiet.getvalue().strip().splitlines() or ["a bad line"]
             return os.path.join(out_root[1], "?"), "error", f"line {self.number}: {reason[-1].removeprefix('error: ')}"
