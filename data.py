@@ -29,23 +29,50 @@ PAD, SEP, IGNORE = 0, 1, -100
 # -----------------------------------------------------------------------------
 # groups
 
-GROUPS = "Z2..Z64, S3, S4, S5, A4, A5 or D3..D32"  # the groups group_elements knows: every help and error says these
+def cyclic(m):
+    """Z<m>: the integers 0..m-1 under addition mod m."""
+    return list(range(m))
+
+def symmetric(m):
+    """S<m>: every permutation of 0..m-1, as a tuple, in itertools order."""
+    return list(itertools.permutations(range(m)))
+
+def alternating(m):
+    """A<m>: the even permutations (an even number of inversions), in itertools order."""
+    return [p for p in symmetric(m) if sum(p[i] > p[j] for i in range(m) for j in range(i + 1, m)) % 2 == 0]
+
+def dihedral(m):
+    """D<m>: the symmetries of a regular m-gon as permutations of its corners, the m rotations, then the m
+    reflections (corner i to k - i)."""
+    rotations = [tuple((k + i) % m for i in range(m)) for k in range(m)]
+    return rotations + [tuple((k - i) % m for i in range(m)) for k in range(m)]
+
+# every group the kit knows: a kind's letter, its sizes m (the name is the letter then m) and its elements' constructor.
+# Elements are the integers of Z<m> or permutation tuples (s followed by a maps i to a[s[i]]); the identity need not
+# come first. A new kind is one line here, its independent construction in test_all.REFERENCES and a setting in
+# test_all.LABEL_CASES.
+KINDS = {"Z": (range(2, 65), cyclic), "S": (range(3, 6), symmetric), "A": (range(4, 6), alternating),
+         "D": (range(3, 33), dihedral)}
+
+def group_names():
+    """Every group name the kit knows, kind by kind in KINDS order."""
+    return [f"{kind}{m}" for kind, (sizes, _) in KINDS.items() for m in sizes]
+
+def groups_in_words():
+    """KINDS in words, e.g. "Z2..Z64, S3, S4, S5, A4, A5 or D3..D32": a kind of more than 3 sizes as a range."""
+    parts = [f"{kind}{sizes[0]}..{kind}{sizes[-1]}" if len(sizes) > 3 else ", ".join(f"{kind}{m}" for m in sizes)
+             for kind, (sizes, _) in KINDS.items()]
+    return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+
+GROUPS = groups_in_words()  # every help and error names the groups in these words
 
 def group_elements(name):
-    """Z<m>: the integers 0..m-1. S<m>/A<m>: permutation tuples in itertools order (A: the even ones).
-    D<m>: the symmetries of a regular m-gon as permutations of its corners, the m rotations then the m reflections."""
-    match = re.fullmatch(r"([ZSAD])([1-9]\d*)", name)
+    """The elements of the group called name (a kind of KINDS then a size of that kind), in the order of its
+    constructor: an action or state is an index into this list."""
+    match = re.fullmatch(r"([A-Z]+)([1-9]\d*)", name)
     kind, m = (match.group(1), int(match.group(2))) if match else (None, 0)
-    if kind == "Z" and 2 <= m <= 64:
-        return list(range(m))
-    if (kind == "S" and 3 <= m <= 5) or (kind == "A" and m in (4, 5)):
-        perms = list(itertools.permutations(range(m)))
-        if kind == "A":  # even permutations: an even number of inversions
-            perms = [p for p in perms if sum(p[i] > p[j] for i in range(m) for j in range(i + 1, m)) % 2 == 0]
-        return perms
-    if kind == "D" and 3 <= m <= 32:
-        rotations = [tuple((k + i) % m for i in range(m)) for k in range(m)]
-        return rotations + [tuple((k - i) % m for i in range(m)) for k in range(m)]  # then the reflections
+    if kind in KINDS and m in KINDS[kind][0]:
+        return KINDS[kind][1](m)
     raise ValueError(f"unknown group {name!r}: use {GROUPS}")
 
 def group_option(name):

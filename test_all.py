@@ -12,7 +12,6 @@ import itertools
 import json
 import os
 import pickle
-import re
 import shlex
 import shutil
 import signal
@@ -57,26 +56,60 @@ def tmpdir():
 # -----------------------------------------------------------------------------
 # data: labels against a slow reference that shares no code with data.py
 
-def reference_group(name):
-    m = int(name[1:])
-    if name[0] == "Z":
-        return list(range(m)), lambda s, a: (s + a) % m, 0
-    if name[0] == "D":  # (k, f) maps corner j to k + (-1)^f j; s then a maps j to a(s(j))
-        elements = [(k, f) for f in (0, 1) for k in range(m)]
-        return elements, lambda s, a: ((a[0] + (-1) ** a[1] * s[0]) % m, s[1] ^ a[1]), (0, 0)
-    perms = list(itertools.permutations(range(m)))
-    if name[0] == "A":  # even: m minus the number of cycles is even
-        def cycles(p):
-            seen, count = set(), 0
-            for i in range(m):
-                if i not in seen:
-                    count += 1
-                    while i not in seen:
-                        seen.add(i)
-                        i = p[i]
-            return count
-        perms = [p for p in perms if (m - cycles(p)) % 2 == 0]
+# Every kind of data.KINDS built again here, without data.py's code: m -> (elements, compose, identity), the elements
+# in the order data.py documents (an action or state is an index into them), compose(s, a) the state s followed by a.
+
+def reference_cyclic(m):
+    return list(range(m)), lambda s, a: (s + a) % m, 0
+
+def reference_dihedral(m):  # (k, f) maps corner j to k + (-1)^f j; s then a maps j to a(s(j))
+    elements = [(k, f) for f in (0, 1) for k in range(m)]
+    return elements, lambda s, a: ((a[0] + (-1) ** a[1] * s[0]) % m, s[1] ^ a[1]), (0, 0)
+
+def reference_symmetric(m, even_only=False):
+    def cycles(p):
+        seen, count = set(), 0
+        for i in range(m):
+            if i not in seen:
+                count += 1
+                while i not in seen:
+                    seen.add(i)
+                    i = p[i]
+        return count
+    perms = [p for p in itertools.permutations(range(m)) if not even_only or (m - cycles(p)) % 2 == 0]  # even
     return perms, lambda s, a: tuple(a[s[i]] for i in range(m)), tuple(range(m))
+
+REFERENCES = {"Z": reference_cyclic, "S": reference_symmetric, "A": lambda m: reference_symmetric(m, even_only=True),
+              "D": reference_dihedral}
+
+def reference_group(name):
+    kind = name.rstrip("0123456789")
+    assert kind in REFERENCES, f"group kind {kind!r} of data.KINDS has no independent construction in REFERENCES"
+    return REFERENCES[kind](int(name[len(kind):]))
+
+def test_every_group_table_matches_reference():
+    """The full table of every group data.py can name, against its kind's construction in REFERENCES."""
+    missing = sorted(set(data.KINDS) - set(REFERENCES))
+    assert not missing, f"kinds of data.KINDS without an independent construction in REFERENCES: {missing}"
+    names = data.group_names()
+    assert len(names) == len(set(names)) and {"Z2", "Z64", "S5", "A5", "D32"} <= set(names), "the names of KINDS"
+    for kind, (sizes, _) in data.KINDS.items():  # the names just outside a kind's sizes are refused
+        for m in (min(sizes) - 1, max(sizes) + 1):
+            with contextlib.suppress(argparse.ArgumentTypeError):
+                data.group_option(f"{kind}{m}")
+                raise AssertionError(f"{kind}{m} is outside the sizes of kind {kind} but was accepted")
+    for name in names:
+        assert data.group_option(name) == name, f"{name} from data.group_names() is refused"
+        elements, compose, identity = reference_group(name)
+        index = {e: i for i, e in enumerate(elements)}
+        assert len(index) == len(elements) and identity in index, f"{name}: the reference has repeats or no identity"
+        table = data.group_table(name).tolist()
+        assert len(table) == len(elements), f"{name}: {len(table)} elements, the reference has {len(elements)}"
+        for s, row in zip(elements, table, strict=True):
+            expected = [index[compose(s, a)] for a in elements]
+            bad = next((i for i, (x, y) in enumerate(zip(row, expected, strict=True)) if x != y), None)
+            assert bad is None, (f"{name}: state {index[s]} followed by action {bad} gives {row[bad]} in "
+                                 f"data.group_table, {expected[bad]} in the reference")
 
 def reference_targets(tokens, group, num_keys, num_queries):
     """Walk one token row as the README (The task) describes it and return the targets it must have."""
@@ -108,21 +141,24 @@ def reference_ages(tokens):
             ages[i] = len(keys) - 1 - keys.index(tokens[i])
     return ages
 
+# the sampled-sequence settings (group, num_keys, num_queries), at least one for every kind of data.KINDS
+LABEL_CASES = [("Z5", 20, 8), ("S3", 64, 8), ("A5", 40, 5), ("D4", 20, 8), ("D5", 16, 3)]
+
 def test_labels_match_reference():
-    tested = ("Z5", "S3", "A5", "D4", "D5")
-    kinds = set(re.findall(r"\b([A-Z])\d", data.GROUPS))
-    assert kinds <= {name[0] for name in tested}, f"a kind of group in data.GROUPS has no reference test: {kinds}"
-    for group, num_keys, num_queries in zip(tested, (20, 64, 40, 20, 16), (8, 8, 5, 8, 3)):
+    """Sampled sequences' targets and recall ages, row by row, against a walk with the kind's reference group."""
+    missing = sorted(set(data.KINDS) - {group.rstrip("0123456789") for group, _, _ in LABEL_CASES})
+    assert not missing, f"kinds of data.KINDS with no sampled-sequence setting in LABEL_CASES: {missing}"
+    for group, num_keys, num_queries in LABEL_CASES:
         table = data.group_table(group)
-        assert table.shape[0] == len(reference_group(group)[0])
+        assert table.shape[0] == len(reference_group(group)[0]), f"{group}: the group's order"
         tokens, targets = data.sample_batch(table, 200, 1, 16, num_keys, num_queries, torch.Generator().manual_seed(0))
-        assert tokens.shape == (200, data.seq_width(16, num_queries)) and tokens.dtype == torch.int64
+        assert tokens.shape == (200, data.seq_width(16, num_queries)) and tokens.dtype == torch.int64, "batch shape"
         lengths = (tokens == data.SEP).nonzero()[:, 1] // 2
         assert lengths.min() == 1 and lengths.max() == 16, "n is drawn from 1..train_len"
-        for row_tokens, row_targets in zip(tokens.tolist(), targets.tolist()):
-            assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries)
-        for row_tokens, row_ages in zip(tokens.tolist(), data.recall_ages(tokens, targets).tolist()):
-            assert row_ages == reference_ages(row_tokens)
+        for row_tokens, row_targets in zip(tokens.tolist(), targets.tolist(), strict=True):
+            assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries), f"{group}: targets"
+        for row_tokens, row_ages in zip(tokens.tolist(), data.recall_ages(tokens, targets).tolist(), strict=True):
+            assert row_ages == reference_ages(row_tokens), f"{group}: recall ages"
 
 def test_design_example_layout():
     # the worked example of data.py and the README: Z5, K = 8; decoding it shows its actions, keys, states and recall
