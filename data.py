@@ -15,6 +15,7 @@ Batches are generated in one vectorised call on the training device (the running
 python data.py                                   # prints a few decoded examples
 python data.py --group S3 --n 16 --num 1000 --save s3.npz
 """
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
 import argparse
 import itertools
 import re

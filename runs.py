@@ -98,6 +98,7 @@ def number(kind, low=-math.inf, high=math.inf, above=False):
             raise argparse.ArgumentTypeError(f"must be a finite number{' ' * bool(bounds)}{' and '.join(bounds)}, "
                                              f"not {text}")
         return value
+    parse.kind, parse.low, parse.high = kind, low, min(high, LARGEST_INT) if kind is int else high  # for the tests
     return parse
 
 positive_int, count = number(int, 1), number(int, 0)

@@ -7,6 +7,7 @@ bad input, and a tiny train -> eval -> plot run.
 import argparse
 import contextlib
 import dataclasses
+import functools
 import io
 import itertools
 import json
@@ -823,14 +824,17 @@ def dry_run(argv):
     return out.split()
 
 def other_values(action, value):
-    """Values of an option other than value: its other choices, the other truth value, or a changed number or text."""
+    """Up to two values of an option other than value, within its declared bounds: its other choices, the other
+    truth value, or changed numbers (a text option gets a changed text)."""
     if action.choices:
         return [c for c in action.choices if c != value]
-    if isinstance(value, bool):
+    if isinstance(action.default, bool):
         return [not value]
-    if isinstance(value, (int, float)):
-        return [value + 1 if isinstance(value, int) else value * 2 + 0.5]
-    return [f"{value}x"]
+    kind = getattr(action.type, "kind", None)
+    if kind is None:
+        return [f"{value}x"]
+    candidates = [value + 1, value * 2] if kind is int else [value * 2 + 0.5, value + 0.25, value / 2]
+    return [v for v in dict.fromkeys(candidates) if action.type.low <= v <= action.type.high and v != value][:2]
 
 def test_every_identifying_option_changes_the_run_name():
     """For each option of train.py but those in train.NOT_IDENTITY (a new one included, automatically), some other
@@ -851,6 +855,89 @@ def test_every_identifying_option_changes_the_run_name():
     with_rnn = {**train.IDENTITY, "rnn": "lstm"}  # a new option --rnn, as a fork adds it to train.parser
     assert runs.run_name({**base, "rnn": "gru"}, with_rnn) == "lstm_attn-S3-rnngru-plain", "a new option is named"
     assert runs.run_name({**base, "rnn": "lstm"}, with_rnn) == "lstm_attn-S3-plain", "its default is left out"
+
+# a tiny base where every option can show its effect in a few steps; its schedules: plain, DAT, --delay auto
+PROPERTY_BASE = ["--train_len", "2", "--num_keys", "8", "--num_queries", "1", "--d_model", "8", "--batch_size", "4",
+                 "--max_iters", "4", "--warmup", "2", "--grad_clip", "0.01", "--log_interval", "1",
+                 "--eval_interval", "2", "--n_eval_train", "1", "--threads", "1", "--device", "cpu"]
+PROPERTY_SCHEDULES = {"plain": [], "dat": ["--dat", "--delay", "2"],
+                      "auto": ["--dat", "--delay", "auto", "--auto_threshold", "0", "--auto_window", "1",
+                               "--auto_interval", "1"]}
+BASE_OF = {"interleaved": ["--n_lstm", "2"]}  # with 1 LSTM layer an interleaved model is an lstm_attn (refused)
+ROUNDING = {"threads": 1e-5, "compile": 1e-5}  # options that may change a run's weights by float rounding alone
+COMPUTE_NOTHING = ("help", "dry_run")  # options that start no run
+
+def with_value(argv, action, value):
+    """argv with the option set to value (a switch added or taken out)."""
+    flag = action.option_strings[0]
+    argv = [a for a in argv if a != flag] if isinstance(action.default, bool) else argv
+    return argv + ([flag] * bool(value) if isinstance(action.default, bool) else [flag, str(value)])
+
+def computed(argv, folder):
+    """What a tiny run computes, through train.py's own main: (its options as check_args resolves them, the final
+    weights and gate), or None if the options are refused (exit code 2 and one error line)."""
+    code, out, err = run_cli(train.main, argv + ["--out_dir", folder])
+    runs.release_locks()
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), f"{argv}: refused in one line: {err!r}"
+        return None
+    assert code == 0, f"{argv}: exit code {code}: {err}"
+    ckpt = torch.load(os.path.join(folder, "ckpt.pt"), weights_only=True)
+    resolved = {k: v for k, v in ckpt["config"].items() if k not in ("out_dir", "attn_on_step")}
+    return resolved, ckpt["model"], ckpt["gate"]
+
+def differs(a, b, tolerance=0.0):
+    weights = a[1].keys() != b[1].keys() or any(
+        a[1][k].shape != b[1][k].shape or not torch.allclose(a[1][k], b[1][k], rtol=0, atol=tolerance) for k in a[1])
+    return weights or a[2] != b[2]
+
+def test_every_option_changes_what_a_run_computes_or_is_refused():
+    """For every model and every option of train.py (a new one included, automatically): a value of an identifying
+    option other than the base's changes the weights a tiny deterministic run ends with, or is refused for that
+    model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY
+    changes nothing (ROUNDING: up to float rounding). The seed alone is exempt. The base model gets every other
+    value, the other models the first; the schedule's options are tried from the DAT and --delay auto bases."""
+    root, real_compile = tmpdir(), torch.compile
+    torch.compile = functools.partial(real_compile, backend="eager")  # the inductor takes minutes and a compiler
+    try:
+        for model in MODELS:
+            schedules = PROPERTY_SCHEDULES if model in HYBRIDS else {"plain": []}
+            for schedule, options in schedules.items():
+                base = PROPERTY_BASE + ["--model", model] + BASE_OF.get(model, []) + options
+                reference = computed(base, f"{root}/{model}-{schedule}")
+                assert reference is not None, f"the base run {base} is refused"
+                for action in train.parser._actions:
+                    name = action.dest
+                    if name in ("seed",) + COMPUTE_NOTHING or (name in runs.SCHEDULE) != bool(options) and \
+                            model in HYBRIDS or name in train.NOT_IDENTITY and (model, schedule) != ("lstm_attn", "auto"):
+                        continue
+                    values = other_values(action, reference[0].get(name, getattr(train.check_args(
+                        train.parser.parse_args(base)), name)))
+                    for value in values[:None if model == "lstm_attn" else 1]:
+                        got = computed(with_value(base, action, value), f"{root}/{model}-{schedule}-{name}-{value}")
+                        change = f"{model} {schedule}: --{name} {value}"
+                        if name in train.NOT_IDENTITY:
+                            assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
+                                f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY"
+                        elif got is not None and got[0] != reference[0]:
+                            assert differs(got, reference), f"{change} computes the same as the base: refuse it " \
+                                "for this model (UNUSED_BY) or make it reach the model"
+                            assert train.run_name(got[0]) != train.run_name(reference[0]), f"{change}: same name"
+    finally:
+        torch.compile = real_compile
+    shutil.rmtree(root)
+
+def test_every_model_config_field_is_an_option_or_derived():
+    """Each ModelConfig field is an option of train.py of the same name (it reaches the model with no second edit)
+    or one of train.DERIVED, never both; and an option's default is its field's default."""
+    options = {a.dest: a.default for a in train.parser._actions}
+    for field in dataclasses.fields(ModelConfig):
+        assert (field.name in options) != (field.name in train.DERIVED), \
+            f"ModelConfig.{field.name}: an option of the same name or a derived field (train.DERIVED), not both"
+        assert options.get(field.name) in (None, field.default), f"--{field.name}'s default is not its field's"
+    config = vars(train.check_args(train.parser.parse_args(["--model", "transformer", "--d_model", "32"])))
+    assert train.model_config_of(config) == ModelConfig(model="transformer", d_model=32, pos="rope"), \
+        "model_config_of gives each field its option's value"
 
 def test_run_folder_names_keep_their_form():
     root = tmpdir()

@@ -15,6 +15,7 @@ the gate becomes 1 (rising from 1/R to 1 over R steps with --ramp). Without --da
 train with the gate at 1 from step 0: a paired comparison.
 """
 import runs  # first: it answers Ctrl-C during the slow imports below with one line
+import argparse
 import json
 import math
 import os
@@ -29,7 +30,7 @@ import torch
 
 from data import GROUPS, group_option, group_table, sample_batch, seq_width, target_masks, vocab_size
 from eval import evaluate
-from model import HYBRIDS, MODELS, Model, ModelConfig, default_pos
+from model import HYBRIDS, MODELS, Model, ModelConfig, block_layout, default_pos
 from runs import ArgParser, append_line, count, die, fraction, number, positive_int, run_script, unit, write_json
 
 def delay_option(text):
@@ -135,6 +136,13 @@ def check_args(args):
         die(f"--dat needs a hybrid model ({', '.join(HYBRIDS)}), not {args.model}")
     args.delay = (5000 if args.delay is None else args.delay) if args.dat else 0
     args.ramp = args.ramp or 0
+    if args.ramp == 1:
+        die("--ramp 1 is no ramp (the gate is 1 at once, as with 0): use 0, or 2 or more steps")
+    layout = block_layout(args)
+    for other in MODELS[:MODELS.index(args.model)]:  # e.g. interleaved with 1 LSTM layer is lstm_attn
+        if block_layout(argparse.Namespace(**{**vars(args), "model": other})) == layout:
+            die(f"--model {args.model} with these block counts is a {other} (the same blocks in the same order): "
+                f"use --model {other}")
     if args.delay == "auto":
         if args.dat_mode != "gate":
             die("--delay auto needs --dat_mode gate: it watches the state accuracy with attention off")
