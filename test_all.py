@@ -895,7 +895,7 @@ def test_plot_groups_runs_by_config_not_folder_name():
     overview = atlas.atlas_overview(atlas.atlas(loaded, ["plain", "dat5000"]), ["plain", "dat5000"])
     assert f"| lstm_attn-S3 | 1 of 2 [{lo:.2f}, {hi:.2f}] (1 state, 0 recall) | - | - | 0.53 / - |" in overview
     groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
-    assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups)
+    assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups, plot.scored_lengths(groups))
     code, out, err = run_cli(atlas.main, [root, "--out", os.path.join(root, "atlas"), "--schedules", "plain"])
     assert code == 0, err
     with open(os.path.join(root, "atlas.md")) as f:
