@@ -9,8 +9,9 @@ Figures from run folders: accuracy against test length, and training curves with
 Runs are grouped by their config without the seed (not by folder name) and labelled by the options that differ
 from the defaults (runs.run_name): a group is drawn as the mean over seeds with a band from the worst to the
 best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run is finished when its log reaches
---max_iters and eval.json is there; unfinished runs are left out of tables and marked. Failure rates per setting
-and schedule (the atlas) are the study's own analysis: results/atlas.py.
+--max_iters and eval.json is there; unfinished runs are left out of tables and marked. The seeds of a group are
+compared at the test lengths all of them were scored at (a warning line says when they were scored at different
+ones). Failure rates per setting and schedule (the atlas) are the study's own analysis: results/atlas.py.
 """
 import contextlib
 import io
@@ -58,7 +59,7 @@ def field_problem(options, key, value):
         return None if value is None or type(value) is int and value >= 0 else \
             f"must be a step (a whole number, at least 0) or null, not {json.dumps(value)}"
     if action is None:
-        return None if key in RECORDED + RETIRED else "is not an option of this kit: made by a newer kit?"
+        return None if key in RECORDED + RETIRED else "not an option of this kit: made by a newer kit?"
     if value is None:
         return None if action.default is None else "must not be null"
     if isinstance(value, bool) or isinstance(action.default, bool):
@@ -83,13 +84,13 @@ def checked_config(run_dir, config):
     for key, value in config.items():
         problem = field_problem(options, key, value)
         if problem:
-            die(f"{where}: field {key} {problem}")
-    refusal = io.StringIO()  # checked_again's own error line, to be said again with the file's name
+            die(f"{where}: field {key}: {problem}")
+    refusal = io.StringIO()  # checked_again's own error line ("argument --seed: ..."), said again of the file's field
     try:
         with contextlib.redirect_stderr(refusal):
             return checked_again(train_parser, dict(config))
     except SystemExit:
-        die(f"{where}: {refusal.getvalue().strip().removeprefix('error: ')}")
+        die(f"{where}: {refusal.getvalue().strip().removeprefix('error: ').replace('argument --', 'field ', 1)}")
 
 def load_run(run_dir):
     """A run folder's config, log and eval records; a folder a crash or a hand left malformed is one error line."""

@@ -282,8 +282,9 @@ def main(argv=None):
         die(f"--schedules: no run has schedule {missing[0]!r} (the runs have {', '.join(sorted(found))})")
     result = atlas(runs, schedules)
     if not any(e["n"] for e in result["cells"]):
-        die(f"none of the {len(runs)} runs of schedules {','.join(schedules)} is finished (log.jsonl at --max_iters "
-            "and eval.json): no rates to give")
+        unfinished = sum(len(e["unfinished_seeds"]) for e in result["cells"])
+        die(f"no run of --schedules {','.join(schedules)} is finished ({unfinished} unfinished; finished: log.jsonl at "
+            "--max_iters and eval.json): no rates to give")
     if args.sweep:
         plot_atlas_sweep(result, schedules, args.sweep, args.out + ".png")
     else:
