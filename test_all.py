@@ -949,6 +949,10 @@ def test_readers_match_seeds_by_test_length():
         cell = json.load(f)["cells"][0]
     assert cell["longest_mult"] == 3, f"by age: the longest length both seeds share: {cell['longest_mult']}"
     assert np.allclose(cell["recall_by_age_longest"], [0.92] * 3), f"by age: both 3x records: {cell}"
+    edit_json(os.path.join(root, "a-s1", "eval.json"), lambda records: [r for r in records if r["mult"] != 3])
+    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/sweep.png", "--sweep", "seed"])
+    assert code == 0 and err.startswith("warning: --sweep seed: 1 finished run") and "a-s1" in err, \
+        f"--sweep: a run without a 3x record is left out, said in one line: {err}"
     shutil.rmtree(root)
 
 def test_readers_refuse_a_damaged_config_and_load_an_older_one():
