@@ -9,12 +9,16 @@ Figures from run folders: accuracy against test length, and training curves with
 Runs are grouped by their config without the seed (not by folder name) and labelled by the options that differ
 from the defaults (runs.run_name): a group is drawn as the mean over seeds with a band from the worst to the
 best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run is finished when its log reaches
---max_iters and eval.json is there; unfinished runs are left out of tables and marked. Failure rates per setting
-and schedule (the atlas) are the study's own analysis: results/atlas.py.
+--max_iters and eval.json is there; unfinished runs are left out of tables and marked. The seeds of a group are
+compared at the test lengths all of them were scored at (a warning line says when they were scored at different
+ones). Failure rates per setting and schedule (the atlas) are the study's own analysis: results/atlas.py.
 """
+import contextlib
+import io
 import json
 import math
 import os
+import sys
 from collections import defaultdict
 
 import matplotlib
@@ -22,28 +26,79 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from runs import (CONFIG_KEYS, ArgParser, die, identity, read_json, read_log, run_script, run_state,
+from runs import (CONFIG_KEYS, ArgParser, checked_again, die, identity, read_json, read_log, run_script, run_state,
                   write_file, write_text)
-from train import IDENTITY, run_name
+from train import IDENTITY, parser as train_parser, run_name
 
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
+RUN_FILES = ("config.json", "log.jsonl", "eval.json", "ckpt.pt", "eval.txt")  # any of them: a run folder
+RECORDED = ("model_config", "attn_on_step")  # what train.py writes into config.json beside its options
+RETIRED = ("bench",)  # options of earlier kits that committed configs still hold
 
 def find_runs(paths):
-    """Run folders (holding config.json and log.jsonl) among paths and their direct subfolders, each once."""
+    """Run folders among paths and their direct subfolders, each once. A folder holding any file of a run folder
+    (RUN_FILES) is one, and one without config.json or log.jsonl is an error line; a folder with none is no run."""
     runs = []
     for path in paths:
         candidates = [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else []))
-        runs += [c for c in candidates if os.path.isfile(os.path.join(c, "config.json"))
-                 and os.path.isfile(os.path.join(c, "log.jsonl"))]
+        for folder in candidates:
+            held = [f for f in RUN_FILES if os.path.exists(os.path.join(folder, f))]
+            lacks = [f for f in RUN_FILES[:2] if not os.path.isfile(os.path.join(folder, f))]
+            if held and lacks:
+                die(f"{folder}: a run folder without {' and '.join(lacks)} (it holds {', '.join(held)}): "
+                    "restore it or move the folder away")
+            runs += [folder] * bool(held)
     return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
+
+def field_problem(options, key, value):
+    """What is wrong with the field key of a config.json, short of an option's type (runs.checked_again checks that):
+    a field no option knows, a null where the option has a default, a truth value where none belongs or is missing,
+    a value outside the option's choices. None if nothing. options: train.py's options by name."""
+    action = options.get(key)
+    if key == "attn_on_step":  # the step --delay auto switched attention on at; null: never
+        return None if value is None or type(value) is int and value >= 0 else \
+            f"must be a step (a whole number, at least 0) or null, not {json.dumps(value)}"
+    if action is None:
+        return None if key in RECORDED + RETIRED else "not an option of this kit: made by a newer kit?"
+    if value is None:
+        return None if action.default is None else "must not be null"
+    if isinstance(value, bool) or isinstance(action.default, bool):
+        return None if isinstance(value, bool) == isinstance(action.default, bool) else \
+            (f"must be true or false, not {json.dumps(value)}" if isinstance(action.default, bool) else
+             f"must not be a truth value ({json.dumps(value)})")
+    if action.choices and value not in action.choices:
+        return f"must be one of {', '.join(action.choices)}, not {json.dumps(value)}"
+    return None
+
+def checked_config(run_dir, config):
+    """A run's config.json held to train.py's options, each value through its type (runs.checked_again) and among
+    its choices; options newer than the run are absent (they take their defaults), the retired ones are let be. A
+    config a hand or a newer kit changed is one error line naming the folder and the field."""
+    where = os.path.join(run_dir, "config.json")
+    if not isinstance(config, dict):
+        die(f"{where} is not a JSON object of options (as train.py writes it)")
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        die(f"{where} lacks {missing[0]}")
+    options = {action.dest: action for action in train_parser._actions}
+    for key, value in config.items():
+        problem = field_problem(options, key, value)
+        if problem:
+            die(f"{where}: field {key}: {problem}")
+    refusal = io.StringIO()  # checked_again's own error line ("argument --seed: ..."), said again of the file's field
+    try:
+        with contextlib.redirect_stderr(refusal):
+            return checked_again(train_parser, dict(config))
+    except SystemExit:
+        die(f"{where}: {refusal.getvalue().strip().removeprefix('error: ').replace('argument --', 'field ', 1)}")
 
 def load_run(run_dir):
     """A run folder's config, log and eval records; a folder a crash or a hand left malformed is one error line."""
-    config, log = read_json(os.path.join(run_dir, "config.json")), read_log(os.path.join(run_dir, "log.jsonl"))
+    config = checked_config(run_dir, read_json(os.path.join(run_dir, "config.json")))
+    log = read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
     records = read_json(eval_path) if os.path.isfile(eval_path) else None
-    problems = [f"config.json lacks {k}" for k in CONFIG_KEYS if not isinstance(config, dict) or k not in config]
-    problems += [f"log.jsonl line {i + 1} lacks step" for i, e in enumerate(log)
+    problems = [f"log.jsonl line {i + 1} lacks step" for i, e in enumerate(log)
                  if not isinstance(e, dict) or "step" not in e]
     if records is not None and not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys()
                                                                       for r in records)):
@@ -51,6 +106,9 @@ def load_run(run_dir):
     elif records is not None and not all(isinstance(v, (int, float)) and math.isfinite(v) for r in records
                                          for k, v in r.items() if k.endswith("_acc")):
         problems.append("eval.json holds an accuracy that is not a finite number")
+    elif records is not None and not (all(type(r["mult"]) is int and r["mult"] >= 1 for r in records)
+                                       and len({r["mult"] for r in records}) == len(records)):
+        problems.append("eval.json's test lengths (mult) are not distinct whole numbers, at least 1")
     if problems:
         die(f"{run_dir}: {problems[0]}")
     finished = run_state(run_dir, log=log) == "finished"
@@ -73,8 +131,34 @@ def group_by_config(runs):
         groups[json.dumps(identity(run["config"], IDENTITY), sort_keys=True)].append(run)
     return {run_name(rs[0]["config"]): sorted(rs, key=lambda r: r["config"]["seed"]) for rs in groups.values()}
 
+def record(run, mult):
+    """A run's eval.json record at mult times the training length, or None where it was not scored there."""
+    return next((rec for rec in run["eval"] if rec["mult"] == mult), None)
+
+def shared_lengths(runs, name):
+    """The test lengths (eval.json's mult) every one of runs was scored at, ascending: seeds are compared length by
+    length, never by their records' order. Seeds scored at different lengths are one warning line naming the
+    cell (name) and the lengths."""
+    scored = [tuple(sorted(rec["mult"] for rec in run["eval"])) for run in runs]
+    shared = sorted(set(scored[0]).intersection(*scored)) if scored else []
+    if len(set(scored)) > 1:
+        show = lambda mults: ",".join(map(str, mults)) + "x" if mults else "none"
+        seeds = defaultdict(list)
+        for run, mults in zip(runs, scored):
+            seeds[mults].append(str(run["config"]["seed"]))
+        print(f"warning: {name}: its seeds were scored at different test lengths ("
+              + "; ".join(f"{show(m)}: seed {','.join(s)}" for m, s in seeds.items())
+              + f"); only those all share are used: {show(shared)}", file=sys.stderr)
+    return shared
+
+def scored_lengths(runs_by_label):
+    """{label: the test lengths all its finished runs were scored at}, with a warning line per label whose seeds
+    were scored at different lengths."""
+    return {label: shared_lengths([r for r in runs if r["finished"]], label)
+            for label, runs in sorted(runs_by_label.items())}
+
 def save_figure(fig, out):
-    write_file(out, lambda tmp: fig.savefig(tmp, dpi=110, format=os.path.splitext(out)[1][1:]))
+    write_file(out, lambda tmp: fig.savefig(tmp, dpi=110, format=os.path.splitext(out)[1][1:].lower()))
     plt.close(fig)
 
 def band(ax, x, ys, color, label, style="o-"):
@@ -84,28 +168,26 @@ def band(ax, x, ys, color, label, style="o-"):
     if len(ys) > 1:
         ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.2)
 
-def plot_runs(runs_by_label, out):
+def plot_runs(runs_by_label, out, lengths):
+    """The figure of plot.py; lengths: scored_lengths(runs_by_label), the test lengths drawn per label."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     panels = [(axes[0, 0], "token_acc", "token accuracy"), (axes[0, 1], "seq_acc", "sequence accuracy"),
               (axes[1, 0], "attn_off", "state: attention gated off (solid), linear probe of the LSTM (dashed)")]
     for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
         color = f"C{i % 10}"
         evaluated = [r for r in runs if r["finished"]]  # unfinished runs: training curves only, counted in the label
-        unfinished = len(runs) - len(evaluated)
+        unfinished, mults = len(runs) - len(evaluated), lengths[label]
         label += f" (+{unfinished} unfinished)" if unfinished else ""
-        if evaluated:
-            mults = [rec["mult"] for rec in evaluated[0]["eval"]]
-            usable = [r for r in evaluated if [rec["mult"] for rec in r["eval"]] == mults]
-            for ax, key, _ in panels:
-                if key == "attn_off":
-                    if all("attn_off" in rec for r in usable for rec in r["eval"]):
-                        band(ax, mults, [[rec["attn_off"]["state_acc"] for rec in r["eval"]] for r in usable],
-                             color, label)
-                    if all("probe_state_acc" in rec for r in usable for rec in r["eval"]):
-                        band(ax, mults, [[rec["probe_state_acc"] for rec in r["eval"]] for r in usable], color,
-                             label + " probe", "s--")
-                else:
-                    band(ax, mults, [[rec[key] for rec in r["eval"]] for r in usable], color, label)
+        rows = lambda get: [[get(record(r, m)) for m in mults] for r in evaluated]  # per seed, per test length
+        everywhere = lambda key: all(key in record(r, m) for r in evaluated for m in mults)  # scored alike
+        for ax, key, _ in panels if mults else []:
+            if key == "attn_off":
+                if everywhere("attn_off"):
+                    band(ax, mults, rows(lambda rec: rec["attn_off"]["state_acc"]), color, label)
+                if everywhere("probe_state_acc"):
+                    band(ax, mults, rows(lambda rec: rec["probe_state_acc"]), color, label + " probe", "s--")
+            else:
+                band(ax, mults, rows(lambda rec: rec[key]), color, label)
         # training curve: periodic token accuracy at 3x the training length
         curves = [[(e["step"], e["token_acc_3x"]) for e in r["log"] if "token_acc_3x" in e] for r in runs]
         length = min(len(c) for c in curves)
@@ -131,14 +213,20 @@ def plot_runs(runs_by_label, out):
     save_figure(fig, out)
 
 def plot_sweep(runs, key, out, mult=3):
-    """Accuracy at mult x the training length against a numeric option (e.g. --delay), mean and band over seeds."""
-    by_value = defaultdict(list)
+    """Accuracy at mult x the training length against a numeric option (e.g. --delay), mean and band over the
+    finished seeds; a finished run not scored at mult x is left out, said in one warning line."""
+    by_value, unscored = defaultdict(list), []
     for r in runs:
-        record = next((rec for rec in r["eval"] or [] if rec["mult"] == mult), None)
-        if record is not None and isinstance(r["config"].get(key), (int, float)):
-            by_value[r["config"][key]].append(record)
+        if r["finished"] and isinstance(r["config"].get(key), (int, float)):
+            if record(r, mult) is None:
+                unscored.append(r["dir"])
+            else:
+                by_value[r["config"][key]].append(record(r, mult))
+    if unscored:
+        print(f"warning: --sweep {key}: {len(unscored)} finished run(s) have no {mult}x record and are left out: "
+              f"{', '.join(unscored)}", file=sys.stderr)
     if not by_value:
-        die(f"no evaluated run has a numeric {key} and a {mult}x record")
+        die(f"no finished run has a numeric {key} and a {mult}x record")
     x = sorted(by_value)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     metrics = [("token_acc", "token"), ("seq_acc", "sequence"), ("probe_state_acc", "probe of the LSTM state")]
@@ -156,8 +244,9 @@ def plot_sweep(runs, key, out, mult=3):
     save_figure(fig, out)
     print(f"wrote {out}: {len(runs)} runs, {len(x)} values of {key}")
 
-def summary_table(runs_by_label):
-    """Markdown: per label and test length, mean [min, max] over the finished seeds of each accuracy."""
+def summary_table(runs_by_label, lengths):
+    """Markdown: per label and test length, mean [min, max] over the finished seeds of each accuracy; lengths:
+    scored_lengths(runs_by_label), the test lengths of each label's rows."""
     cell = lambda xs: f"{np.mean(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
     lines = ["| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, LSTM probe |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -168,12 +257,12 @@ def summary_table(runs_by_label):
         unfinished = [str(r["config"]["seed"]) for r in runs if not r["finished"]]
         seeds = ",".join(str(r["config"]["seed"]) for r in evaluated)
         seeds += f"; unfinished: {','.join(unfinished)}" if unfinished else ""
-        for i, record in enumerate(evaluated[0]["eval"]):
-            column = lambda get: cell([get(r["eval"][i]) for r in evaluated])
-            everywhere = lambda key: all(key in r["eval"][i] for r in evaluated)  # runs may be scored differently
+        for mult in lengths[label]:
+            column = lambda get: cell([get(record(r, mult)) for r in evaluated])
+            everywhere = lambda key: all(key in record(r, mult) for r in evaluated)  # runs may be scored differently
             off = column(lambda rec: rec["attn_off"]["state_acc"]) if everywhere("attn_off") else "-"
             probe = column(lambda rec: rec["probe_state_acc"]) if everywhere("probe_state_acc") else "-"
-            lines.append(f"| {label} ({seeds}) | {record['mult']}x | " + " | ".join(
+            lines.append(f"| {label} ({seeds}) | {mult}x | " + " | ".join(
                 column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
                 + f" | {off} | {probe} |")
     return "\n".join(lines) + "\n"
@@ -195,17 +284,18 @@ def main(argv=None):
     if args.sweep:
         return plot_sweep(runs, args.sweep, args.out)
     runs_by_label = group_by_config(runs)
-    plot_runs(runs_by_label, args.out)
+    lengths = scored_lengths(runs_by_label)
+    plot_runs(runs_by_label, args.out, lengths)
     print(f"wrote {args.out}: {len(runs)} runs, {len(runs_by_label)} labels")
     if args.summary:
-        write_text(args.summary, summary_table(runs_by_label))
+        write_text(args.summary, summary_table(runs_by_label, lengths))
         print(f"wrote {args.summary}")
 
 def check_out(path):
-    """A figure's file name must end in a format matplotlib writes."""
+    """A figure's file name must end in a format matplotlib writes, in any case (fig.PNG is a png)."""
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
-    if os.path.splitext(path)[1][1:] not in formats:
+    if os.path.splitext(path)[1][1:].lower() not in formats:
         die(f"--out {path!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
 
 if __name__ == "__main__":

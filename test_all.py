@@ -1020,7 +1020,7 @@ def test_plot_groups_runs_by_config_not_folder_name():
     overview = atlas.atlas_overview(atlas.atlas(loaded, ["plain", "dat5000"]), ["plain", "dat5000"])
     assert f"| lstm_attn-S3 | 1 of 2 [{lo:.2f}, {hi:.2f}] (1 state, 0 recall) | - | - | 0.53 / - |" in overview
     groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
-    assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups)
+    assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups, plot.scored_lengths(groups))
     code, out, err = run_cli(atlas.main, [root, "--out", os.path.join(root, "atlas"), "--schedules", "plain"])
     assert code == 0, err
     with open(os.path.join(root, "atlas.md")) as f:
@@ -1038,6 +1038,107 @@ def test_atlas_gives_the_step_delay_auto_switched_at():
     assert code == 0, err
     with open(f"{root}/atlas.md") as f:
         assert "- lstm_attn-S3 datauto: s0 700, s1 never" in f.read().splitlines()
+    shutil.rmtree(root)
+
+def edit_json(path, edit):
+    """Rewrite the JSON file at path with edit(value) (which changes value in place or returns the new one)."""
+    with open(path) as f:
+        value = json.load(f)
+    value = edit(value) or value
+    with open(path, "w") as f:
+        json.dump(value, f)
+
+def test_readers_match_seeds_by_test_length():
+    """Two seeds of one config scored at 1,2,3x and 1,3,4x: each row of the summary averages the records of its own
+    length, only the lengths both share have rows, one warning line says so; the by-age table takes 3x, the longest
+    length both share. A figure's extension may be in capitals."""
+    root = tmpdir()
+    for seed, mults in ((0, (1, 2, 3)), (1, (1, 3, 4))):
+        fake_run(root, f"a-s{seed}", seed, "none", 0.9)
+        records = [{"n": 8 * m, "mult": m, "state_acc": 1.0, "recall_acc": 1.0, "token_acc": seed / 10 + m / 100,
+                    "seq_acc": 0.9, "recall_by_age": [0.9 + seed / 10 - m / 100] * m} for m in mults]
+        edit_json(os.path.join(root, f"a-s{seed}", "eval.json"), lambda _: records)
+    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/fig.PNG", "--summary", f"{root}/table.md"])
+    assert code == 0, f"plot.py over seeds scored at different lengths: {err}"
+    assert err.startswith("warning: lstm_attn-S3-plain: ") and len(err.splitlines()) == 1, f"one warning line: {err}"
+    assert all(s in err for s in ("1,2,3x: seed 0", "1,3,4x: seed 1", "share are used: 1,3x")), f"the lengths: {err}"
+    with open(f"{root}/fig.PNG", "rb") as f:
+        assert f.read(4) == b"\x89PNG", "--out fig.PNG is written as a PNG"
+    with open(f"{root}/table.md") as f:
+        rows = [line.split(" | ") for line in f.read().splitlines()[2:]]
+    assert [row[1] for row in rows] == ["1x", "3x"], f"rows only at the lengths both seeds have: {rows}"
+    assert rows[1][4] == "0.080 [0.030, 0.130]", f"the 3x row averages the two 3x records: {rows[1]}"
+    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "plain"])
+    assert code == 0 and len(err.splitlines()) == 1 and "lstm_attn-S3 plain" in err, f"the atlas warns once: {err}"
+    with open(f"{root}/atlas.json") as f:
+        cell = json.load(f)["cells"][0]
+    assert cell["longest_mult"] == 3, f"by age: the longest length both seeds share: {cell['longest_mult']}"
+    assert np.allclose(cell["recall_by_age_longest"], [0.92] * 3), f"by age: both 3x records: {cell}"
+    edit_json(os.path.join(root, "a-s1", "eval.json"), lambda records: [r for r in records if r["mult"] != 3])
+    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/sweep.png", "--sweep", "seed"])
+    assert code == 0 and err.startswith("warning: --sweep seed: 1 finished run") and "a-s1" in err, \
+        f"--sweep: a run without a 3x record is left out, said in one line: {err}"
+    shutil.rmtree(root)
+
+def test_readers_refuse_a_damaged_config_and_load_an_older_one():
+    """A config.json edited by hand or by a newer kit is one error line naming the folder and the field, from
+    plot.py and the atlas, which write nothing; a config of an older kit (a retired option, newer options absent)
+    loads, its absent options at their defaults."""
+    root = tmpdir()
+    fake_run(root, "a-s0", 0, "none", 0.9)
+    config = os.path.join(root, "a-s0", "config.json")
+    with open(config) as f:
+        good = f.read()
+    for field, value in (("seed", "abc"), ("seed", True), ("seed", None), ("seed", 1.5), ("max_iters", "8k"),
+                         ("dat_mode", "sometimes"), ("model", "gpt"), ("pos", "alibi"), ("device", "tpu"),
+                         ("group", "Q7"), ("dat", "yes"), ("mlp", 1), ("attn_on_step", "soon"), ("warp", 2),
+                         (None, [1, 2])):
+        edit_json(config, lambda c: value if field is None else c.update({field: value}))
+        for script, argv in ((plot, ["--out", f"{root}/new/fig.png"]), (atlas, ["--out", f"{root}/new/at"])):
+            code, out, err = run_cli(script.main, [root] + argv)
+            assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, \
+                f"{script.__name__}, config field {field} = {value!r}: one error line, not {code} {err!r}"
+            assert config in err and (field or "JSON object") in err, f"the file and the field are named: {err}"
+            assert not os.path.exists(f"{root}/new"), f"{script.__name__} wrote something for field {field}"
+        with open(config, "w") as f:
+            f.write(good)
+    edit_json(config, lambda c: c.update({"warp": 2}))
+    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/new/fig.png"])
+    assert "made by a newer kit?" in err, f"an unknown field: perhaps a newer kit's: {err}"
+    with open(config, "w") as f:
+        f.write(good)
+    older = lambda c: {**{k: v for k, v in c.items() if k not in ("dat_mode", "auto_threshold", "auto_window")},
+                       "bench": False, "seed": "3"}  # a retired option; the seed given as text, as a hand may
+    edit_json(config, older)
+    (run,) = plot.load_runs([root])
+    assert run["finished"] and run["config"]["seed"] == 3, f"an older config loads: {run['config']}"
+    assert plot.run_name(run["config"]) == "lstm_attn-S3-plain", "its absent options take their defaults"
+    shutil.rmtree(root)
+
+def test_readers_refuse_a_run_folder_missing_its_config_or_log():
+    """A folder holding a run's files but not config.json or log.jsonl is one error line naming it and what it
+    lacks (not a seed silently dropped); a folder with none of a run's files is no run."""
+    root = tmpdir()
+    fake_run(root, "a-s0", 0, "none", 0.9)
+    os.makedirs(f"{root}/notes")  # no run's file in it: not a run
+    assert plot.find_runs([root]) == [f"{root}/a-s0"], "a folder with no run's file is not a run"
+    for folder, removed in (("a-s1", "log.jsonl"), ("a-s2", "config.json")):
+        fake_run(root, folder, int(folder[-1]), "none", 0.9)
+        os.remove(os.path.join(root, folder, removed))
+        for script, argv in ((plot, ["--out", f"{root}/fig.png"]), (atlas, ["--out", f"{root}/at"])):
+            code, out, err = run_cli(script.main, [root] + argv)
+            assert code == 2 and len(err.splitlines()) == 1 and os.path.join(root, folder) in err and removed in err, \
+                f"{script.__name__}: a run folder without {removed}: {code} {err!r}"
+        shutil.rmtree(os.path.join(root, folder))
+    shutil.rmtree(root)
+
+def test_atlas_of_runs_none_finished_is_refused():
+    root = tmpdir()
+    for seed in (0, 1):
+        fake_run(root, f"a-s{seed}", seed, "none", 0.9, finished=False)
+    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/new/at", "--schedules", "plain"])
+    assert code == 2 and len(err.splitlines()) == 1 and "finished" in err, f"no finished run: one line: {err!r}"
+    assert not os.path.exists(f"{root}/new"), "an atlas of no finished run writes nothing"
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------

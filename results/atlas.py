@@ -21,7 +21,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plot import check_out, load_runs, save_figure
+from plot import check_out, load_runs, record, save_figure, shared_lengths
 from runs import SCHEDULE, ArgParser, die, identity, run_script, schedule_name, setting_name, write_json, write_text
 from train import IDENTITY
 
@@ -49,7 +49,7 @@ def spread(values):
 
 def atlas_entry(runs, schedule):
     done = [r for r in runs if r["finished"]]
-    at = lambda run, mult: next((rec for rec in run["eval"] if rec["mult"] == mult), {})
+    at = lambda run, mult: record(run, mult) or {}
     for run in done:
         if not at(run, 3):
             die(f"{os.path.join(run['dir'], 'eval.json')} has no 3x record: score it with eval.py --mults 1,3,...")
@@ -74,9 +74,10 @@ def atlas_entry(runs, schedule):
     entry["seq_acc_3x_by_seed"] = [at(r, 3)["seq_acc"] for r in done]
     if config.get("delay") == "auto":  # the step each seed's attention switched on at (None: never)
         entry["attn_on_step_by_seed"] = [r["config"].get("attn_on_step") for r in done]
-    longest = [max(r["eval"], key=lambda rec: rec["mult"]) for r in done]
+    mults = shared_lengths(done, f"{entry['setting']} {schedule}")  # those of every seed: 3x at least
+    longest = [at(r, mults[-1]) for r in done] if done else []
     if longest and all("recall_by_age" in rec for rec in longest):  # every run scored with eval.py --by_age
-        entry["longest_mult"] = longest[0]["mult"]
+        entry["longest_mult"] = mults[-1]
         entry["recall_by_age_longest"] = [float(np.mean(band)) for band in zip(*(r["recall_by_age"] for r in longest))]
     return entry
 
@@ -173,7 +174,8 @@ def atlas_markdown(result, schedules):
                      ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed + switched) + "\n"
 
 def by_age_table(cells):
-    """Recall at the longest test length per band of steps back to the key, for the cells scored with --by_age."""
+    """Recall at the longest test length all seeds of a cell were scored at, per band of steps back to the key, for
+    the cells scored with --by_age."""
     aged = [e for e in cells if "recall_by_age_longest" in e]
     if not aged:
         return []
@@ -279,6 +281,10 @@ def main(argv=None):
     if missing:
         die(f"--schedules: no run has schedule {missing[0]!r} (the runs have {', '.join(sorted(found))})")
     result = atlas(runs, schedules)
+    if not any(e["n"] for e in result["cells"]):
+        unfinished = sum(len(e["unfinished_seeds"]) for e in result["cells"])
+        die(f"no run of --schedules {','.join(schedules)} is finished ({unfinished} unfinished; finished: log.jsonl at "
+            "--max_iters and eval.json): no rates to give")
     if args.sweep:
         plot_atlas_sweep(result, schedules, args.sweep, args.out + ".png")
     else:
