@@ -13,8 +13,7 @@ best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run i
 compared at the test lengths all of them were scored at (a warning line says when they were scored at different
 ones). Failure rates per setting and schedule (the atlas) are the study's own analysis: results/atlas.py.
 """
-import contextlib
-import io
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
 import json
 import math
 import os
@@ -26,15 +25,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from runs import (CONFIG_KEYS, ArgParser, checked_again, die, identity, read_json, read_log, run_script, run_state,
-                  write_file, write_text)
-from train import IDENTITY, parser as train_parser, run_name
+from runs import RUN_FILES, ArgParser, die, identity, read_json, read_log, run_script, run_state, write_file, write_text
+from train import IDENTITY, checked_run, run_name
 
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
-RUN_FILES = ("config.json", "log.jsonl", "eval.json", "ckpt.pt", "eval.txt")  # any of them: a run folder
-RECORDED = ("model_config", "attn_on_step")  # what train.py writes into config.json beside its options
-RETIRED = ("bench",)  # options of earlier kits that committed configs still hold
-
 def find_runs(paths):
     """Run folders among paths and their direct subfolders, each once. A folder holding any file of a run folder
     (RUN_FILES) is one, and one without config.json or log.jsonl is an error line; a folder with none is no run."""
@@ -50,51 +44,9 @@ def find_runs(paths):
             runs += [folder] * bool(held)
     return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
 
-def field_problem(options, key, value):
-    """What is wrong with the field key of a config.json, short of an option's type (runs.checked_again checks that):
-    a field no option knows, a null where the option has a default, a truth value where none belongs or is missing,
-    a value outside the option's choices. None if nothing. options: train.py's options by name."""
-    action = options.get(key)
-    if key == "attn_on_step":  # the step --delay auto switched attention on at; null: never
-        return None if value is None or type(value) is int and value >= 0 else \
-            f"must be a step (a whole number, at least 0) or null, not {json.dumps(value)}"
-    if action is None:
-        return None if key in RECORDED + RETIRED else "not an option of this kit: made by a newer kit?"
-    if value is None:
-        return None if action.default is None else "must not be null"
-    if isinstance(value, bool) or isinstance(action.default, bool):
-        return None if isinstance(value, bool) == isinstance(action.default, bool) else \
-            (f"must be true or false, not {json.dumps(value)}" if isinstance(action.default, bool) else
-             f"must not be a truth value ({json.dumps(value)})")
-    if action.choices and value not in action.choices:
-        return f"must be one of {', '.join(action.choices)}, not {json.dumps(value)}"
-    return None
-
-def checked_config(run_dir, config):
-    """A run's config.json held to train.py's options, each value through its type (runs.checked_again) and among
-    its choices; options newer than the run are absent (they take their defaults), the retired ones are let be. A
-    config a hand or a newer kit changed is one error line naming the folder and the field."""
-    where = os.path.join(run_dir, "config.json")
-    if not isinstance(config, dict):
-        die(f"{where} is not a JSON object of options (as train.py writes it)")
-    missing = [k for k in CONFIG_KEYS if k not in config]
-    if missing:
-        die(f"{where} lacks {missing[0]}")
-    options = {action.dest: action for action in train_parser._actions}
-    for key, value in config.items():
-        problem = field_problem(options, key, value)
-        if problem:
-            die(f"{where}: field {key}: {problem}")
-    refusal = io.StringIO()  # checked_again's own error line ("argument --seed: ..."), said again of the file's field
-    try:
-        with contextlib.redirect_stderr(refusal):
-            return checked_again(train_parser, dict(config))
-    except SystemExit:
-        die(f"{where}: {refusal.getvalue().strip().removeprefix('error: ').replace('argument --', 'field ', 1)}")
-
 def load_run(run_dir):
     """A run folder's config, log and eval records; a folder a crash or a hand left malformed is one error line."""
-    config = checked_config(run_dir, read_json(os.path.join(run_dir, "config.json")))
+    config = checked_run(run_dir)  # its options checked again, and its model_config what they make
     log = read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
     records = read_json(eval_path) if os.path.isfile(eval_path) else None

@@ -109,11 +109,13 @@ def checked_again(parser, values, where="argument"):
     edited by hand is held to the same bounds as the command line."""
     for action in parser._actions:
         value = values.get(action.dest)
+        name = f"argument {action.option_strings[0]}" if where == "argument" else f"{where}: {action.dest}"
+        if value is None and action.dest in values and action.default is not None:
+            die(f"{name}: null, but the option has a value whenever it is set")
         if value is None:
             continue
-        name = f"argument {action.option_strings[0]}" if where == "argument" else f"{where}: {action.dest}"
-        if isinstance(action.default, bool) and type(value) is not bool:  # a switch
-            die(f"{name}: {value!r} is not true or false")
+        if isinstance(action.default, bool) != isinstance(value, bool):  # a switch, or a truth value where none is
+            die(f"{name}: {value!r} is {'not ' * isinstance(action.default, bool)}a truth value")
         if callable(action.type) and not isinstance(value, bool):
             try:
                 values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
@@ -135,6 +137,9 @@ def checked_config(parser, config, where):
     for key in config:
         if key not in options and key not in RECORDED + RETIRED:
             die(f"{where}: {key} is not an option of this kit (a newer kit's run?)")
+    step = config.get("attn_on_step")
+    if step is not None and (type(step) is not int or step < 0):
+        die(f"{where}: attn_on_step is {step!r}, not a step")
     return checked_again(parser, dict(config), where)
 
 # -----------------------------------------------------------------------------
@@ -315,7 +320,7 @@ def read_log(path):
         log.append(entry)
     return log
 
-RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "eval.json")
+RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "eval.json", "eval.txt")  # any of them: a run folder
 
 def run_state(out_dir, log=None):
     """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
@@ -398,7 +403,7 @@ def check_agreement(folder, config, model_config, defaults, ckpt=None, may_diffe
             die(f"{what}: model_config field {unknown[0]} is unknown to this kit")
         for key, value in now.items():
             if saved.get(key, getattr(ModelConfig, key)) != value:
-                die(f"{what}: model_config {key} is {saved[key]!r}, but its options make {value!r} (a run made "
+                die(f"{what}: model_config {key} is {saved.get(key)!r}, but its options make {value!r} (a run made "
                     f"before its option reached the model? train it again)")
     compare(config.get("model_config", {}), model_config, os.path.join(folder, "config.json"))
     if ckpt is None:

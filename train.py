@@ -112,7 +112,7 @@ def checked_run(folder, ckpt=None):
     if not os.path.isfile(where):
         die(f"{folder} has no config.json")
     config = runs.checked_config(parser, runs.read_json(where), where)
-    for key in ("model", "group", "seed", "max_iters"):
+    for key in runs.CONFIG_KEYS + ("model_config",):
         if key not in config:
             die(f"{where} lacks {key}")
     runs.check_agreement(folder, config, asdict(model_config_of(config)), IDENTITY, ckpt, may_differ=SAFE_ON_RESUME)
