@@ -409,7 +409,6 @@ def check_agreement(folder, config, model_config, defaults, ckpt=None, may_diffe
     if ckpt is None:
         return
     where = os.path.join(folder, "ckpt.pt")
-    compare(ckpt["model_config"], model_config, where)
     theirs, ours = ckpt["config"], config
     name = lambda c: os.path.basename(os.path.normpath(str(c.get("out_dir"))))
     for key in [k for k in defaults if k not in may_differ] + ["seed"]:
@@ -417,6 +416,7 @@ def check_agreement(folder, config, model_config, defaults, ckpt=None, may_diffe
             die(f"{where} holds another run: its {key} is {theirs.get(key)!r}, config.json's {ours.get(key)!r}")
     if name(theirs) != name(ours):
         die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
+    compare(ckpt["model_config"], model_config, where)
 
 def resumed(parser, argv, safe, check):
     """The options of the run in --out_dir (checked again by check), with the few in `safe` taken from argv;

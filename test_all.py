@@ -408,7 +408,7 @@ def expect_refusal(main, argv, must_not_exist=None):
 
 def tree(root):
     """Every path under root with its size and modification time: to check that a refusal wrote nothing."""
-    return {os.path.join(d, name): (os.path.getsize(os.path.join(d, name)), os.stat(os.path.join(d, name)).st_mtime_ns)
+    return {os.path.join(d, name): (os.lstat(os.path.join(d, name)).st_size, os.lstat(os.path.join(d, name)).st_mtime_ns)
             for d, dirs, files in os.walk(root) for name in dirs + files}
 
 def bad_input_fixtures(root):
@@ -452,6 +452,21 @@ def bad_input_fixtures(root):
         os.remove(f"{root}/blocked/{name}")
         os.makedirs(f"{root}/blocked/{name}")
     os.makedirs(f"{root}/empty_folder")
+    # run folders whose records disagree: another run's checkpoint, a model_config its options do not make, a newer
+    # kit's checkpoint, run records without their config, a link to nothing
+    shutil.copytree(run, f"{root}/foreign_ckpt")
+    shutil.copy(f"{transformer}/ckpt.pt", f"{root}/foreign_ckpt/ckpt.pt")
+    shutil.copytree(run, f"{root}/stale_model")
+    config = json.load(open(f"{run}/config.json"))
+    json.dump({**config, "model_config": {**config["model_config"], "d_model": 99}},
+              open(f"{root}/stale_model/config.json", "w"))
+    for name, change in (("newer_model_field", {"model_config": {**ckpt["model_config"], "warp": 1}}),
+                         ("newer_option", {"config": {**ckpt["config"], "warp": 1}})):
+        shutil.copytree(run, f"{root}/ckpt_{name}")
+        torch.save({**ckpt, **change}, f"{root}/ckpt_{name}/ckpt.pt")
+    os.makedirs(f"{root}/records_no_config")
+    open(f"{root}/records_no_config/log.jsonl", "w").write('{"step": 5}\n')
+    os.symlink(f"{root}/nothing_here", f"{root}/dangling")
 
 # one bad input a line: SCRIPT ARGS..., with {root} the fixtures' folder and {run} the finished tiny run
 BAD_INPUTS = """
@@ -613,6 +628,23 @@ data --save {root}/noext
 data --save {root}/afile/x.npz
 data --n abc
 data --unknown
+train --max_iters 20 --out_dir {run}
+train --max_iters 10 --out_dir {run}
+train --max_iters 10 --out_dir {root}/records_no_config
+train --out_dir {root}/dangling
+train --lr 1e300
+train --dat --delay 20 --ramp 1
+train --model interleaved
+resume --out_dir {root}/foreign_ckpt
+resume --out_dir {root}/stale_model
+resume --out_dir {root}/ckpt_newer_option
+resume --out_dir {root}/nowhere
+eval {root}/foreign_ckpt
+eval {root}/stale_model
+eval {root}/ckpt_newer_model_field
+eval {root}/nowhere
+plot {root}/stale_model --out {root}/new/fig.png
+plot {root}/records_no_config --out {root}/new/fig.png
 """
 
 def bad_inputs(root):

@@ -15,6 +15,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
 
 import matplotlib
 matplotlib.use("Agg")

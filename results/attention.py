@@ -8,6 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
 
 import matplotlib.pyplot as plt
 import torch

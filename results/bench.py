@@ -13,6 +13,7 @@ import time
 from contextlib import nullcontext
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
 
 import torch
 
