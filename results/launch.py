@@ -56,8 +56,10 @@ def load_grid():
     """The module in $GRID (results/grid.py by default); a file that is missing, not Python, or without grid() and
     FIGURES (output, tool, runs, options) is one error line."""
     path = os.environ.get("GRID", "results/grid.py")
-    if not path or not os.path.isfile(path):
-        runs.die(f"GRID {path!r}: no such file (give a Python file with grid() and FIGURES, or leave GRID unset)")
+    if not path:
+        runs.die("GRID is empty: give a Python file with grid() and FIGURES, or leave GRID unset")
+    if not os.path.isfile(path):
+        runs.die(f"GRID {path}: no such file" + (f" (a relative path is from the kit's folder {KIT})" * (path[0] != "/")))
     try:
         loader = importlib.machinery.SourceFileLoader("grid_of_the_launcher", path)
         module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
