@@ -1174,6 +1174,9 @@ def test_grid_refuses_lines_and_figures_that_cannot_work():
         assert code == 1 and err.splitlines() == expect, f"{argv}: one error line each, exit code 1: {code} {err}"
         assert (argv[0] in ("--list", "--status")) == bool(out), f"{argv}: output only from --list, --status: {out}"
     assert tree(root) == before, "nothing written: no run folder, no figure"
+    done = subprocess.run(["bash", "results/slurm.sh"], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and done.stderr.splitlines() == expected and not done.stdout, \
+        f"results/slurm.sh submits nothing from such a selection: {done}"
     shutil.rmtree(root)
 
 def test_grid_bad_grid_or_runs_is_one_error_line():
@@ -1181,7 +1184,8 @@ def test_grid_bad_grid_or_runs_is_one_error_line():
     one error line, exit code 2, nothing written."""
     root = tmpdir()
     env, lines = tiny_grid(root)
-    files = {"syntax.py": "def grid(:\n", "no_grid.py": "FIGURES = []\n", "no_figures.py": "def grid():\n    yield ''\n",
+    files = {"syntax.py": "def grid(:\n", "no_grid.py": "FIGURES = []\n",
+             "no_figures.py": "def grid():\n    yield ''\n",
              "bad_figure.py": "def grid():\n    yield ''\nFIGURES = [('out', 'pie', [], '')]\n",
              "raises.py": "def grid():\n    yield 1 / 0\nFIGURES = []\n"}
     for name, text in files.items():
@@ -1205,7 +1209,8 @@ def test_grid_figures_go_under_runs_and_a_failing_one_fails():
     with launcher_in_process(env):
         figure = ("results/x", "rates", ["done"], "--summary results/s.md")
         command, reason, _ = launch.figure_command(figure, root)
-        assert command[2:] == [os.path.join(env["RUNS"], "done"), "--out", f"{env['RUNS']}/x", "--summary", f"{env['RUNS']}/s.md"], \
+        runs_here = env["RUNS"]
+        assert command[2:] == [f"{runs_here}/done", "--out", f"{runs_here}/x", "--summary", f"{runs_here}/s.md"], \
             f"outputs under RUNS, folders found though RUNS has glob characters: {command} {reason}"
         assert launch.figure_command(("results/a.png", "attention", ["done"], ""), root)[1:] == \
             ("it needs the checkpoints (not committed)", False), "an attention picture without checkpoints: skipped"
@@ -1271,6 +1276,30 @@ def test_grid_job_decides_again_and_writes_its_report_whole():
         assert sorted(os.listdir(todo.folder)) == ["ckpt.pt", "config.json", "eval.txt", "log.jsonl"], \
             f"nothing else left behind: {os.listdir(todo.folder)}"
     shutil.rmtree(root)
+
+def test_grid_readme_student_experiment_works_as_written():
+    """The README's example experiment (its cell and its FIGURES entry, copied from the README) lists its lines and
+    passes the figure's checks: its --schedules are the schedules of its lines."""
+    with open("README.md") as f:
+        section = f.read().split("## The grid")[1].split("\n## ")[0]
+    cell = re.search(r"`(yield from cell\(.*?\))`", section.replace("\n", " "))[1]
+    figure = re.search(r'`(\("results/[^`]*\))`', section.replace("\n", " "))[1]
+    experiment = re.search(r"--list --only '(\^\w+/)'", section)[1]
+    root = tmpdir()
+    path = os.path.join(root, "grid.py")
+    with open(path, "w") as f:
+        f.write(f"from grid import cell, PLAIN, DAT\ndef grid():\n    {cell}\nFIGURES = [{figure}]\n")
+    code, out, err = launch_main({**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs")}, "--list",
+                                 "--only", experiment)
+    assert code == 0 and not err and len(out.splitlines()) == 4, f"the README's example: {code} {out} {err}"
+    shutil.rmtree(root)
+
+def test_grid_committed_lines_and_figures_all_work():
+    """results/grid.py: no line that cannot work, every committed run scored at its line's test lengths, every
+    figure's --schedules among its lines'."""
+    code, out, err = launch_main({**os.environ, "GRID": "results/grid.py", "RUNS": "results/runs"}, "--status")
+    total = dict(zip(launch.STATES, map(int, out.splitlines()[-1].split()[1:])))
+    assert code == 0 and not err and total["error"] == 0 and total["finished"] > 0, f"the grid: {code} {out} {err}"
 
 if __name__ == "__main__":
     torch.set_num_threads(min(2, torch.get_num_threads()))

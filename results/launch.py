@@ -8,8 +8,8 @@ process; only the lines that are not finished start a Python of their own.
     --job K                        line K: train it (or resume it), then score it with eval.py
     --workers N [--only REGEX]     the selected lines that are not finished, N at a time (--threads 1 each), then
                                    the figures of the selection; exit code 1 if a job or a figure failed
-    --plots [--only REGEX]         the figures and tables whose experiments are all in the selection; exit code 1 if
-                                   one failed
+    --plots [--only REGEX]         the figures and tables each of whose runs is a line of the selection; exit code
+                                   1 if one failed
     --array [--only REGEX]         the numbers of the selected lines that are not finished, as a SLURM --array list
 
 REGEX selects lines by a regular expression searched in EXPERIMENT/NAME-s<SEED>, e.g. 'headline/.*-S3-'.
@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import fcntl
 import fnmatch
+import functools
 import glob
 import importlib.machinery
 import importlib.util
@@ -59,7 +60,8 @@ def load_grid():
     if not path:
         runs.die("GRID is empty: give a Python file with grid() and FIGURES, or leave GRID unset")
     if not os.path.isfile(path):
-        runs.die(f"GRID {path}: no such file" + (f" (a relative path is from the kit's folder {KIT})" * (path[0] != "/")))
+        relative = f" (a relative path is from the kit's folder {KIT})" * (not os.path.isabs(path))
+        runs.die(f"GRID {path}: no such file{relative}")
     try:
         loader = importlib.machinery.SourceFileLoader("grid_of_the_launcher", path)
         module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
@@ -294,26 +296,35 @@ def figure_command(figure, scratch):
     out = os.path.join(scratch, "all.png") if out is None else output(out)
     return [sys.executable, TOOLS[tool], *folders, "--out", out, *map(output, options.split())], None, False
 
-def drawn(module, selected):
-    """The figures whose experiments all have lines in selected."""
+def of_selection(module, selected):
+    """The figures whose experiments all have lines in selected (checked by figure_errors)."""
     experiments = {line.experiment for line in selected}
     return [f for f in module.FIGURES if {p.split("/")[0] for p in f[2]} <= experiments]
+
+def drawn(figures, selected):
+    """The figures each of whose runs (EXPERIMENT or EXPERIMENT/GLOB) matches a line of selected."""
+    return [f for f in figures if all(any(matches(line, [p]) for line in selected) for p in f[2])]
+
+@functools.cache
+def compiled(pattern):
+    """EXPERIMENT/GLOB (with {a,b} alternatives) as a regular expression per part, for each alternative."""
+    return [[re.compile(fnmatch.translate(part)) for part in p.strip("/").split("/")] for p in expand(pattern)]
 
 def matches(line, patterns):
     """Whether line's run folder is one of the runs EXPERIMENT or EXPERIMENT/GLOB of a figure."""
     parts = (line.experiment, os.path.basename(line.folder))
-    return any(len(p.strip("/").split("/")) <= 2 and all(map(fnmatch.fnmatchcase, parts, p.strip("/").split("/")))
-               for pattern in patterns for p in expand(pattern))
+    return any(len(c) <= 2 and all(r.match(x) for r, x in zip(c, parts)) for p in patterns for c in compiled(p))
 
 def figure_errors(figures, lines):
-    """Why each of figures cannot be drawn from the grid's lines: its runs match no line, or its --schedules (for a
-    rates figure; results/atlas.py's default if none) names a schedule that none of its lines has."""
+    """Why each of figures cannot be drawn from the grid's lines: one of its runs matches no line, or its --schedules
+    (for a rates figure; results/atlas.py's default if none) names a schedule that none of its lines has."""
     errors = []
     for out, tool, patterns, options in figures:
-        mine = {line.schedule for line in lines if line.state != "error" and matches(line, patterns)}
-        if not mine:
-            errors.append(f"figure {out or options}: its runs {' '.join(patterns)} match no line of the grid")
+        lost = [p for p in patterns if not any(matches(line, [p]) for line in lines if line.state != "error")]
+        if lost:
+            errors.append(f"figure {out or options}: its runs {' '.join(lost)} match no line of the grid")
             continue
+        mine = {line.schedule for line in lines if line.state != "error" and matches(line, patterns)}
         words = options.split()
         named = [w.removeprefix("--schedules=") for w in words if w.startswith("--schedules=")] + \
                 [b for a, b in zip(words, words[1:]) if a == "--schedules"]
@@ -403,14 +414,16 @@ def main(argv=None):
         sys.exit(stop_code() if stopping.is_set() else 0 if outcome != "failed" else 1)
     lines = [Line(k, text) for k, text in enumerate(texts, 1)]
     selected = select(lines, args.only)
-    figures = drawn(module, selected)
-    problems = [line.error for line in selected if line.error] + figure_errors(figures, lines)
+    figures = of_selection(module, selected)
+    bad_figures = figure_errors(figures, lines)
+    problems = [line.error for line in selected if line.error] + bad_figures
+    figures = drawn(figures, selected)
     if args.list:
         for line in selected:
             print(f"{line.number}\t{line.folder}\t{line.mults} {' '.join(line.options)}")
         sys.exit(report(problems))
     elif args.status:
-        sys.exit(status(selected, figure_errors(figures, lines)))
+        sys.exit(status(selected, bad_figures))
     elif args.array:
         if problems:
             sys.exit(report(problems))
@@ -422,8 +435,8 @@ def main(argv=None):
         failed = plots(figures, os.cpu_count())
         sys.exit(stop_code() if stopping.is_set() else 1 if failed else 0)
     else:
-        if figure_errors(figures, lines):  # refused before any job; a line that cannot work fails as its job
-            sys.exit(report(figure_errors(figures, lines)))
+        if bad_figures:  # refused before any job; a line that cannot work fails as its job
+            sys.exit(report(bad_figures))
         todo = [line for line in selected if line.state != "finished"]
         print(f"{len(selected) - len(todo)} of {len(selected)} lines are finished; {len(todo)} to run", flush=True)
         forward_signals()
