@@ -16,7 +16,8 @@ REGEX selects lines by a regular expression searched in EXPERIMENT/NAME-s<SEED>,
 A line is finished when its log reached --max_iters and its eval.json holds every test length of MULTS. A line that
 cannot work (bad options or MULTS, a test length above --num_keys, a finished folder whose eval.json lacks a length
 and has no checkpoint to score it from) or a figure that cannot be drawn from its lines (a --schedules name none of
-them has) is one error line, and --list and --status exit with code 1, --array and --plots draw or print nothing.
+them has) is one error line each: --list and --status exit with code 1, --array and --plots print and draw nothing,
+--workers starts no job for a bad figure (a bad line fails as its job).
 A job that finds its run folder finished or held by another process (train.py or eval.py exit code runs.IN_USE)
 when it starts is skipped. With RUNS elsewhere than results/runs, the figures and tables go there too: an output
 results/X of the grid is written as RUNS/X, so the committed ones are never overwritten.
@@ -281,7 +282,8 @@ def output(path):
     return os.path.join(RUNS, path.removeprefix("results/")) if elsewhere() and path.startswith("results/") else path
 
 def figure_name(figure):
-    return figure[0] or figure[3]
+    """What a figure writes (with RUNS elsewhere, there): its output, or for a table only its options."""
+    return output(figure[0]) if figure[0] else " ".join(map(output, figure[3].split()))
 
 def figure_command(figure, scratch):
     """The command that draws figure (out, tool, runs, options), or why it cannot be drawn; scratch: a folder for
