@@ -1221,16 +1221,25 @@ def test_grid_figures_go_under_runs_and_a_failing_one_fails():
         f"a figure that cannot be drawn fails --plots: {code} {err}"
     shutil.rmtree(root)
 
+def has_child(pid):
+    """Whether a process whose parent is pid runs (Linux: /proc/PID/stat, field 4)."""
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    return True
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            pass
+    return False
+
 def test_grid_signal_while_drawing_exits_128_plus_signal():
     root = tmpdir()
     env, lines = tiny_grid(root)
     os.makedirs(os.path.join(env["RUNS"], "todo"))  # a folder for the figure: its drawing starts
     child = subprocess.Popen([sys.executable, "results/launch.py", "--plots"], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    tasks = f"/proc/{child.pid}/task"  # the drawing's process is a child of one of the launcher's threads
-    started = lambda: any(open(f"{tasks}/{task}/children").read().strip() for task in os.listdir(tasks))
     t0 = time.time()
-    while child.poll() is None and not started() and time.time() - t0 < 20:
+    while child.poll() is None and not has_child(child.pid) and time.time() - t0 < 20:
         time.sleep(0.01)
     child.send_signal(signal.SIGTERM)
     out, err = child.communicate()
