@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import pickle
+import re
 import shlex
 import shutil
 import signal
@@ -1254,22 +1255,27 @@ FIGURES = [(OUT, "draw", ["todo"], "")]
 """
 
 def tiny_grid(root):
-    """A grid of 4 lines under root (a RUNS folder with a space in its name), line 1 finished (fake files);
-    (environment for the launcher, the lines as the launcher reads them)."""
+    """A grid of 4 lines under root (a RUNS folder with a space and glob characters in its name), line 1 finished
+    (fake files: scored at its MULTS 1,2); (environment for the launcher, the lines as the launcher reads them)."""
     path, out = os.path.join(root, "grid.py"), os.path.join(root, "todo.png")
     with open(path, "w") as f:
         f.write(f"OUT = {out!r}\n" + TINY_GRID)
-    env = {**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs here")}
+    env = {**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs [here]*")}
     with launcher_in_process(env):
         first = launch.Line(1, next(launch.load_grid().grid()))
-        done = os.path.join(env["RUNS"], "done", "lstm_attn-S3-d8-bs4-iters20-plain-s0")
-        args = vars(train.check_args(train.parser.parse_args(first.options + ["--out_dir", done])))
-        config = json.dumps({**args, "model_config": dataclasses.asdict(train.model_config_of(args))})
-        os.makedirs(done)
-        for name, text in (("config.json", config), ("log.jsonl", '{"step": 20}\n'), ("eval.json", "[]")):
-            with open(os.path.join(done, name), "w") as f:
-                f.write(text)
+        fake_finished_run(first.folder, first.options, [1, 2])
         return env, [launch.Line(k, text) for k, text in enumerate(launch.load_grid().grid(), 1)]
+
+def fake_finished_run(folder, options, mults):
+    """A run folder as train.py and eval.py leave it (no checkpoint, like a committed one), scored at mults."""
+    config = vars(train.check_args(train.parser.parse_args([*options, "--out_dir", folder])))
+    config["model_config"] = dataclasses.asdict(train.model_config_of(config))
+    os.makedirs(folder)
+    records = [{"n": 8 * m, "mult": m, "seq_acc": 1.0} for m in mults]
+    for name, text in (("config.json", json.dumps(config)), ("eval.json", json.dumps(records)),
+                       ("log.jsonl", json.dumps({"step": config["max_iters"]}) + "\n")):
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(text)
 
 @contextlib.contextmanager
 def launcher_in_process(env):
@@ -1362,6 +1368,208 @@ def test_grid_job_leaves_a_finished_run_alone():
             assert launch.run_job(lines[3]) == "skipped" and not os.path.exists(os.path.join(env["RUNS"], "gpu")), \
                 "a --device cuda line is skipped, not failed, on a machine without CUDA"
     shutil.rmtree(root)
+
+def launch_main(env, *argv):
+    """results/launch.py's main in this process with env's GRID and RUNS: (exit code, stdout, stderr)."""
+    with launcher_in_process(env):
+        return run_cli(launch.main, list(argv))
+
+def one_error_line(result, code):
+    return result[0] == code and len(result[2].splitlines()) == 1 and result[2].startswith("error: ")
+
+def test_grid_line_is_finished_only_when_scored_at_every_length():
+    """eval.json must hold every test length of the line's MULTS: else its checkpoint is scored again (trained),
+    or, with none (a committed run folder has none), the line is refused in one line."""
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:
+        json.dump([{"n": 8, "mult": 1, "seq_acc": 1.0}], f)
+    with launcher_in_process(env):
+        line = launch.Line(1, lines[0].text)
+    assert line.state == "error" and line.error == f"line 1: {lines[0].folder}: eval.json lacks 2x and there is no " \
+        "checkpoint to score it from", f"a finished folder scored at 1x only, no checkpoint: {line.error}"
+    code, out, err = launch_main(env, "--status", "--only", "^done/")
+    assert code == 1 and err == f"error: {line.error}\n" and out.splitlines()[-1].split()[-1] == "1", \
+        f"--status counts it as an error, said in one line, exit code 1: {code} {out} {err}"
+    open(os.path.join(lines[0].folder, "ckpt.pt"), "w").close()
+    with launcher_in_process(env):
+        line = launch.Line(1, lines[0].text)
+    assert line.state == "trained" and line.error is None, f"with a checkpoint it is scored again: {line.state}"
+    shutil.rmtree(root)
+
+BAD_GRID = """
+TINY = "--max_iters 20 --d_model 8 --batch_size 4"
+def grid():
+    yield "x 1,2 " + TINY
+    yield "x 1,two " + TINY
+    yield "x 0,1 " + TINY
+    yield "x 1,4 --num_keys 24 " + TINY
+    yield "x"
+FIGURES = [("results/own", "rates", ["x"], "--schedules plain,dat1000"), ("results/default", "rates", ["x"], ""),
+           ("results/typo.png", "draw", ["x/lstm-*"], ""), ("results/fine.png", "draw", ["x"], ""),
+           ("results/other.png", "draw", ["y"], "")]
+"""
+
+def test_grid_refuses_lines_and_figures_that_cannot_work():
+    """Bad MULTS, a test length above --num_keys, a line without MULTS; a rates figure whose --schedules (or
+    results/atlas.py's default) names a schedule none of its lines has, a figure matching no line: one error line
+    each from --list and --status (exit code 1); --array and --plots print and write nothing."""
+    root = tmpdir()
+    path = os.path.join(root, "grid.py")
+    with open(path, "w") as f:
+        f.write(BAD_GRID)
+    env = {**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs")}
+    expected = ["error: line 2: MULTS '1,two' is not a comma-separated list of positive integers",
+                "error: line 3: MULTS '0,1' is not a comma-separated list of positive integers",
+                "error: line 4: test length 32 (4x) is above --num_keys 24: keys would repeat",
+                "error: line 5: 'x' is not \"EXPERIMENT MULTS TRAIN_OPTIONS...\"",
+                "error: figure results/own: --schedules plain,dat1000 names dat1000, which none of its lines has "
+                "(they have plain)",
+                "error: figure results/default: --schedules plain,dat5000 (the default) names dat5000, which none of "
+                "its lines has (they have plain)",
+                "error: figure results/typo.png: its runs x/lstm-* match no line of the grid"]
+    before = tree(root)
+    for argv in (["--list"], ["--status"], ["--array"], ["--plots"], ["--workers", "1"]):
+        code, out, err = launch_main(env, *argv)
+        expect = expected[4:] if argv[0] == "--workers" else expected
+        assert code == 1 and err.splitlines() == expect, f"{argv}: one error line each, exit code 1: {code} {err}"
+        assert (argv[0] in ("--list", "--status")) == bool(out), f"{argv}: output only from --list, --status: {out}"
+    assert tree(root) == before, "nothing written: no run folder, no figure"
+    done = subprocess.run(["bash", "results/slurm.sh"], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and done.stderr.splitlines() == expected and not done.stdout, \
+        f"results/slurm.sh submits nothing from such a selection: {done}"
+    shutil.rmtree(root)
+
+def test_grid_bad_grid_or_runs_is_one_error_line():
+    """GRID missing, empty, not Python, without grid() or FIGURES, a FIGURES entry of the wrong shape; RUNS empty:
+    one error line, exit code 2, nothing written."""
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    files = {"syntax.py": "def grid(:\n", "no_grid.py": "FIGURES = []\n",
+             "no_figures.py": "def grid():\n    yield ''\n",
+             "bad_figure.py": "def grid():\n    yield ''\nFIGURES = [('out', 'pie', [], '')]\n",
+             "raises.py": "def grid():\n    yield 1 / 0\nFIGURES = []\n"}
+    for name, text in files.items():
+        with open(os.path.join(root, name), "w") as f:
+            f.write(text)
+    before = tree(root)
+    for grid_path in ["", os.path.join(root, "missing.py"), *(os.path.join(root, name) for name in files)]:
+        result = launch_main({**env, "GRID": grid_path}, "--status")
+        assert one_error_line(result, 2) and "GRID" in result[2], f"GRID {grid_path!r}: {result}"
+    result = launch_main({**env, "RUNS": ""}, "--list")
+    assert one_error_line(result, 2) and "RUNS is empty" in result[2], f"RUNS '': {result}"
+    assert tree(root) == before, "nothing written by a refusal"
+    shutil.rmtree(root)
+
+def test_grid_figures_go_under_runs_and_a_failing_one_fails():
+    """With RUNS elsewhere (glob characters in its name too) an output results/X is written as RUNS/X; a figure
+    none of whose runs are here fails --plots (one line, exit code 1); an attention picture without checkpoints is
+    skipped, not failed."""
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    with launcher_in_process(env):
+        figure = ("results/x", "rates", ["done"], "--summary results/s.md")
+        command, reason, _ = launch.figure_command(figure, root)
+        runs_here = env["RUNS"]
+        assert command[2:] == [f"{runs_here}/done", "--out", f"{runs_here}/x", "--summary", f"{runs_here}/s.md"], \
+            f"outputs under RUNS, folders found though RUNS has glob characters: {command} {reason}"
+        assert launch.figure_command(("results/a.png", "attention", ["done"], ""), root)[1:] == \
+            ("it needs the checkpoints (not committed)", False), "an attention picture without checkpoints: skipped"
+    launch.RUNS = "results/runs"
+    assert launch.output("results/x.md") == "results/x.md", "with the kit's own RUNS, results/ is written"
+    code, out, err = launch_main(env, "--plots")
+    assert code == 1 and err == f"error: {os.path.join(root, 'todo.png')}: none of its runs are here\n", \
+        f"a figure that cannot be drawn fails --plots: {code} {err}"
+    shutil.rmtree(root)
+
+def has_child(pid):
+    """Whether a process whose parent is pid runs (Linux: /proc/PID/stat, field 4)."""
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    return True
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            pass
+    return False
+
+def test_grid_signal_while_drawing_exits_128_plus_signal():
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    os.makedirs(os.path.join(env["RUNS"], "todo"))  # a folder for the figure: its drawing starts
+    child = subprocess.Popen([sys.executable, "results/launch.py", "--plots"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while child.poll() is None and not has_child(child.pid) and time.time() - t0 < 20:
+        time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate()
+    assert child.returncode == 143, f"SIGTERM while a figure is drawn: exit code 128 + 15: {child.returncode} {err}"
+    shutil.rmtree(root)
+
+def test_grid_job_decides_again_and_writes_its_report_whole():
+    """A job decides its line's state again as it starts (another launcher may have finished it or hold it); eval.py's
+    report is written whole as eval.txt once eval.py succeeded; a failed score touches no other process's file."""
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    with launcher_in_process(env), contextlib.redirect_stdout(io.StringIO()) as out:
+        todo = lines[1]
+        fake_finished_run(todo.folder, todo.options, [1, 2])  # another launcher finished it meanwhile
+        assert todo.state == "new" and launch.run_job(todo) == "skipped" and todo.state == "finished", \
+            f"a line finished since the launcher started is skipped: {todo.state}"
+        runs.lock(lines[2].folder)  # another process holds it
+        try:
+            assert launch.run_job(lines[2]) == "skipped" and "in use by another process" in out.getvalue(), \
+                f"a folder held by another process is skipped: {out.getvalue()}"
+        finally:
+            runs.release_locks()
+        os.remove(os.path.join(todo.folder, "eval.json"))
+        open(os.path.join(todo.folder, "ckpt.pt"), "w").close()  # trained, not scored
+        with open(os.path.join(todo.folder, "eval.txt.tmp"), "w") as f:
+            f.write("another process's report")
+        call, launch.call = launch.call, lambda command, **kwargs: (2, "")  # eval.py fails
+        try:
+            assert launch.run_job(todo) == "failed", "a score that fails is a failed job"
+        finally:
+            launch.call = call
+        with open(os.path.join(todo.folder, "eval.txt.tmp")) as f:
+            assert f.read() == "another process's report", "a failed score leaves another process's file alone"
+        assert not os.path.exists(os.path.join(todo.folder, "eval.txt")), "no report from a failed score"
+        os.remove(os.path.join(todo.folder, "eval.txt.tmp"))
+        call, launch.call = launch.call, lambda command, **kwargs: (0, "the report\n")
+        try:
+            assert launch.run_job(todo) == "done", "a score that succeeds is done"
+        finally:
+            launch.call = call
+        with open(os.path.join(todo.folder, "eval.txt")) as f:
+            assert f.read() == "the report\n", "eval.txt holds eval.py's output"
+        assert sorted(os.listdir(todo.folder)) == ["ckpt.pt", "config.json", "eval.txt", "log.jsonl"], \
+            f"nothing else left behind: {os.listdir(todo.folder)}"
+    shutil.rmtree(root)
+
+def test_grid_readme_student_experiment_works_as_written():
+    """The README's example experiment (its cell and its FIGURES entry, copied from the README) lists its lines and
+    passes the figure's checks: its --schedules are the schedules of its lines."""
+    with open("README.md") as f:
+        section = f.read().split("## The grid")[1].split("\n## ")[0]
+    cell = re.search(r"`(yield from cell\(.*?\))`", section.replace("\n", " "))[1]
+    figure = re.search(r'`(\("results/[^`]*\))`', section.replace("\n", " "))[1]
+    experiment = re.search(r"--list --only '(\^\w+/)'", section)[1]
+    root = tmpdir()
+    path = os.path.join(root, "grid.py")
+    with open(path, "w") as f:
+        f.write(f"from grid import cell, PLAIN, DAT\ndef grid():\n    {cell}\nFIGURES = [{figure}]\n")
+    code, out, err = launch_main({**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs")}, "--list",
+                                 "--only", experiment)
+    assert code == 0 and not err and len(out.splitlines()) == 4, f"the README's example: {code} {out} {err}"
+    shutil.rmtree(root)
+
+def test_grid_committed_lines_and_figures_all_work():
+    """results/grid.py: no line that cannot work, every committed run scored at its line's test lengths, every
+    figure's --schedules among its lines'."""
+    code, out, err = launch_main({**os.environ, "GRID": "results/grid.py", "RUNS": "results/runs"}, "--status")
+    total = dict(zip(launch.STATES, map(int, out.splitlines()[-1].split()[1:])))
+    assert code == 0 and not err and total["error"] == 0 and total["finished"] > 0, f"the grid: {code} {out} {err}"
 
 if __name__ == "__main__":
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -179,14 +179,16 @@ def main(argv=None):
     args, ckpt = runs.resumed(parser, argv, SAFE_ON_RESUME, check_args) if resuming else \
         (check_args(parser.parse_args(argv)), None)
     if args.dry_run:
-        return print(args.out_dir, state_for(args))
+        return print(args.out_dir, folder_state(args))
     if os.path.isdir(os.path.join(args.out_dir, "eval.json")):
         die(f"cannot write {args.out_dir}/eval.json: a folder is in the way")
     if args.compile and args.device == "cpu" and not any(map(shutil.which, ("c++", "g++", "clang++"))):
         die("--compile needs a C++ compiler on the CPU (torch.compile builds its kernels with one): none is here")
     if not resuming:
         runs.lock(args.out_dir)
-        state_for(args)  # a folder that holds another run, or this one trained, is refused here
+        if (state := folder_state(args)) != "new":  # only a run stopped before its first checkpoint starts again
+            die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another "
+                f"--out_dir")
     else:
         checked_run(args.out_dir, ckpt)
     model, model_config, optimizer, table, data_rng = build(args, ckpt)
@@ -274,10 +276,9 @@ def main(argv=None):
         die(f"interrupted at step {step}; " + kept(args, saved_step), code=runs.stop_code(e))
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)} --attn_off")
 
-def state_for(args):
-    """The state of the folder args.out_dir for a fresh run or --dry_run (runs.run_state, judged by the folder's own
-    config): a folder that holds another run (an identifying option or the seed differs) is one error line, and so,
-    for a fresh run, is one whose run got past its start (only a run stopped before its first checkpoint restarts)."""
+def folder_state(args):
+    """The state of the folder args.out_dir (runs.run_state: judged by the folder's own config), which must hold this
+    run if it holds any: a folder whose identifying options or seed differ is one error line."""
     state = runs.run_state(args.out_dir)
     if os.path.isfile(os.path.join(args.out_dir, "config.json")):
         theirs = checked_run(args.out_dir)
@@ -285,8 +286,6 @@ def state_for(args):
             if theirs.get(key, IDENTITY.get(key)) != getattr(args, key):
                 die(f"{args.out_dir} holds another run: its {key} is {theirs.get(key, IDENTITY.get(key))!r}, not "
                     f"{getattr(args, key)!r}; choose another --out_dir")
-    if state != "new" and not args.dry_run:
-        die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another --out_dir")
     return state
 
 def kept(args, saved_step):

@@ -115,8 +115,9 @@ def experiments():
 
 # The figures and tables: (output, tool, runs, options). rates: results/atlas.py, failure rates with intervals
 # (output: PREFIX.md, .json, .png); draw: plot.py, accuracy against test length (or against --sweep); attention:
-# results/attention.py, where one run's attention looks. A figure is drawn when its experiments are all in the
-# selection (bash results/commands.sh --plots [--only REGEX]).
+# results/attention.py, where one run's attention looks. A figure is drawn when each of its runs (EXPERIMENT or
+# EXPERIMENT/GLOB) matches a line of the selection (bash results/commands.sh --plots [--only REGEX]); a rates figure
+# names its schedules with --schedules (plain,dat5000 if not), each one a schedule of its lines.
 RECALL_RUNS = ["headline/lstm_attn-S3-dat5000-s[5-9]", "atlas/lstm_attn-S3-rope-dat5000-s[0-4]",
                "atlas/lstm_attn-S3-rope-{dat1000,iters16000,len16-dat1000,len16-datauto,len16-iters16000-dat1000}-*",
                "atlas/interleaved-S3-rope-nlstm2-dat1000-*", "atlas/lstm_attn-{S3,Z5,A4}-rope-{dat2000,datauto}-*",

@@ -10,7 +10,8 @@
 #
 # submits itself with --array set to those lines' numbers (at most 16 tasks at a time); each task runs
 # "bash results/commands.sh --job $SLURM_ARRAY_TASK_ID" in the kit's folder. Line numbers go up to the grid's
-# length, so the cluster's MaxArraySize must be above it (--list prints the numbers). Then --plots, once they end.
+# length, so the cluster's MaxArraySize must be above it (--list prints the numbers). A selection with a line or
+# figure that cannot work submits nothing (its error lines, exit code 1). Then --plots, once the tasks end.
 set -euo pipefail
 if [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then  # a task: sbatch ran a copy of this file in the submit folder
   exec bash results/commands.sh --job "$SLURM_ARRAY_TASK_ID"
