@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -830,6 +831,53 @@ def test_the_log_is_appended_not_rewritten():
         runs.write_file = real
     assert whole_writes.count("log.jsonl") == 1 and len(runs.read_log(f"{root}/run/log.jsonl")) == 6, whole_writes
     shutil.rmtree(root)
+
+def test_a_cut_log_line_is_cut_off_once_by_the_holder_and_left_alone_by_readers():
+    """A log line a full disk cut short: readers (who may see a live trainer's line half written) skip it silently
+    and write nothing; the process that holds the folder cuts it off once with one warning, and the log stays JSON
+    lines through the resumed run (no glued lines)."""
+    root = tmpdir()
+    run, argv = f"{root}/run", TINY + ["--max_iters", "20"]
+    train_until_crash(argv + ["--out_dir", run], crash_after=15)  # log lines to step 15, the checkpoint at 10
+    with open(f"{run}/log.jsonl", "a") as f:
+        f.write('{"step": 20, "loss": 1.9, "ms_per_step": 4.28')
+    before = open(f"{run}/log.jsonl").read()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        steps = [e["step"] for e in runs.read_log(f"{run}/log.jsonl")]
+        assert dry_run(argv + ["--out_dir", run])[1] == "interrupted"
+    assert steps == [5, 10, 15] and err.getvalue() == "" and open(f"{run}/log.jsonl").read() == before, \
+        "a reader skips the unfinished line silently and leaves the file alone"
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", run])
+    assert code == 0 and err.count("warning") == 1, f"the holder cuts the line off with one warning: {err!r}"
+    lines = open(f"{run}/log.jsonl").read().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [5, 10, 15, 20], f"the log after the resume: {lines}"
+    shutil.rmtree(root)
+
+def test_two_writers_of_one_file_never_share_a_temporary_file():
+    """Writers of one output file each write a temporary file of their own, so the file is always one writer's whole
+    text and nothing is left behind (20 rounds of two threads)."""
+    root = tmpdir()
+    path, texts = f"{root}/fig.txt", ["a" * 100_000, "b" * 100_000]
+    for _ in range(20):
+        threads = [threading.Thread(target=runs.write_text, args=(path, text)) for text in texts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert open(path).read() in texts and os.listdir(root) == ["fig.txt"], "one whole text, no debris"
+    shutil.rmtree(root)
+
+def test_compile_without_a_compiler_and_unbounded_numbers_are_one_clear_line():
+    real = shutil.which
+    shutil.which = lambda name: None  # a machine without a C++ compiler
+    try:
+        code, _, err = run_cli(train.main, TINY + ["--compile", "--out_root", "/nonexistent/never"])
+    finally:
+        shutil.which = real
+    assert code == 2 and "C++ compiler" in err and len(err.splitlines()) == 1, f"--compile with no compiler: {err!r}"
+    code, _, err = run_cli(train.main, ["--emb_skip", "inf", "--dry_run"])
+    assert err.strip() == "error: argument --emb_skip: must be a finite number, not inf", f"no bounds to name: {err!r}"
 
 def test_readers_refuse_copies_and_non_finite_accuracies():
     root = tmpdir()
