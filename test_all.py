@@ -1225,6 +1225,16 @@ def test_atlas_of_runs_none_finished_is_refused():
 
 # -----------------------------------------------------------------------------
 
+def test_readme_quick_start_figures_are_the_committed_runs():
+    """The quick start's expected figures at 3x are the committed record of the same run."""
+    text = " ".join(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")).read().split())
+    found = re.search(r"has at 3x state ([\d.]+), recall ([\d.]+), token ([\d.]+) and sequence ([\d.]+) \(`([^`]+)`", text)
+    assert found, "the README's quick start names its expected figures and their file"
+    record = next(r for r in json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), found[5])))
+                  if r["mult"] == 3)
+    assert [f"{record[k]:.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")] == list(found.groups()[:4]), \
+        f"the README's figures are {found.groups()[:4]}, {found[5]} holds {record}"
+
 def test_readme_results_table_is_copied_from_the_generated_tables():
     """Every row of the README's results table is a row of a table results/atlas.py wrote (a stale copy fails)."""
     with open("README.md") as f:
