@@ -289,8 +289,9 @@ def folder_state(args):
     return state
 
 def kept(args, saved_step):
-    return "no checkpoint was written yet" if saved_step is None else \
-        f"{args.out_dir}/ckpt.pt holds step {saved_step}: python train.py --resume --out_dir {shlex.quote(args.out_dir)}"
+    resume = f"python train.py --resume --out_dir {shlex.quote(args.out_dir)}"
+    return f"{args.out_dir}/ckpt.pt holds step {saved_step}: {resume}" if saved_step is not None else \
+        "no checkpoint was written yet"
 
 # -----------------------------------------------------------------------------
 # the DAT rule and the learning rate
