@@ -403,8 +403,9 @@ def check_agreement(folder, config, model_config, defaults, ckpt=None, may_diffe
             die(f"{what}: model_config field {unknown[0]} is unknown to this kit")
         for key, value in now.items():
             if saved.get(key, getattr(ModelConfig, key)) != value:
-                die(f"{what}: model_config {key} is {saved.get(key)!r}, but its options make {value!r} (a run made "
-                    f"before its option reached the model? train it again)")
+                shown = repr(saved[key]) if key in saved else f"missing (so {getattr(ModelConfig, key)!r})"
+                die(f"{what}: model_config {key} is {shown}, but its options make {value!r} (a run made before its "
+                    f"option reached the model? train it again)")
     compare(config.get("model_config", {}), model_config, os.path.join(folder, "config.json"))
     if ckpt is None:
         return
@@ -417,6 +418,16 @@ def check_agreement(folder, config, model_config, defaults, ckpt=None, may_diffe
     if name(theirs) != name(ours):
         die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
     compare(ckpt["model_config"], model_config, where)
+
+def check_weights(weights, model, where):
+    """The checkpoint's weights fit the model its options make now: the same parameters, of the same shapes (a run
+    trained before the model's code changed does not). One error line names the first that differs."""
+    now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
+    for key in sorted(now.keys() | saved.keys()):
+        if now.get(key) != saved.get(key):
+            die(f"{where}: its weights do not fit the model its options make: {key} is {saved.get(key, 'missing')} "
+                f"there, {now.get(key, 'missing')} here (a run made before the model changed? train it again)")
 
 def resumed(parser, argv, safe, check):
     """The options of the run in --out_dir (checked again by check), with the few in `safe` taken from argv;

@@ -1019,6 +1019,7 @@ def test_every_model_config_field_is_an_option_or_derived():
     for field in dataclasses.fields(ModelConfig):
         assert (field.name in options) != (field.name in train.DERIVED), \
             f"ModelConfig.{field.name}: an option of the same name or a derived field (train.DERIVED), not both"
+        assert field.name not in train.NOT_IDENTITY, f"--{field.name} reaches the model: it identifies the run"
         assert options.get(field.name) in (None, field.default), f"--{field.name}'s default is not its field's"
     config = vars(train.check_args(train.parser.parse_args(["--model", "transformer", "--d_model", "32"])))
     assert train.model_config_of(config) == ModelConfig(model="transformer", d_model=32, pos="rope"), \
@@ -1341,6 +1342,13 @@ def fake_finished_run(folder, options, mults):
         with open(os.path.join(folder, name), "w") as f:
             f.write(text)
 
+def fake_checkpoint(folder):
+    """A checkpoint of the run in folder, as train.py saves it at its last step (freshly initialised weights)."""
+    config = json.load(open(os.path.join(folder, "config.json")))
+    model_config = train.model_config_of(config)
+    runs.save_checkpoint(os.path.join(folder, "ckpt.pt"), model=Model(model_config).state_dict(), config=config,
+                         model_config=dataclasses.asdict(model_config), step=config["max_iters"], gate=1.0)
+
 @contextlib.contextmanager
 def launcher_in_process(env):
     """results/launch.py in this process, pointed at env's grid and runs; its signal handlers undone after."""
@@ -1455,7 +1463,7 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
     code, out, err = launch_main(env, "--status", "--only", "^done/")
     assert code == 1 and err == f"error: {line.error}\n" and out.splitlines()[-1].split()[-1] == "1", \
         f"--status counts it as an error, said in one line, exit code 1: {code} {out} {err}"
-    open(os.path.join(lines[0].folder, "ckpt.pt"), "w").close()
+    fake_checkpoint(lines[0].folder)
     with launcher_in_process(env):
         line = launch.Line(1, lines[0].text)
     assert line.state == "trained" and line.error is None, f"with a checkpoint it is scored again: {line.state}"
@@ -1588,7 +1596,7 @@ def test_grid_job_decides_again_and_writes_its_report_whole():
         finally:
             runs.release_locks()
         os.remove(os.path.join(todo.folder, "eval.json"))
-        open(os.path.join(todo.folder, "ckpt.pt"), "w").close()  # trained, not scored
+        fake_checkpoint(todo.folder)  # trained, not scored
         with open(os.path.join(todo.folder, "eval.txt.tmp"), "w") as f:
             f.write("another process's report")
         call, launch.call = launch.call, lambda command, **kwargs: (2, "")  # eval.py fails

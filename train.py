@@ -100,14 +100,14 @@ DERIVED = {"vocab_size": lambda o, g: vocab_size(g, o["num_keys"]), "n_classes":
 
 def model_config_of(options):
     """The ModelConfig of a run's options (a dict; options newer than it take their defaults)."""
-    options, g = runs.identity(options, IDENTITY), len(group_table(options["group"]))
+    options, g = {**IDENTITY, **options}, len(group_table(options["group"]))
     options["pos"] = options["pos"] or default_pos(options["model"])
-    return ModelConfig(**{f.name: DERIVED[f.name](options, g) if f.name in DERIVED else options[f.name]
+    return ModelConfig(**{f.name: DERIVED[f.name](options, g) if f.name in DERIVED else options.get(f.name, f.default)
                           for f in fields(ModelConfig)})
 
 def checked_run(folder, ckpt=None):
     """The run in folder: its config.json held to the options' meaning and in agreement with its model_config and
-    its checkpoint (runs.check_agreement); one error line where they differ."""
+    its checkpoint, if it has one (runs.check_agreement, runs.check_weights); one error line where they differ."""
     where = os.path.join(folder, "config.json")
     if not os.path.isfile(where):
         die(f"{folder} has no config.json")
@@ -115,7 +115,13 @@ def checked_run(folder, ckpt=None):
     for key in runs.CONFIG_KEYS + ("model_config",):
         if key not in config:
             die(f"{where} lacks {key}")
-    runs.check_agreement(folder, config, asdict(model_config_of(config)), IDENTITY, ckpt, may_differ=SAFE_ON_RESUME)
+    model_config = model_config_of(config)
+    if ckpt is None and os.path.isfile(os.path.join(folder, "ckpt.pt")):
+        ckpt = runs.load_checkpoint(os.path.join(folder, "ckpt.pt"))
+    runs.check_agreement(folder, config, asdict(model_config), IDENTITY, ckpt, may_differ=SAFE_ON_RESUME)
+    if ckpt is not None:
+        with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
+            runs.check_weights(ckpt["model"], Model(model_config), os.path.join(folder, "ckpt.pt"))
     return config
 
 # ----------------------------------------------------------------------------- checks that involve several options

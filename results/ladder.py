@@ -1,0 +1,128 @@
+"""
+The cores ladder: each recurrent core alone (`--model lstm --core ...`, no attention) on a group. Per core and group,
+how many runs learn the group at the training length and extend it to 3x and 8x (state accuracy at least 0.98 at
+that length, eval.json), k of n with 95% Wilson intervals, beside what the theory of each core predicts
+(results/PREREGISTRATION.md, entry 66) and whether that held.
+
+    python results/ladder.py results/runs/cores results/runs/baselines --out results/cores_ladder   # .md .json .png
+
+Only runs of the default setting but for the core, its sub-options and the group are counted (a run of another
+setting, e.g. the Transformer of baselines/, is left out and said so).
+"""
+import os
+import sys
+from collections import defaultdict
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
+import runs  # first: it answers Ctrl-C during the slow imports below with one line
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from atlas import STATE_OK, wilson
+from plot import check_out, load_runs, record, save_figure
+from runs import ArgParser, die, identity, run_script, write_json, write_text
+from train import IDENTITY
+
+CORE_OPTIONS = ("core", "transitions", "beta_max", "householder")  # what names a core; the group names the task
+GROUPS = ("Z2", "Z5", "S3")
+LENGTHS = (1, 3, 8)
+
+def core_name(config):
+    """The core of a run as the ladder names it, e.g. gru, diagonal signed, delta beta 2 x2."""
+    c = identity(config, IDENTITY)
+    if c["core"] == "diagonal":
+        return f"diagonal {c['transitions']}"
+    if c["core"] == "delta":
+        return f"delta beta {c['beta_max']}" + (f" x{c['householder']}" if c["householder"] > 1 else "")
+    return c["core"]
+
+# What one recurrent layer of each core can express at any length (entry 66 gives the papers): the groups it can
+# track. The prediction for a cell it can track: at least half its seeds extend to 3x; for one it cannot: no seed
+# extends to 8x.
+TRACKS = {"lstm": GROUPS, "gru": GROUPS, "diagonal unit": (), "diagonal signed": ("Z2",),
+          "diagonal complex": ("Z2", "Z5"), "delta beta 2": ("Z2",), "delta beta 2 x2": GROUPS}
+
+def counts(cell_runs):
+    """{mult: k} runs whose state accuracy at mult x the training length is at least STATE_OK."""
+    return {m: sum((record(r, m) or {}).get("state_acc", 0.0) >= STATE_OK for r in cell_runs) for m in LENGTHS}
+
+def ladder(all_runs):
+    cells, left_out = defaultdict(list), []
+    for run in all_runs:
+        c = identity(run["config"], IDENTITY)
+        other = [k for k in IDENTITY if k not in CORE_OPTIONS + ("group", "model", "pos", "device")
+                 and c[k] != IDENTITY[k]]
+        if c["model"] != "lstm" or other or c["group"] not in GROUPS:
+            left_out.append(run["dir"])
+        elif run["finished"]:
+            cells[(core_name(run["config"]), c["group"])].append(run)
+    entries = []
+    for core in TRACKS:
+        for group in GROUPS:
+            done = cells.get((core, group), [])
+            k, n = counts(done), len(done)
+            can = group in TRACKS[core]
+            held = None if not n else (2 * k[3] >= n if can else k[8] == 0)
+            entries.append({"core": core, "group": group, "n": n, "predicted": "extends" if can else "cannot",
+                            "held": held, "seeds": sorted(r["config"]["seed"] for r in done),
+                            **{f"k_{m}x": k[m] for m in LENGTHS}, **{f"ci95_{m}x": wilson(k[m], n) for m in LENGTHS}})
+    return {"rule": f"a run learns a group at 1x, or extends it to 3x or 8x, if its state accuracy there is at least "
+                    f"{STATE_OK}; prediction held: for a group the core can track, at least half the seeds extend to "
+                    "3x; for one it cannot, no seed extends to 8x", "cells": entries, "left_out": len(left_out)}
+
+def markdown(result):
+    rate = lambda e, m: "-" if not e["n"] else \
+        f"{e[f'k_{m}x']} of {e['n']} [{e[f'ci95_{m}x'][0]:.2f}, {e[f'ci95_{m}x'][1]:.2f}]"
+    lines = [f"Rule: {result['rule']}. Intervals: 95% Wilson.", "",
+             "| core | group | predicted | learns at 1x | extends to 3x | extends to 8x | prediction |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for e in result["cells"]:
+        verdict = {None: "no runs yet", True: "held", False: "did not hold"}[e["held"]]
+        lines.append(f"| {e['core']} | {e['group']} | {e['predicted']} | {rate(e, 1)} | {rate(e, 3)} | {rate(e, 8)} "
+                     f"| {verdict} |")
+    return "\n".join(lines) + "\n"
+
+def plot_ladder(result, out):
+    """A panel per group: per core, the share of runs that learn it at 1x, extend it to 3x and to 8x."""
+    cores = list(TRACKS)
+    fig, axes = plt.subplots(1, len(GROUPS), figsize=(5 * len(GROUPS), 4.5), sharey=True)
+    for ax, group in zip(axes, GROUPS):
+        cells = {e["core"]: e for e in result["cells"] if e["group"] == group}
+        for j, m in enumerate(LENGTHS):
+            x = np.arange(len(cores)) + 0.27 * (j - 1)
+            rate = [cells[c][f"k_{m}x"] / cells[c]["n"] if cells[c]["n"] else np.nan for c in cores]
+            low = [r - cells[c][f"ci95_{m}x"][0] if cells[c]["n"] else 0 for r, c in zip(rate, cores)]
+            high = [cells[c][f"ci95_{m}x"][1] - r if cells[c]["n"] else 0 for r, c in zip(rate, cores)]
+            ax.bar(x, rate, 0.27, yerr=[low, high], capsize=2, color=f"C{j}", label=f"{m}x")
+        for i, c in enumerate(cores):  # the prediction: shaded where theory says the core can track the group
+            if group in TRACKS[c]:
+                ax.axvspan(i - 0.45, i + 0.45, color="0.9", zorder=0)
+        ax.set_xticks(range(len(cores)), cores, rotation=40, ha="right", fontsize=8)
+        ax.set(title=group, ylim=(0, 1.05))
+    axes[0].set_ylabel(f"share of runs with state accuracy >= {STATE_OK}")
+    axes[-1].legend(title="test length")
+    fig.suptitle("each core alone: learns at 1x, extends to 3x and 8x (shaded: theory says it can track the group)",
+                 fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, out)
+
+def main(argv=None):
+    parser = ArgParser(description="The cores ladder: which recurrent cores learn and extend which groups.")
+    parser.add_argument("runs", nargs="+", help="run folders, or folders holding them")
+    parser.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.md, PREFIX.json, PREFIX.png")
+    args = parser.parse_args(argv)
+    check_out(args.out + ".png")
+    result = ladder(load_runs(args.runs))
+    if not any(e["n"] for e in result["cells"]):
+        die(f"no finished run of a core alone on {', '.join(GROUPS)} in {' '.join(args.runs)}")
+    write_json(args.out + ".json", result)
+    write_text(args.out + ".md", markdown(result))
+    plot_ladder(result, args.out + ".png")
+    print(f"wrote {args.out}.md, .json, .png: {sum(e['n'] for e in result['cells'])} runs in "
+          f"{sum(bool(e['n']) for e in result['cells'])} cells ({result['left_out']} runs of other settings left out)")
+
+if __name__ == "__main__":
+    run_script(main)
