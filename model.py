@@ -122,8 +122,8 @@ class AttentionBlock(nn.Module):
         return x
 
 # -----------------------------------------------------------------------------
-# the recurrent cores: (B, T, d_model) -> (B, T, d_model), causal. The linear ones precompute every token's
-# projections in one matmul, then run a short loop over time (T is at most a few hundred here).
+# the recurrent cores: (B, T, d_model) -> (B, T, d_model), causal. The linear ones compute every token's projections
+# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here).
 
 class LSTMCore(nn.LSTM):
     """The LSTM (Hochreiter & Schmidhuber 1997): f_t, i_t, o_t = sigmoid(W x_t + U h_(t-1) + b), one each;
@@ -182,10 +182,12 @@ class DeltaCore(nn.Module):
     Linear Transformers with the Delta Rule over Sequence Length"): with k_t L2-normalised and
     beta_t = beta_max * sigmoid(z_t),
         S_t = S_(t-1) (I - beta_t k_t k_t^T) + beta_t v_t k_t^T,   y_t = W_out S_t q_t,
-    all of k, v, z, q linear in x_t. beta_max 2 lets I - beta k k^T be a reflection (a negative eigenvalue: Grazzi
-    et al. 2025). With --householder n > 1 each token makes n such steps, each with its own k, v, beta: the
+    all of k, v, z, q linear in x_t, S_0 = 0. beta_max 2 lets I - beta k k^T be a reflection (a negative eigenvalue:
+    Grazzi et al. 2025). With --householder n > 1 each token makes n such steps, each with its own k, v, beta: the
     transition is a product of n generalised Householder matrices (DeltaProduct: Siems et al. 2025, "DeltaProduct:
-    Improving State-Tracking in Linear RNNs via Householder Products")."""
+    Improving State-Tracking in Linear RNNs via Householder Products").
+    Computed without a loop over time, as Yang et al. do: S_s = sum_(r <= s) beta_r u_r k_r^T over the steps s, where
+    u_s = v_s - S_(s-1) k_s solve one unit lower-triangular system."""
     def __init__(self, cfg):
         super().__init__()
         self.beta_max, self.steps, d = cfg.beta_max, cfg.householder, cfg.d_model
@@ -201,14 +203,14 @@ class DeltaCore(nn.Module):
 
     def forward(self, x):
         q, k, v, beta = self.coefficients(x)
-        B, T, d = q.shape
-        S, outputs = x.new_zeros(B, d, d), []
-        for t in range(T):
-            for j in range(self.steps):  # S <- S + beta (v - S k) k^T
-                k_j = k[:, t, j, :, None]
-                S = torch.baddbmm(S, beta[:, t, j, :, None] * (v[:, t, j, :, None] - S @ k_j), k_j.transpose(1, 2))
-            outputs.append(S @ q[:, t, :, None])
-        return self.out(torch.cat(outputs, dim=-1).transpose(1, 2))
+        k, v, beta = k.flatten(1, 2), v.flatten(1, 2), beta.flatten(1, 2)  # the steps in order: token 0's n, ...
+        step, token = torch.arange(k.shape[1], device=x.device), torch.arange(q.shape[1], device=x.device)
+        beta_k = beta * k
+        # u_s + sum_(r < s) (k_s . beta_r k_r) u_r = v_s; the solver reads the strict lower triangle only
+        u = torch.linalg.solve_triangular(k @ beta_k.transpose(1, 2), v, upper=False, unitriangular=True)
+        # y_t = S q_t with S after token t's last step: sum over those steps r of (q_t . beta_r k_r) u_r
+        seen = step[None, :] // self.steps <= token[:, None]
+        return self.out((q @ beta_k.transpose(1, 2)).masked_fill(~seen, 0) @ u)
 
 CORES = {"lstm": LSTMCore, "gru": GRUCore, "diagonal": DiagonalCore, "delta": DeltaCore}
 TRANSITIONS = ("unit", "signed", "complex")
