@@ -84,14 +84,14 @@ def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
 @torch.inference_mode()
 def probe(model, config, mults, n_eval):
     """Where the state lives: a linear probe (least squares onto the one-hot state) from the stream right after
-    the last LSTM block, at action positions. Fit on a 1x set of its own, scored on each length's eval set."""
+    the last recurrent block, at action positions. Fit on a 1x set of its own, scored on each length's eval set."""
     table = group_table(config["group"], next(model.parameters()).device)
-    g, last_lstm = table.shape[0], max(i for i, kind in enumerate(model.layout) if kind == "lstm")
+    g, last_rnn = table.shape[0], max(i for i, kind in enumerate(model.layout) if kind == "rnn")
     def features(mult, seed):
         tokens, targets = eval_batch(table, mult * config["train_len"], config["num_keys"], config["num_queries"],
                                      n_eval, seed)
         is_state = target_masks(tokens, targets)[0]
-        x = model.stream(tokens, last_lstm + 1)[is_state].float()
+        x = model.stream(tokens, last_rnn + 1)[is_state].float()
         return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
     x, y = features(1, EVAL_SEED + 1)
     weights = torch.linalg.lstsq(x.cpu(), torch.nn.functional.one_hot(y, g).float().cpu()).solution.to(x.device)
@@ -120,8 +120,8 @@ def main(argv=None):
                         "--train_len, comma-separated")
     parser.add_argument("--n_eval", type=positive_int, default=1000, help="sequences per test length")
     parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
-    parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the LSTM's "
-                        "output at 1x and score it at each length (needs a model with an LSTM)")
+    parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the last "
+                        "recurrent block's output at 1x and score it at each length (needs a recurrent block)")
     parser.add_argument("--by_age", action="store_true", help="also score recall per band of --train_len steps "
                         "back to the key's bookmark (band 0: the ages training shows)")
     parser.add_argument("--mistakes", type=count, default=3, help="decoded mistakes to print (at the longest length)")
@@ -143,7 +143,7 @@ def main(argv=None):
     if args.attn_off and config["model"] not in HYBRIDS:
         die(f"--attn_off needs a hybrid model, not {config['model']}")
     if args.probe and config["model"] == "transformer":
-        die("--probe reads the LSTM's output: the transformer has none")
+        die("--probe reads the recurrent blocks' output: the transformer has none")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = model_from_checkpoint(ckpt, device)

@@ -3,10 +3,12 @@ The models: an LSTM, a causal Transformer, and three LSTM + attention hybrids.
 
     embedding -> blocks -> LayerNorm -> linear head over the |G| states
 
-An LSTM block replaces the stream with the LSTM's output plus emb_skip * the token embedding (a small skip so
-later blocks see which token sits where). An attention block adds  gate * Attn(LN(x))  to the stream, and, if
-the config asks for it, an MLP. The gate is one non-trainable number held by the model: Delayed Attention
-Training keeps it at 0 for the first --delay steps. At exactly 0 the attention is skipped, not computed.
+A recurrent block replaces the stream with its core's output plus emb_skip * the token embedding (a small skip so
+later blocks see which token sits where). The core is an LSTM by default, or one of CORES (ModelConfig.core): a
+GRU, a selective diagonal linear recurrence or a delta rule; the model names keep "lstm" for a recurrent block.
+An attention block adds  gate * Attn(LN(x))  to the stream, and, if the config asks for it, an MLP. The gate is
+one non-trainable number held by the model: Delayed Attention Training keeps it at 0 for the first --delay steps.
+At exactly 0 the attention is skipped, not computed.
 """
 from dataclasses import dataclass
 
@@ -24,11 +26,15 @@ class ModelConfig:
     n_classes: int = 6       # |G|
     d_model: int = 64
     n_heads: int = 2
-    n_lstm: int = 1          # LSTM layers (lstm and hybrids)
+    n_lstm: int = 1          # recurrent blocks (lstm and hybrids)
     n_attn: int = 2          # attention blocks (transformer and hybrids)
     mlp: bool = False        # an MLP in each attention block of a hybrid (the transformer always has them)
     pos: str = "none"        # rope | none: position encoding inside attention
-    emb_skip: float = 0.1    # weight of the token embedding added to each LSTM block's output
+    emb_skip: float = 0.1    # weight of the token embedding added to each recurrent block's output
+    core: str = "lstm"       # the recurrent block's core: one of CORES
+    transitions: str = "unit"  # the diagonal core's a_t: unit [0, 1], signed [-1, 1] or complex (|a_t| <= 1)
+    beta_max: int = 1        # the delta core's beta_t lies in [0, beta_max]
+    householder: int = 1     # the delta core's Householder steps per token (1: DeltaNet, more: DeltaProduct)
     delay_attention: bool = False  # start with the gate at 0 (DAT); False: the gate is 1 always
 
 def default_pos(model):
@@ -36,17 +42,17 @@ def default_pos(model):
     return "rope" if model == "transformer" else "none"
 
 def block_layout(cfg):
-    """The order of blocks, e.g. ['lstm', 'attn', 'attn'] for lstm_attn with 1 LSTM layer and 2 attention blocks."""
+    """The order of blocks, e.g. ['rnn', 'attn', 'attn'] for lstm_attn with 1 recurrent and 2 attention blocks."""
     if cfg.model == "lstm":
-        return ["lstm"] * cfg.n_lstm
+        return ["rnn"] * cfg.n_lstm
     if cfg.model == "transformer":
         return ["attn"] * cfg.n_attn
     if cfg.model == "lstm_attn":
-        return ["lstm"] * cfg.n_lstm + ["attn"] * cfg.n_attn
+        return ["rnn"] * cfg.n_lstm + ["attn"] * cfg.n_attn
     if cfg.model == "attn_lstm":
-        return ["attn"] * cfg.n_attn + ["lstm"] * cfg.n_lstm
-    if cfg.model == "interleaved":  # L A L A ..., leftovers at the end
-        pairs = [["lstm"] * (i < cfg.n_lstm) + ["attn"] * (i < cfg.n_attn) for i in range(max(cfg.n_lstm, cfg.n_attn))]
+        return ["attn"] * cfg.n_attn + ["rnn"] * cfg.n_lstm
+    if cfg.model == "interleaved":  # R A R A ..., leftovers at the end
+        pairs = [["rnn"] * (i < cfg.n_lstm) + ["attn"] * (i < cfg.n_attn) for i in range(max(cfg.n_lstm, cfg.n_attn))]
         return sum(pairs, [])
     raise ValueError(f"unknown model {cfg.model!r}: use one of {', '.join(MODELS)}")
 
@@ -115,14 +121,110 @@ class AttentionBlock(nn.Module):
             x = x + self.mlp(x)
         return x
 
-class LSTMBlock(nn.Module):
+# -----------------------------------------------------------------------------
+# the recurrent cores: (B, T, d_model) -> (B, T, d_model), causal. The linear ones compute every token's projections
+# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here).
+
+class LSTMCore(nn.LSTM):
+    """The LSTM (Hochreiter & Schmidhuber 1997): f_t, i_t, o_t = sigmoid(W x_t + U h_(t-1) + b), one each;
+    c_t = f_t * c_(t-1) + i_t * tanh(W_c x_t + U_c h_(t-1) + b_c), h_t = o_t * tanh(c_t); the output is h_t."""
+    def __init__(self, cfg):
+        super().__init__(cfg.d_model, cfg.d_model, batch_first=True)
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+class GRUCore(nn.GRU):
+    """The GRU (Cho et al. 2014): r_t, z_t = sigmoid(W x_t + U h_(t-1) + b), one each;
+    n_t = tanh(W_n x_t + b_n + r_t * (U_n h_(t-1) + b_hn)), h_t = (1 - z_t) * n_t + z_t * h_(t-1); the output is h_t."""
+    def __init__(self, cfg):
+        super().__init__(cfg.d_model, cfg.d_model, batch_first=True)
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+class DiagonalCore(nn.Module):
+    """A selective diagonal linear recurrence in the style of Mamba (Gu & Dao 2023): per channel
+    h_t = a_t * h_(t-1) + b_t, y_t = W_out h_t, with a_t and b_t linear in x_t and a_t squashed into the range of
+    --transitions (Sarrof et al. 2024, "The Expressive Capacity of State Space Models"; Grazzi et al. 2025,
+    "Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues"):
+      unit:    a_t = sigmoid(z_t) in [0, 1] (Mamba's range: cannot count mod 2)
+      signed:  a_t = 2 sigmoid(z_t) - 1 in [-1, 1] (a sign flip tracks parity)
+      complex: a_t = sigmoid(z_t) exp(i pi tanh(u_t)), on the unit disc, h_t complex (b_t = b_re + i b_im) and
+               y_t = W_out [Re h_t, Im h_t] (a rotation tracks a cyclic group)."""
     def __init__(self, cfg):
         super().__init__()
-        self.lstm = nn.LSTM(cfg.d_model, cfg.d_model, batch_first=True)
+        self.transitions, d = cfg.transitions, cfg.d_model
+        self.is_complex = cfg.transitions == "complex"
+        parts = 4 if self.is_complex else 2  # z, b (and u, b_im)
+        self.in_proj = nn.Linear(d, parts * d)
+        self.out = nn.Linear(2 * d if self.is_complex else d, d)
+
+    def coefficients(self, x):
+        """a_t and b_t of every token, (B, T, d) each (complex under --transitions complex)."""
+        if self.is_complex:
+            z, u, b_re, b_im = self.in_proj(x).chunk(4, dim=-1)
+            return torch.polar(torch.sigmoid(z), torch.pi * torch.tanh(u)), torch.complex(b_re, b_im)
+        z, b = self.in_proj(x).chunk(2, dim=-1)
+        return (2 * torch.sigmoid(z) - 1 if self.transitions == "signed" else torch.sigmoid(z)), b
+
+    def forward(self, x):
+        a, b = self.coefficients(x)
+        h, states = torch.zeros_like(b[:, 0]), []
+        for t in range(x.shape[1]):
+            h = a[:, t] * h + b[:, t]
+            states.append(h)
+        h = torch.stack(states, dim=1)
+        return self.out(torch.cat([h.real, h.imag], dim=-1) if self.is_complex else h)
+
+class DeltaCore(nn.Module):
+    """The delta rule, one head with a d_model x d_model state (Schlag et al. 2021; Yang et al. 2024, "Parallelizing
+    Linear Transformers with the Delta Rule over Sequence Length"): with k_t L2-normalised and
+    beta_t = beta_max * sigmoid(z_t),
+        S_t = S_(t-1) (I - beta_t k_t k_t^T) + beta_t v_t k_t^T,   y_t = W_out S_t q_t,
+    all of k, v, z, q linear in x_t, S_0 = 0. beta_max 2 lets I - beta k k^T be a reflection (a negative eigenvalue:
+    Grazzi et al. 2025). With --householder n > 1 each token makes n such steps, each with its own k, v, beta: the
+    transition is a product of n generalised Householder matrices (DeltaProduct: Siems et al. 2025, "DeltaProduct:
+    Improving State-Tracking in Linear RNNs via Householder Products").
+    Computed without a loop over time, as Yang et al. do: S_s = sum_(r <= s) beta_r u_r k_r^T over the steps s, where
+    u_s = v_s - S_(s-1) k_s solve one unit lower-triangular system."""
+    def __init__(self, cfg):
+        super().__init__()
+        self.beta_max, self.steps, d = cfg.beta_max, cfg.householder, cfg.d_model
+        self.in_proj = nn.Linear(d, d + cfg.householder * (2 * d + 1))  # q, then per step k, v, z
+        self.out = nn.Linear(d, d)
+
+    def coefficients(self, x):
+        """q (B, T, d), and per step k, v (B, T, n, d) and beta (B, T, n, 1)."""
+        d = x.shape[-1]
+        q, steps = self.in_proj(x).split([d, self.steps * (2 * d + 1)], dim=-1)
+        k, v, z = steps.unflatten(-1, (self.steps, 2 * d + 1)).split([d, d, 1], dim=-1)
+        return q, F.normalize(k, dim=-1), v, self.beta_max * torch.sigmoid(z)
+
+    def forward(self, x):
+        q, k, v, beta = self.coefficients(x)
+        k, v, beta = k.flatten(1, 2), v.flatten(1, 2), beta.flatten(1, 2)  # the steps in order: token 0's n, ...
+        step, token = torch.arange(k.shape[1], device=x.device), torch.arange(q.shape[1], device=x.device)
+        beta_k = beta * k
+        # u_s + sum_(r < s) (k_s . beta_r k_r) u_r = v_s; the solver reads the strict lower triangle only
+        u = torch.linalg.solve_triangular(k @ beta_k.transpose(1, 2), v, upper=False, unitriangular=True)
+        # y_t = S q_t with S after token t's last step: sum over those steps r of (q_t . beta_r k_r) u_r
+        seen = step[None, :] // self.steps <= token[:, None]
+        return self.out((q @ beta_k.transpose(1, 2)).masked_fill(~seen, 0) @ u)
+
+CORES = {"lstm": LSTMCore, "gru": GRUCore, "diagonal": DiagonalCore, "delta": DeltaCore}
+TRANSITIONS = ("unit", "signed", "complex")
+
+class RecurrentBlock(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.core_name = cfg.core
+        # held under the core's name: an LSTM's parameters keep the keys of checkpoints older than the cores
+        self.add_module(cfg.core, CORES[cfg.core](cfg))
         self.emb_skip = cfg.emb_skip
 
     def forward(self, x, emb):
-        return self.lstm(x)[0] + self.emb_skip * emb
+        return getattr(self, self.core_name)(x) + self.emb_skip * emb
 
 # -----------------------------------------------------------------------------
 
@@ -133,9 +235,11 @@ class Model(nn.Module):
         self.layout = block_layout(cfg)
         if cfg.pos not in ("rope", "none"):
             raise ValueError(f"unknown position encoding {cfg.pos!r}: use rope or none")
+        if cfg.core not in CORES or cfg.transitions not in TRANSITIONS:
+            raise ValueError(f"unknown core {cfg.core!r} or transitions {cfg.transitions!r}")
         has_mlp = cfg.mlp or cfg.model == "transformer"
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(LSTMBlock(cfg) if kind == "lstm" else AttentionBlock(cfg, has_mlp)
+        self.blocks = nn.ModuleList(RecurrentBlock(cfg) if kind == "rnn" else AttentionBlock(cfg, has_mlp)
                                     for kind in self.layout)
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)
@@ -160,7 +264,7 @@ class Model(nn.Module):
         rope = self.rope(tokens.shape[1], tokens.device)
         x = emb
         for block in self.blocks[:n_blocks]:
-            x = block(x, emb) if isinstance(block, LSTMBlock) else block(x, self.gate, rope)
+            x = block(x, emb) if isinstance(block, RecurrentBlock) else block(x, self.gate, rope)
         return x
 
     def forward(self, tokens, targets=None):

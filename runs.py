@@ -230,7 +230,8 @@ def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0,
 
 SHORT = dict(train_len="len", num_keys="keys", num_queries="q", state_frac="sf", d_model="d", n_heads="h",
              n_lstm="nlstm", n_attn="nattn", emb_skip="skip", batch_size="bs", max_iters="iters", min_lr_frac="minlr",
-             weight_decay="wd", grad_clip="clip", auto_threshold="thr", auto_window="win", auto_interval="every")
+             weight_decay="wd", grad_clip="clip", auto_threshold="thr", auto_window="win", auto_interval="every",
+             transitions="", beta_max="beta")  # e.g. lstm-Z5-corediagonal-complex-plain, ...-coredelta-beta2-plain
 FIRST = ("model", "group", "pos", "device")  # named by their value alone, in this order, before the others
 SCHEDULE = ("dat", "delay", "dat_mode", "ramp", "auto_threshold", "auto_window", "auto_interval")  # its options
 

@@ -26,6 +26,7 @@ import traceback
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))  # the study's scripts
 
@@ -38,7 +39,7 @@ import eval as evaluation
 import plot
 import runs
 import train
-from model import HYBRIDS, MODELS, Model, ModelConfig
+from model import CORES, HYBRIDS, MODELS, TRANSITIONS, Model, ModelConfig
 
 TINY = ["--train_len", "4", "--num_keys", "16", "--num_queries", "3", "--d_model", "16", "--batch_size", "16",
         "--log_interval", "5", "--eval_interval", "10", "--n_eval_train", "20", "--device", "cpu"]
@@ -190,9 +191,14 @@ def test_fixed_length_and_key_errors():
 def tiny_config(model, **kw):
     return ModelConfig(model=model, vocab_size=30, n_classes=6, d_model=16, n_heads=2, **kw)
 
+# every core of model.CORES, and each non-default value of its sub-options
+CORE_VARIANTS = [{"core": core} for core in CORES] + [{"core": "diagonal", "transitions": t} for t in TRANSITIONS[1:]] \
+    + [{"core": "delta", "beta_max": 2, "householder": 2}]
+
 def test_causality_of_every_model():
     torch.manual_seed(0)
-    variants = [tiny_config(m) for m in MODELS] + [tiny_config(m, pos="rope", mlp=True) for m in HYBRIDS]
+    variants = [tiny_config(m) for m in MODELS] + [tiny_config(m, pos="rope", mlp=True) for m in HYBRIDS] + \
+        [tiny_config("lstm", **core) for core in CORE_VARIANTS]
     for cfg in variants:
         model = Model(cfg).eval()
         tokens = torch.randint(2, 30, (3, 21))
@@ -200,8 +206,8 @@ def test_causality_of_every_model():
         changed[:, 12] = (changed[:, 12] + 5) % 28 + 2
         with torch.no_grad():
             a, b = model(tokens)[0], model(changed)[0]
-        assert torch.allclose(a[:, :12], b[:, :12], atol=1e-6, rtol=0), f"{cfg.model} peeks at a later token"
-        assert not torch.allclose(a[:, 12], b[:, 12]), f"{cfg.model} ignores its own token"
+        assert torch.allclose(a[:, :12], b[:, :12], atol=1e-6, rtol=0), f"{cfg} peeks at a later token"
+        assert not torch.allclose(a[:, 12], b[:, 12]), f"{cfg} ignores its own token"
 
 def test_same_init_with_and_without_dat():
     for model in HYBRIDS:
@@ -214,18 +220,19 @@ def test_same_init_with_and_without_dat():
 def test_gate_zero_is_the_model_without_attention():
     torch.manual_seed(0)
     tokens = torch.randint(2, 30, (4, 15))
-    hybrid = Model(tiny_config("lstm_attn", delay_attention=True)).eval()
-    assert hybrid.gate == 0.0
-    lstm = Model(tiny_config("lstm")).eval()
-    missing, _ = lstm.load_state_dict(hybrid.state_dict(), strict=False)
-    assert not missing
-    calls = []
-    for block in hybrid.blocks:
-        if hasattr(block, "attn"):
-            block.attn.register_forward_hook(lambda *a: calls.append(1))
-    with torch.no_grad():
-        assert torch.equal(hybrid(tokens)[0], lstm(tokens)[0])
-    assert not calls, "with the gate at exactly 0 the attention must not be computed"
+    for core in CORE_VARIANTS:
+        hybrid = Model(tiny_config("lstm_attn", delay_attention=True, **core)).eval()
+        assert hybrid.gate == 0.0, "a DAT hybrid starts with the gate at 0"
+        recurrent = Model(tiny_config("lstm", **core)).eval()
+        missing, _ = recurrent.load_state_dict(hybrid.state_dict(), strict=False)
+        assert not missing, f"{core}: the hybrid holds every parameter of the recurrent model"
+        calls = []
+        for block in hybrid.blocks:
+            if hasattr(block, "attn"):
+                block.attn.register_forward_hook(lambda *a: calls.append(1))
+        with torch.no_grad():
+            assert torch.equal(hybrid(tokens)[0], recurrent(tokens)[0]), f"{core}: gate 0 is the model without it"
+        assert not calls, "with the gate at exactly 0 the attention must not be computed"
     for name in ("attn_lstm", "interleaved"):
         torch.manual_seed(0)
         model = Model(tiny_config(name, delay_attention=True, n_lstm=2)).eval()
@@ -236,6 +243,118 @@ def test_gate_zero_is_the_model_without_attention():
             assert torch.equal(before, model(tokens)[0]), f"{name}: attention leaks through a gate of 0"
             model.gate = 1.0
             assert not torch.equal(before, model(tokens)[0])
+
+def test_every_core_keeps_its_transitions_in_their_declared_range():
+    """On random inputs: the diagonal core's a_t lies in [0, 1] (unit), [-1, 1] (signed) or on the unit disc
+    (complex), reaching near each end of its range; the delta core's beta_t in [0, beta_max], reaching both ends."""
+    torch.manual_seed(0)
+    x = 20 * torch.randn(4, 50, 16)
+    for transitions in TRANSITIONS:
+        a = CORES["diagonal"](ModelConfig(d_model=16, core="diagonal", transitions=transitions)).coefficients(x)[0]
+        low, high = (a.abs().min(), a.abs().max()) if transitions == "complex" else (a.min(), a.max())
+        low_end = {"unit": 0, "signed": -1, "complex": 0}[transitions]
+        assert low_end <= low < low_end + 0.01 and 0.99 < high <= 1, f"{transitions}: a_t in [{low}, {high}]"
+        if transitions == "complex":
+            assert (a.angle() < -1).any() and (a.angle() > 1).any(), "complex: a_t turns both ways"
+    for beta_max in (1, 2):
+        beta = CORES["delta"](ModelConfig(d_model=16, core="delta", beta_max=beta_max)).coefficients(x)[3]
+        assert 0 <= beta.min() < 0.01 and beta_max - 0.01 < beta.max() <= beta_max, f"beta_max {beta_max}: {beta}"
+
+# Expressivity: a core class the runs train, its parameters set by hand, tracks a group over 1,000 random actions:
+# token 0 starts the state, token 1 + a is action a; the core's output is decoded by a hand-set linear readout.
+SURE = 30.0  # a logit whose sigmoid is 1 (or 0) in float32
+
+def hand_set_core(core, set_weights, **options):
+    """core's module class with d_model 8, every parameter 0 but those set_weights(in_proj weight, out weight) sets,
+    copied into the class's own parameters."""
+    module = CORES[core](ModelConfig(d_model=8, core=core, **options))
+    weights = {name: torch.zeros_like(p) for name, p in module.named_parameters()}
+    set_weights(weights["in_proj.weight"], weights["out.weight"])
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            p.copy_(weights[name])
+    return module
+
+def assert_tracks(module, n_actions, states_of, codewords, what):
+    """Random action sequences; at every step the codeword nearest the core's output (a linear readout:
+    argmax_g 2 c_g . y - |c_g|^2) is the state states_of(actions) gives for it."""
+    generator = torch.Generator().manual_seed(0)
+    actions = torch.randint(0, n_actions, (3, 1000), generator=generator)
+    tokens = torch.cat([torch.zeros(3, 1, dtype=torch.long), 1 + actions], dim=1)
+    with torch.no_grad():
+        y = module(F.one_hot(tokens, 8).float())
+    decoded = (2 * y @ codewords.T - (codewords ** 2).sum(dim=1)).argmax(dim=-1)
+    expected = torch.tensor([states_of(row) for row in actions.tolist()])
+    wrong = (decoded != expected).sum().item()
+    assert wrong == 0, f"{what}: {wrong} of {decoded.numel()} steps decoded wrong"
+
+def cyclic_states(m):
+    return lambda row: [0] + np.cumsum(row).__mod__(m).tolist()
+
+def rotations(m):
+    angles = 2 * np.pi * np.arange(m) / m
+    return torch.tensor(np.stack([np.cos(angles), np.sin(angles)] + [np.zeros(m)] * 6, axis=1), dtype=torch.float)
+
+def test_signed_diagonal_and_reflecting_delta_cores_track_parity():
+    def signed(w_in, w_out):  # channel 0: h = 1 after the start; a = +1 on action 0, -1 on action 1
+        w_in[0, 1], w_in[0, 2], w_in[8, 0] = SURE, -SURE, 1.0
+        w_out[0, 0] = 1.0
+    def reflecting(w_in, w_out):  # q = e_0; the start sets S = e_0 e_0^T (beta 1); action 1 reflects: k = e_0, beta 2
+        w_in[0, :] = 1.0
+        w_in[8, :], w_in[16, 0], w_in[24, 1], w_in[24, 2] = 1.0, 1.0, -SURE, SURE
+        w_out[0, 0] = 1.0
+    parity = torch.zeros(2, 8)
+    parity[:, 0] = torch.tensor([1.0, -1.0])
+    assert_tracks(hand_set_core("diagonal", signed, transitions="signed"), 2, cyclic_states(2), parity,
+                  "signed diagonal core, Z2")
+    assert_tracks(hand_set_core("delta", reflecting, beta_max=2), 2, cyclic_states(2), parity, "delta core, beta 2, Z2")
+
+def test_complex_diagonal_and_two_step_delta_cores_track_z5():
+    angles = 2 * np.pi * np.arange(5) / 5
+    def complex_(w_in, w_out):  # channel 0: h = 1 after the start; action a turns it by 2 pi a / 5 (pi tanh(u) wraps)
+        w_in[0, 1:6] = SURE
+        w_in[8, 1:6] = torch.tensor(np.arctanh(np.angle(np.exp(1j * angles)) / np.pi), dtype=torch.float)
+        w_in[16, 0] = 1.0
+        w_out[0, 0] = w_out[1, 8] = 1.0
+    def two_reflections(w_in, w_out):  # the start sets S = I on channels 0, 1; action a: reflections in k1, then e_0
+        w_in[0, :] = 1.0  # q = e_0
+        step = 17  # per step: k (8 rows), v (8 rows), z (1 row), after q's 8 rows
+        w_in[8, 0], w_in[16, 0], w_in[8 + step + 1, 0], w_in[16 + step + 1, 0] = 1.0, 1.0, 1.0, 1.0  # beta 1 both
+        w_in[8, 1:6], w_in[9, 1:6] = torch.tensor(np.cos(angles / 2)), torch.tensor(np.sin(angles / 2))
+        w_in[8 + step, 1:6], w_in[24, 1:6], w_in[24 + step, 1:6] = 1.0, SURE, SURE
+        w_out[0, 0] = w_out[1, 1] = 1.0
+    assert_tracks(hand_set_core("diagonal", complex_, transitions="complex"), 5, cyclic_states(5), rotations(5),
+                  "complex diagonal core, Z5")
+    assert_tracks(hand_set_core("delta", two_reflections, beta_max=2, householder=2), 5, cyclic_states(5),
+                  rotations(5), "delta core, 2 Householder steps, Z5")
+
+def test_two_step_delta_core_tracks_s3():
+    """A permutation of the coordinates 0, 1, 2: the state S = diag(1, 1, 0) P, P the product of the actions'
+    transpositions (each one Householder step, k = (e_i - e_j) / sqrt 2, beta 2); y = S u, u = (1, 2, 3)."""
+    elements = list(itertools.permutations(range(3)))  # element p: column c of P is e_(p[c])
+    actions = [(), ((0, 1),), ((0, 2),), ((1, 2),), ((0, 1), (1, 2)), ((1, 2), (0, 1))]
+    u, step = torch.tensor([1.0, 2.0, 3.0]), 17
+    def transpositions(w_in, w_out):
+        w_in[0:3, :] = u[:, None]  # q = u
+        w_in[8, 0], w_in[16, 0], w_in[8 + step + 1, 0], w_in[16 + step + 1, 0] = 1.0, 1.0, 1.0, 1.0  # S = diag(1, 1, 0)
+        w_in[24, 1:], w_in[24 + step, 1:] = -SURE, -SURE  # beta 0: no step, unless the action has a transposition
+        for a, swaps in enumerate(actions):
+            for j, (i, k) in enumerate(swaps):
+                w_in[8 + j * step + i, 1 + a], w_in[8 + j * step + k, 1 + a], w_in[24 + j * step, 1 + a] = 1, -1, SURE
+        w_out[0, 0] = w_out[1, 1] = 1.0
+    def states_of(row):
+        p, states = [0, 1, 2], [0]
+        for a in row:
+            for i, k in actions[a]:
+                p[i], p[k] = p[k], p[i]
+            states.append(elements.index(tuple(p)))
+        return states
+    codewords = torch.zeros(6, 8)
+    for g, p in enumerate(elements):
+        codewords[g, list(p)] = u  # (P u)[p[c]] = u[c]
+    codewords[:, 2] = 0  # diag(1, 1, 0) keeps rows 0 and 1
+    assert_tracks(hand_set_core("delta", transpositions, beta_max=2, householder=2), 6, states_of, codewords,
+                  "delta core, 2 Householder steps, S3")
 
 # -----------------------------------------------------------------------------
 # training: delay semantics, resume, numerics
@@ -497,6 +616,14 @@ train --model transformer --n_attn 0
 train --n_attn -1
 train --n_attn 0
 train --model interleaved --n_lstm 0
+train --core rnn
+train --core gru --transitions signed
+train --core delta --transitions complex
+train --core diagonal --householder 2
+train --model transformer --core delta
+train --core delta --householder 0
+train --core delta --householder 9
+train --core delta --beta_max 3
 train --lr 0
 train --lr -1
 train --lr nan
@@ -973,12 +1100,42 @@ def differs(a, b, tolerance=0.0):
         a[1][k].shape != b[1][k].shape or not torch.allclose(a[1][k], b[1][k], rtol=0, atol=tolerance) for k in a[1])
     return weights or a[2] != b[2]
 
+def assert_other_values_compute_or_are_refused(base, reference, names, how_many, folder):
+    """Each of the first how_many other values of each option in names, set on base: it changes what the run
+    computes (and its name), or is refused in one line, or check_args resolves it to the base's options; an option in
+    NOT_IDENTITY changes nothing (ROUNDING: up to float rounding)."""
+    for action in (a for a in train.parser._actions if a.dest in names):
+        name = action.dest
+        values = other_values(action, reference[0].get(name, getattr(train.check_args(train.parser.parse_args(base)),
+                                                                     name)))
+        for value in values[:how_many]:
+            got = computed(with_value(base, action, value), f"{folder}-{name}-{value}")
+            change = f"{base[len(PROPERTY_BASE):]}: --{name} {value}"
+            if name in train.NOT_IDENTITY:
+                assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
+                    f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY"
+            elif got is not None and got[0] != reference[0]:
+                assert differs(got, reference), f"{change} computes the same as the base: refuse it " \
+                    "for this model or core (UNUSED_BY) or make it reach the model"
+                assert train.run_name(got[0]) != train.run_name(reference[0]), f"{change}: same name"
+
+def tried_here(name, model, schedule):
+    """Whether the property test tries option name from this base: not the seed or what starts no run; a hybrid's
+    schedule options from its DAT and --delay auto bases, its other options from plain; what must change nothing
+    once, from lstm_attn under --delay auto, where the most can change."""
+    if name in ("seed",) + COMPUTE_NOTHING:
+        return False
+    if model in HYBRIDS and (name in runs.SCHEDULE) != (schedule != "plain"):
+        return False
+    return name not in train.NOT_IDENTITY or (model, schedule) == ("lstm_attn", "auto")
+
 def test_every_option_changes_what_a_run_computes_or_is_refused():
     """For every model and every option of train.py (a new one included, automatically): a value of an identifying
     option other than the base's changes the weights a tiny deterministic run ends with, or is refused for that
     model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY
     changes nothing (ROUNDING: up to float rounding). The seed alone is exempt. The base model gets every other
-    value, the other models the first; the schedule's options are tried from the DAT and --delay auto bases."""
+    value, the other models the first; the schedule's options are tried from the DAT and --delay auto bases; each
+    core's sub-options (train.CORE_OPTIONS) every other value from an lstm with that core."""
     root, real_compile = tmpdir(), torch.compile
     torch.compile = functools.partial(real_compile, backend="eager")  # the inductor takes minutes and a compiler
     try:
@@ -988,26 +1145,16 @@ def test_every_option_changes_what_a_run_computes_or_is_refused():
                 base = PROPERTY_BASE + ["--model", model] + BASE_OF.get(model, []) + options
                 reference = computed(base, f"{root}/{model}-{schedule}")
                 assert reference is not None, f"the base run {base} is refused"
-                for action in train.parser._actions:
-                    name = action.dest
-                    if name in ("seed",) + COMPUTE_NOTHING:
-                        continue
-                    if model in HYBRIDS and (name in runs.SCHEDULE) != bool(options):
-                        continue  # a hybrid's schedule options: from the DAT and auto bases; the rest: from plain
-                    if name in train.NOT_IDENTITY and (model, schedule) != ("lstm_attn", "auto"):
-                        continue  # what must change nothing: tried once, from the base where the most can change
-                    values = other_values(action, reference[0].get(name, getattr(train.check_args(
-                        train.parser.parse_args(base)), name)))
-                    for value in values[:None if model == "lstm_attn" else 1]:
-                        got = computed(with_value(base, action, value), f"{root}/{model}-{schedule}-{name}-{value}")
-                        change = f"{model} {schedule}: --{name} {value}"
-                        if name in train.NOT_IDENTITY:
-                            assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
-                                f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY"
-                        elif got is not None and got[0] != reference[0]:
-                            assert differs(got, reference), f"{change} computes the same as the base: refuse it " \
-                                "for this model (UNUSED_BY) or make it reach the model"
-                            assert train.run_name(got[0]) != train.run_name(reference[0]), f"{change}: same name"
+                names = [a.dest for a in train.parser._actions if tried_here(a.dest, model, schedule)]
+                assert_other_values_compute_or_are_refused(base, reference, names, None if model == "lstm_attn" else 1,
+                                                           f"{root}/{model}-{schedule}")
+        for core, sub_options in train.CORE_OPTIONS.items():
+            if sub_options:
+                base = PROPERTY_BASE + ["--model", "lstm", "--core", core]
+                reference = computed(base, f"{root}/{core}")
+                assert reference is not None, f"the base run {base} is refused"
+                assert_other_values_compute_or_are_refused(base, reference, train.ALL_CORE_OPTIONS, None,
+                                                           f"{root}/{core}")
     finally:
         torch.compile = real_compile
     shutil.rmtree(root)
@@ -1036,6 +1183,8 @@ def test_run_folder_names_keep_their_form():
         "a model's own default position encoding is left out of the name"
     cpu_run = vars(train.check_args(train.parser.parse_args(["--dat"])))  # a CUDA run (bf16) is another run
     assert train.run_name({**cpu_run, "device": "cuda"}) == "lstm_attn-S3-cuda-dat5000", "a CUDA run is named so"
+    assert dry_run(["--core", "gru"])[0] == os.path.join("out", "lstm_attn-S3-coregru-plain-s0"), \
+        "a core other than the LSTM is named; the LSTM, the default, is left out"
     auto = vars(train.check_args(train.parser.parse_args(["--dat", "--delay", "auto", "--auto_window", "5"])))
     assert train.run_name(auto) == "lstm_attn-S3-datauto-win5", "--delay auto's options follow the schedule"
     assert not os.listdir(root), "--dry_run wrote something"

@@ -30,7 +30,7 @@ import torch
 
 from data import GROUPS, group_option, group_table, sample_batch, seq_width, target_masks, vocab_size
 from eval import evaluate
-from model import HYBRIDS, MODELS, Model, ModelConfig, block_layout, default_pos
+from model import CORES, HYBRIDS, MODELS, TRANSITIONS, Model, ModelConfig, block_layout, default_pos
 from runs import ArgParser, append_line, count, die, fraction, number, positive_int, run_script, unit, write_json
 
 def delay_option(text):
@@ -46,11 +46,19 @@ arg("--num_queries", type=positive_int, default=8, help="queries per sequence: m
 arg("--state_frac", type=fraction, default=1.0, help="keep each training state target with this probability")
 arg("--d_model", type=positive_int, default=64, help="width of embeddings, LSTM and attention")
 arg("--n_heads", type=positive_int, default=2, help="attention heads (d_model / n_heads must be even)")
-arg("--n_lstm", type=count, default=1, help="LSTM layers")
+arg("--n_lstm", type=count, default=1, help="recurrent blocks (LSTM layers with the default core)")
 arg("--n_attn", type=count, default=2, help="attention blocks")
 arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
 arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, none)")
 arg("--emb_skip", type=number(float), default=0.1, help="weight of the token embedding added to each LSTM output")
+arg("--core", default="lstm", choices=tuple(CORES), help="the recurrent blocks' core: LSTM, GRU, a selective diagonal "
+    "linear recurrence (Mamba-style) or the delta rule (DeltaNet, DeltaProduct); model.py has their equations")
+arg("--transitions", default="unit", choices=TRANSITIONS, help="the diagonal core's a_t: in [0, 1], in [-1, 1], or "
+    "complex on the unit disc")
+arg("--beta_max", type=int, default=1, choices=(1, 2), help="the delta core's beta_t lies in [0, beta_max] (2: "
+    "reflections)")
+arg("--householder", type=number(int, 1, 8), default=1, help="the delta core's Householder steps per token (1: "
+    "DeltaNet, more: DeltaProduct)")
 arg("--batch_size", type=positive_int, default=64, help="sequences per training step")
 arg("--max_iters", type=positive_int, default=8000, help="training steps")
 arg("--lr", type=number(float, 0, 10, above=True), default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
@@ -88,8 +96,14 @@ NOT_IDENTITY = ("seed", "threads", "out_dir", "out_root", "dry_run", "log_interv
                 "n_eval_train", "resume", "compile", "help")
 IDENTITY = {a.dest: a.default for a in parser._actions if a.dest not in NOT_IDENTITY}
 SAFE_ON_RESUME = ("max_iters", "threads", "log_interval", "eval_interval")  # what --resume may change
-# options a model has no use for: refused for it (a value would name a second, identical run)
-UNUSED_BY = {"lstm": ("n_attn", "n_heads", "pos", "mlp"), "transformer": ("n_lstm", "emb_skip", "mlp")}
+# options a model or a core has no use for, keyed by (option, value): refused for it (a value would name a second,
+# identical run). The model's entries come first: a transformer has no core, whichever core is named.
+CORE_OPTIONS = {"lstm": (), "gru": (), "diagonal": ("transitions",), "delta": ("beta_max", "householder")}
+ALL_CORE_OPTIONS = sum(CORE_OPTIONS.values(), ())
+UNUSED_BY = {("model", "lstm"): ("n_attn", "n_heads", "pos", "mlp"),
+             ("model", "transformer"): ("n_lstm", "emb_skip", "mlp", "core") + ALL_CORE_OPTIONS,
+             **{("core", core): tuple(o for o in ALL_CORE_OPTIONS if o not in used)
+                for core, used in CORE_OPTIONS.items()}}
 
 def run_name(config):
     return runs.run_name(config, IDENTITY)
@@ -128,13 +142,15 @@ def checked_run(folder, ckpt=None):
 
 def check_args(args):
     """Cross-option checks and resolved defaults, before anything is written; a saved config passes again."""
-    for name in UNUSED_BY.get(args.model, ()):  # an option the model ignores would name a different, identical run
-        if getattr(args, name) not in (IDENTITY[name], default_pos(args.model) if name == "pos" else None):
-            die(f"--{name}: a {args.model} has no use for it (it would only change the run's name)")
-    needs = {"lstm": args.model != "transformer", "attn": args.model != "lstm"}
-    for kind, n in (("lstm", args.n_lstm), ("attn", args.n_attn)):
-        if needs[kind] and n == 0:
-            die(f"--n_{kind} 0: a {args.model} needs at least 1")
+    for (option, value), unused in UNUSED_BY.items():  # an option ignored would name a different, identical run
+        for name in unused if getattr(args, option) == value else ():
+            if getattr(args, name) not in (IDENTITY[name], default_pos(args.model) if name == "pos" else None):
+                user = args.model if option == "model" else f"{value} core"
+                die(f"--{name}: a {user} has no use for it (it would only change the run's name)")
+    needs = {"n_lstm": args.model != "transformer", "n_attn": args.model != "lstm"}
+    for name, needed in needs.items():
+        if needed and getattr(args, name) == 0:
+            die(f"--{name} 0: a {args.model} needs at least 1")
     for name in ("delay", "ramp", "dat_mode", "auto_threshold", "auto_window", "auto_interval"):
         if getattr(args, name) not in (None, 0, IDENTITY[name]) and not args.dat:
             die(f"--{name} needs --dat")
