@@ -11,6 +11,9 @@ A figure names its runs as EXPERIMENT or EXPERIMENT/GLOB (with {a,b} alternative
 M = "1,2,3,4,6,8"   # test lengths, as multiples of --train_len
 M16 = "1,2,3,4"     # at --train_len 16: 8x would need 128 distinct keys, and the runs have 64
 PLAIN, DAT = "", "--dat"   # the hybrid without and with DAT (--delay 5000 by default)
+CORES = ("", "--core gru", "--core diagonal", "--core diagonal --transitions signed",
+         "--core diagonal --transitions complex", "--core delta --beta_max 2",
+         "--core delta --beta_max 2 --householder 2")  # the LSTM, then the recurrent cores of model.py
 
 def cell(experiment, seeds, setting, *schedules, mults=M):
     """One line per seed and schedule, a seed's schedules together (the paired comparison trains side by side)."""
@@ -110,6 +113,14 @@ def grid():
     yield from cell("atlas", range(10), "--train_len 16 --pos rope --max_iters 16000", PLAIN, "--dat --delay 1000",
                     mults=M16)
 
+    # the cores ladder (results/README.md, Cores): each recurrent core alone, one layer, on Z2, Z5 and S3; seed by
+    # seed across the cells, so that a partial grid covers every cell (the LSTM's S3 cell is baselines/)
+    for seed in range(10):
+        for group in ("Z2", "Z5", "S3"):
+            for core in CORES:
+                if (core, group) != ("", "S3"):
+                    yield from cell("cores", [seed], f"--model lstm --group {group} {core}".strip(), PLAIN)
+
 def experiments():
     return sorted({line.split()[0] for line in grid()})
 
@@ -160,6 +171,8 @@ FIGURES = [
     # attention pictures need the checkpoints, which are not committed: drawn only where the runs were trained
     ("results/attention_dat.png", "attention", ["headline/lstm_attn-S3-dat5000-s0"], ""),
     ("results/attention_plain.png", "attention", ["headline/lstm_attn-S3-plain-s0"], ""),
+    # which group each core alone learns and extends (results/ladder.py)
+    ("results/cores_ladder", "ladder", ["cores", "baselines/lstm-S3-*"], ""),
     # every run in one table (the figure itself is thrown away)
     (None, "draw", [e for e in experiments() if e != "explore"], "--summary results/summary.md"),
 ]

@@ -51,7 +51,8 @@ import train
 
 RUNS = os.environ.get("RUNS", "results/runs")
 STATES = ("finished", "interrupted", "trained", "new", "needs CUDA", "error")
-TOOLS = {"rates": "results/atlas.py", "draw": "plot.py", "attention": "results/attention.py"}
+TOOLS = {"rates": "results/atlas.py", "draw": "plot.py", "attention": "results/attention.py",
+         "ladder": "results/ladder.py"}
 ATLAS_SCHEDULES = "plain,dat5000"  # results/atlas.py's default --schedules
 
 def load_grid():
