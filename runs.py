@@ -52,20 +52,32 @@ def stop_code(interrupt):
 def run_script(main):
     """Run a script's main(). Ctrl-C and SIGTERM: one line, exit code 128 + the signal's number (train.py says where
     to resume). Output piped into a reader that stops early (`| head`) ends the script quietly with exit code 1; any
-    other failed write to the terminal or a file (a full disk) is one error line."""
+    other failed write to the terminal or a file (a full disk) is one error line. Once main() is over the process
+    ends at once: the interpreter's teardown (most of a second with torch) does nothing a run needs, and a signal
+    during it would end the process without a word."""
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        main()
-        sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
-    except KeyboardInterrupt as e:
-        die("interrupted", code=stop_code(e))
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit has nowhere to fail
-        sys.exit(1)
-    except OSError as e:  # standard output on a full disk, say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        die(f"cannot write the output: {e.strerror or e}")
+        try:
+            main()
+            sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
+        except KeyboardInterrupt as e:
+            die("interrupted", code=stop_code(e))
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit has nowhere to fail
+            sys.exit(1)
+        except OSError as e:  # standard output on a full disk, say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            die(f"cannot write the output: {e.strerror or e}")
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            pass
+    os._exit(code)
 
 class ShowDefaults(argparse.HelpFormatter):
     """--help gives each option's default, where it has one to give (not None, not an off switch)."""
@@ -116,6 +128,8 @@ def checked_again(parser, values, where="argument"):
             continue
         if isinstance(action.default, bool) != isinstance(value, bool):  # a switch, or a truth value where none is
             die(f"{name}: {value!r} is {'not ' * isinstance(action.default, bool)}a truth value")
+        if where != "argument" and isinstance(value, str) and getattr(action.type, "kind", None):
+            die(f"{name}: {value!r} is text, not a number")
         if callable(action.type) and not isinstance(value, bool):
             try:
                 values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
@@ -145,6 +159,9 @@ def checked_config(parser, config, where):
 # -----------------------------------------------------------------------------
 # files: every file the scripts write goes through write_file or append_line
 
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # (reading the umask means setting it)
+
 def write_file(path, write):
     """write(tmp_path) writes the file whole, then it replaces path at once: a crash leaves the old file, a failed
     write (a full disk, an error inside torch or matplotlib) removes its temporary file and is one error line. The
@@ -157,6 +174,7 @@ def write_file(path, write):
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".", suffix=".tmp")
         os.close(fd)
         write(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # as open() would have made it, not mkstemp's private 0600
         os.replace(tmp, path)
     except BaseException as e:  # Ctrl-C mid-write too: no debris, then the interrupt goes on
         if tmp and os.path.isfile(tmp):

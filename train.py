@@ -50,7 +50,8 @@ arg("--n_lstm", type=count, default=1, help="recurrent blocks (LSTM layers with 
 arg("--n_attn", type=count, default=2, help="attention blocks")
 arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
 arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, none)")
-arg("--emb_skip", type=number(float), default=0.1, help="weight of the token embedding added to each LSTM output")
+arg("--emb_skip", type=number(float, -100, 100), default=0.1, help="weight of the token embedding added to each "
+    "recurrent block's output")
 arg("--core", default="lstm", choices=tuple(CORES), help="the recurrent blocks' core: LSTM, GRU, a selective diagonal "
     "linear recurrence (Mamba-style) or the delta rule (DeltaNet, DeltaProduct); model.py has their equations")
 arg("--transitions", default="unit", choices=TRANSITIONS, help="the diagonal core's a_t: in [0, 1], in [-1, 1], or "
@@ -64,7 +65,8 @@ arg("--max_iters", type=positive_int, default=8000, help="training steps")
 arg("--lr", type=number(float, 0, 10, above=True), default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
 arg("--warmup", type=count, default=100, help="linear warmup steps, then cosine decay to --min_lr_frac * lr")
 arg("--min_lr_frac", type=unit, default=0.1, help="where the cosine decay ends, as a fraction of --lr")
-arg("--weight_decay", type=number(float, 0), default=0.01, help="AdamW weight decay of matrices (not biases, norms)")
+arg("--weight_decay", type=number(float, 0, 100), default=0.01, help="AdamW weight decay of matrices (not biases, "
+    "norms)")
 arg("--grad_clip", type=number(float, 0, above=True), default=1.0, help="clip the gradient's global norm to this")
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
 arg("--delay", type=delay_option, help="steps before attention switches on (needs --dat; default 5000), or auto: "
@@ -132,6 +134,8 @@ def checked_run(folder, ckpt=None):
     model_config = model_config_of(config)
     if ckpt is None and os.path.isfile(os.path.join(folder, "ckpt.pt")):
         ckpt = runs.load_checkpoint(os.path.join(folder, "ckpt.pt"))
+    if ckpt is not None:
+        runs.checked_config(parser, ckpt["config"], os.path.join(folder, "ckpt.pt"))
     runs.check_agreement(folder, config, asdict(model_config), IDENTITY, ckpt, may_differ=SAFE_ON_RESUME)
     if ckpt is not None:
         with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
@@ -226,6 +230,9 @@ def main(argv=None):
         return print(f"{args.out_dir} is finished: step {step} of --max_iters {args.max_iters}; nothing to do")
     if ckpt and os.path.exists(log_path):
         runs.read_log(log_path)  # a damaged log is refused before anything is written
+    if ckpt and ckpt["config"].get("out_dir") != args.out_dir:  # a moved folder: its checkpoint says where it is now
+        ckpt["config"] = {**ckpt["config"], "out_dir": args.out_dir}
+        runs.save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), **{k: v for k, v in ckpt.items() if k != "kit"})
     write_config()  # first: an unwritable folder stops the run before anything else is written
     runs.start_log(log_path, ckpt)
     if os.path.exists(os.path.join(args.out_dir, "eval.json")):

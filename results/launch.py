@@ -43,10 +43,10 @@ from collections import Counter
 KIT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, KIT)
 os.chdir(KIT)  # the grid's paths (results/..., train.py) are the kit's
+import runs  # first of the kit: it answers Ctrl-C during the slow imports below with one line
 
 import torch
 
-import runs
 import train
 
 RUNS = os.environ.get("RUNS", "results/runs")
@@ -133,12 +133,14 @@ class Line:
                     args.out_dir = os.path.join(out_root, f"{train.run_name(vars(args))}-s{args.seed}")
                 folder, schedule = args.out_dir, runs.schedule_name(vars(args), train.IDENTITY)
                 state = train.folder_state(args)  # judged by the folder's own config, which must be this line's
-                if state == "finished":  # and scored at every test length the line asks for?
+                if state == "finished":  # and scored at every test length the line asks for, with its report?
                     lacking = [f"{m}x" for m in mults if m not in scored_mults(folder)]
-                    if lacking and not os.path.isfile(os.path.join(folder, "ckpt.pt")):
+                    has_ckpt = os.path.isfile(os.path.join(folder, "ckpt.pt"))
+                    if lacking and not has_ckpt:
                         runs.die(f"{folder}: eval.json lacks {', '.join(lacking)} and there is no checkpoint to "
                                  f"score it from")
-                    state = "trained" if lacking else state
+                    report_lost = not os.path.isfile(os.path.join(folder, "eval.txt"))  # killed between the two
+                    state = "trained" if lacking or report_lost and has_ckpt else state
                 return folder, "needs CUDA" if cuda and state != "finished" else state, None, schedule
         except SystemExit:
             reason = quiet.getvalue().strip().splitlines() or ["a bad line"]
@@ -456,10 +458,4 @@ def main(argv=None):
         sys.exit(0 if ok and not failed else 1)
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # before any child started (forward_signals)
-        runs.die("interrupted", code=130)
-    except BrokenPipeError:  # --list | head
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+    runs.run_script(main)  # a signal before any child started, a closed pipe (--list | head), a full disk: one line
