@@ -120,11 +120,21 @@ def band(ax, x, ys, color, label, style="o-"):
     if len(ys) > 1:
         ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.2)
 
+def recurrent_part(cores):
+    """What a figure or table calls the recurrent part of its runs (cores: their --core values): the LSTM where every
+    run has one (every committed table), else the one core they share, else the core."""
+    cores = set(cores)
+    return "LSTM" if cores <= {"lstm"} else f"{cores.pop()} core" if len(cores) == 1 else "core"
+
+def cores_of(runs):
+    return {identity(r["config"], IDENTITY)["core"] for r in runs}
+
 def plot_runs(runs_by_label, out, lengths):
     """The figure of plot.py; lengths: scored_lengths(runs_by_label), the test lengths drawn per label."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
     panels = [(axes[0, 0], "token_acc", "token accuracy"), (axes[0, 1], "seq_acc", "sequence accuracy"),
-              (axes[1, 0], "attn_off", "state: attention gated off (solid), linear probe of the LSTM (dashed)")]
+              (axes[1, 0], "attn_off", f"state: attention gated off (solid), linear probe of the {part} (dashed)")]
     for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
         color = f"C{i % 10}"
         evaluated = [r for r in runs if r["finished"]]  # unfinished runs: training curves only, counted in the label
@@ -181,7 +191,8 @@ def plot_sweep(runs, key, out, mult=3):
         die(f"no finished run has a numeric {key} and a {mult}x record")
     x = sorted(by_value)
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    metrics = [("token_acc", "token"), ("seq_acc", "sequence"), ("probe_state_acc", "probe of the LSTM state")]
+    metrics = [("token_acc", "token"), ("seq_acc", "sequence"),
+               ("probe_state_acc", f"probe of the {recurrent_part(cores_of(runs))} state")]
     for i, (metric, name) in enumerate(metrics):
         if all(metric in rec for v in x for rec in by_value[v]):
             ys = [[rec[metric] for rec in by_value[v]] for v in x]
@@ -200,7 +211,8 @@ def summary_table(runs_by_label, lengths):
     """Markdown: per label and test length, mean [min, max] over the finished seeds of each accuracy; lengths:
     scored_lengths(runs_by_label), the test lengths of each label's rows."""
     cell = lambda xs: f"{np.mean(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
-    lines = ["| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, LSTM probe |",
+    part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
+    lines = [f"| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, {part} probe |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, runs in sorted(runs_by_label.items()):
         evaluated = [r for r in runs if r["finished"]]

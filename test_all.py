@@ -1269,6 +1269,23 @@ def test_plot_groups_runs_by_config_not_folder_name():
     assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
     shutil.rmtree(root)
 
+def test_tables_name_the_recurrent_part_the_runs_have():
+    """The atlas and plot.py's summary say LSTM for LSTM runs (every committed table) and the core for another."""
+    root = tmpdir()
+    for core in ("lstm", "gru"):
+        options = () if core == "lstm" else ("--core", "gru")
+        fake_run(root, f"{core}/a-s0", 0, "none", 0.9, options=options)
+        runs_here, out = f"{root}/{core}", f"{root}/{core}"
+        assert run_cli(atlas.main, [runs_here, "--out", f"{out}_atlas", "--schedules", "plain"])[0] == 0, "atlas"
+        assert run_cli(plot.main, [runs_here, "--out", f"{out}.png", "--summary", f"{out}.md"])[0] == 0, "plot"
+        name = {"lstm": "LSTM", "gru": "gru core"}[core]
+        atlas_text, summary = open(f"{root}/{core}_atlas.md").read(), open(f"{root}/{core}.md").read()
+        assert f"{name} holds the state" in atlas_text and f"{name} probe 3x" in atlas_text, f"the atlas names {name}"
+        assert f"state, {name} probe" in summary, f"the summary names {name}"
+        other = {"lstm": "gru core", "gru": "LSTM"}[core]
+        assert other not in atlas_text + summary, f"a {core} run's tables do not name the {other}"
+    shutil.rmtree(root)
+
 def test_atlas_gives_the_step_delay_auto_switched_at():
     root, auto = tmpdir(), ("--dat", "--delay", "auto")
     fake_run(root, "auto-s0", 0, "none", 0.9, options=auto, attn_on_step=700)

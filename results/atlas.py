@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plot import check_out, load_runs, record, save_figure, shared_lengths
+from plot import check_out, load_runs, record, recurrent_part, save_figure, shared_lengths
 from runs import SCHEDULE, ArgParser, die, identity, run_script, schedule_name, setting_name, write_json, write_text
 from train import IDENTITY
 
@@ -123,14 +123,16 @@ def atlas_overview(result, schedules):
             f"sequence accuracy at 3x, mean: {base} / other |", "| --- | --- | --- | --- | --- |"] + rows + [""]
 
 def held(cell):
-    """k of n runs whose LSTM holds the state alone: state accuracy at 3x >= STATE_OK with attention gated off."""
+    """k of n runs whose recurrent part holds the state alone: state accuracy at 3x >= STATE_OK with attention gated
+    off."""
     if cell["n_state_held"] is None or not cell["n"]:
         return "-"
     low, high = wilson(cell["n_state_held"], cell["n"])
     return f"{cell['n_state_held']} of {cell['n']} [{low:.2f}, {high:.2f}]"
 
-def held_pooled(cells, schedules):
-    """The runs whose LSTM holds the state, pooled over the cells of each schedule and position encoding."""
+def held_pooled(cells, schedules, part):
+    """The runs whose recurrent part (part) holds the state, pooled over the cells of each schedule and position
+    encoding."""
     lines = []
     for schedule in schedules:
         for pos in ("none", "rope"):
@@ -139,15 +141,16 @@ def held_pooled(cells, schedules):
             if pool:
                 cell = {"n_state_held": sum(e["n_state_held"] for e in pool), "n": sum(e["n"] for e in pool)}
                 lines.append(f"- {schedule}, position encoding {pos}: {held(cell)} over {len(pool)} cells")
-    return ["LSTM holds the state, pooled over the cells above (hybrids scored with --attn_off):", ""] + lines + [""] \
-        if lines else []
+    header = f"{part} holds the state, pooled over the cells above (hybrids scored with --attn_off):"
+    return [header, ""] + lines + [""] if lines else []
 
 def atlas_markdown(result, schedules):
     fmt = lambda s: "-" if s is None else f"{s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
-    rates = ["| setting | schedule | n | fail (state / recall / already at 1x) | rate [95% CI] | Fisher p | LSTM holds "
-             "the state | seeds |", "| --- " * 8 + "|"]
+    part = recurrent_part(e["config"].get("core", "lstm") for e in result["cells"])  # "LSTM" in every committed table
+    rates = ["| setting | schedule | n | fail (state / recall / already at 1x) | rate [95% CI] | Fisher p | "
+             f"{part} holds the state | seeds |", "| --- " * 8 + "|"]
     accuracy = ["| setting | schedule | state 3x | recall 3x | token 3x | seq 3x | state 8x | recall 8x | token 8x "
-                "| seq 8x | state, attention off, 3x | LSTM probe 3x |", "| --- " * 12 + "|"]
+                f"| seq 8x | state, attention off, 3x | {part} probe 3x |", "| --- " * 12 + "|"]
     for e in result["cells"]:
         rate = "-" if not e["n"] else f"{e['fail_rate']:.2f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
         p = e.get(f"fisher_p_vs_{schedules[0]}")
@@ -167,10 +170,10 @@ def atlas_markdown(result, schedules):
     switched = ["", "Under --delay auto, the step at which attention switched on (the gate is 1 from that step; "
                 "never: the state was not learned), seed by seed:", ""] + switched if switched else []
     return "\n".join([f"Rule: {result['rule']}. Fisher p: two-sided exact test against {schedules[0]} in the "
-                      "same setting. LSTM holds the state: runs whose state accuracy at 3x is at least "
+                      f"same setting. {part} holds the state: runs whose state accuracy at 3x is at least "
                       f"{STATE_OK} with attention gated off (eval.py --attn_off). Accuracies: mean [min, max] over the "
                       "finished seeds.", ""] +
-                     atlas_overview(result, schedules) + held_pooled(result["cells"], schedules) + rates + [""] +
+                     atlas_overview(result, schedules) + held_pooled(result["cells"], schedules, part) + rates + [""] +
                      accuracy + by_age_table(result["cells"]) +
                      ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed + switched) + "\n"
 
