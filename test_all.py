@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "res
 
 import atlas
 import attention
+import ladder
 import bench
 import launch
 import data
@@ -1284,6 +1285,25 @@ def test_tables_name_the_recurrent_part_the_runs_have():
         assert f"state, {name} probe" in summary, f"the summary names {name}"
         other = {"lstm": "gru core", "gru": "LSTM"}[core]
         assert other not in atlas_text + summary, f"a {core} run's tables do not name the {other}"
+    shutil.rmtree(root)
+
+def test_ladder_counts_runs_that_extend_and_judges_a_full_cell():
+    """results/ladder.py: per core and group, the runs whose state accuracy reaches 0.98 at 1x, 3x and 8x; a
+    prediction judged once a cell has its 10 seeds; runs of another setting left out."""
+    root = tmpdir()
+    for seed in range(10):  # the GRU on Z5: every seed learns it, 6 extend it to 3x, 2 to 8x
+        fake_run(root, f"gru-s{seed}", seed, "none", 0.0, options=("--model", "lstm", "--group", "Z5", "--core", "gru"))
+        edit_json(f"{root}/gru-s{seed}/eval.json", lambda records: [
+            {**r, "state_acc": 1.0 if r["mult"] == 1 or r["mult"] == 3 and seed < 6 or seed < 2 else 0.5}
+            for r in records])
+    fake_run(root, "unit-s0", 0, "none", 0.0, options=("--model", "lstm", "--group", "Z5", "--core", "diagonal"))
+    fake_run(root, "wide-s0", 0, "none", 0.0, options=("--model", "lstm", "--d_model", "32"))
+    result = ladder.ladder(plot.load_runs([root]))
+    cells = {(e["core"], e["group"]): e for e in result["cells"]}
+    gru, unit = cells[("gru", "Z5")], cells[("diagonal unit", "Z5")]
+    assert (gru["n"], gru["k_1x"], gru["k_3x"], gru["k_8x"], gru["held"]) == (10, 10, 6, 2, True), f"counts: {gru}"
+    assert (unit["n"], unit["held"]) == (1, None), f"a cell below 10 seeds is not judged: {unit}"
+    assert result["left_out"] == 1, "a run of another setting (d_model 32) is left out"
     shutil.rmtree(root)
 
 def test_atlas_gives_the_step_delay_auto_switched_at():

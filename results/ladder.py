@@ -23,12 +23,13 @@ import numpy as np
 
 from atlas import STATE_OK, wilson
 from plot import check_out, load_runs, record, save_figure
-from runs import ArgParser, die, identity, run_script, write_json, write_text
+from runs import SCHEDULE, ArgParser, die, identity, is_default, run_script, schedule_name, write_json, write_text
 from train import IDENTITY
 
 CORE_OPTIONS = ("core", "transitions", "beta_max", "householder")  # what names a core; the group names the task
 GROUPS = ("Z2", "Z5", "S3")
 LENGTHS = (1, 3, 8)
+FLOOR = 10  # seeds a cell needs before its prediction is judged
 
 def core_name(config):
     """The core of a run as the ladder names it, e.g. gru, diagonal signed, delta beta 2 x2."""
@@ -53,9 +54,9 @@ def ladder(all_runs):
     cells, left_out = defaultdict(list), []
     for run in all_runs:
         c = identity(run["config"], IDENTITY)
-        other = [k for k in IDENTITY if k not in CORE_OPTIONS + ("group", "model", "pos", "device")
-                 and c[k] != IDENTITY[k]]
-        if c["model"] != "lstm" or other or c["group"] not in GROUPS:
+        other = [k for k in IDENTITY if k not in CORE_OPTIONS + SCHEDULE + ("group", "model")
+                 and not is_default(k, c[k], c, IDENTITY)]
+        if c["model"] != "lstm" or other or schedule_name(c, IDENTITY) != "plain" or c["group"] not in GROUPS:
             left_out.append(run["dir"])
         elif run["finished"]:
             cells[(core_name(run["config"]), c["group"])].append(run)
@@ -65,7 +66,7 @@ def ladder(all_runs):
             done = cells.get((core, group), [])
             k, n = counts(done), len(done)
             can = group in TRACKS[core]
-            held = None if not n else (2 * k[3] >= n if can else k[8] == 0)
+            held = None if n < FLOOR else (2 * k[3] >= n if can else k[8] == 0)
             entries.append({"core": core, "group": group, "n": n, "predicted": "extends" if can else "cannot",
                             "held": held, "seeds": sorted(r["config"]["seed"] for r in done),
                             **{f"k_{m}x": k[m] for m in LENGTHS}, **{f"ci95_{m}x": wilson(k[m], n) for m in LENGTHS}})
@@ -80,7 +81,7 @@ def markdown(result):
              "| core | group | predicted | learns at 1x | extends to 3x | extends to 8x | prediction |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for e in result["cells"]:
-        verdict = {None: "no runs yet", True: "held", False: "did not hold"}[e["held"]]
+        verdict = {None: f"to be judged at {FLOOR} seeds", True: "held", False: "did not hold"}[e["held"]]
         lines.append(f"| {e['core']} | {e['group']} | {e['predicted']} | {rate(e, 1)} | {rate(e, 3)} | {rate(e, 8)} "
                      f"| {verdict} |")
     return "\n".join(lines) + "\n"
@@ -94,8 +95,8 @@ def plot_ladder(result, out):
         for j, m in enumerate(LENGTHS):
             x = np.arange(len(cores)) + 0.27 * (j - 1)
             rate = [cells[c][f"k_{m}x"] / cells[c]["n"] if cells[c]["n"] else np.nan for c in cores]
-            low = [r - cells[c][f"ci95_{m}x"][0] if cells[c]["n"] else 0 for r, c in zip(rate, cores)]
-            high = [cells[c][f"ci95_{m}x"][1] - r if cells[c]["n"] else 0 for r, c in zip(rate, cores)]
+            low = [max(0, r - cells[c][f"ci95_{m}x"][0]) if cells[c]["n"] else 0 for r, c in zip(rate, cores)]
+            high = [max(0, cells[c][f"ci95_{m}x"][1] - r) if cells[c]["n"] else 0 for r, c in zip(rate, cores)]
             ax.bar(x, rate, 0.27, yerr=[low, high], capsize=2, color=f"C{j}", label=f"{m}x")
         for i, c in enumerate(cores):  # the prediction: shaded where theory says the core can track the group
             if group in TRACKS[c]:
