@@ -4,6 +4,7 @@ timed only after the warm-up steps of that phase; mean and median ms/step, token
 
     python results/bench.py                          # the main setting; any of train.py's options may be given
     python results/bench.py --train_len 16 --threads 2
+    python results/bench.py --each_core --threads 2  # every core of the cores ladder alone, beside the LSTM
 
 Writes nothing. Used by results/speed.sh (results/README.md, Speed).
 """
@@ -19,15 +20,18 @@ import torch
 
 import train
 from data import sample_batch, seq_width
+from grid import CORES
 from runs import run_script
 
-def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, timed=300):
+def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, timed=300, gates=(0.0, 1.0)):
+    """Print the timings of each phase (gate); the median ms/step of each."""
     sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
     width = seq_width(args.train_len, args.num_queries)
-    print(f"bench: {args.model} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
+    print(f"bench: {args.model}{'' if args.core == 'lstm' else ' (' + args.core + ' core)'} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
           f"{torch.get_num_threads()} threads{', compiled' if args.compile else ''}: training from scratch, "
           f"{warm} untimed then {timed} timed steps with attention off, then the same with it on")
-    for gate in (0.0, 1.0):
+    medians = {}
+    for gate in gates:
         if gate:
             train.add_attention(optimizer, model, args)
         model.gate, step_ms, data_ms = gate, [], []
@@ -44,15 +48,32 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, 
                 step_ms.append(1000 * (time.perf_counter() - t0))
                 data_ms.append(1000 * (t1 - t0))
         mean, median = sum(step_ms) / timed, sorted(step_ms)[timed // 2]
+        medians[gate] = median
         print(f"attention {'off (skipped)' if gate == 0 else 'on'}: {mean:.2f} ms/step mean, {median:.2f} median, "
               f"{args.batch_size * width / mean * 1000:,.0f} tokens/s, data {100 * sum(data_ms) / sum(step_ms):.1f}%")
+    return medians
 
-def main(argv=None):
+def run(argv, gates=(0.0, 1.0)):
     args = train.check_args(train.parser.parse_args(argv))
     model, _, _, table, data_rng = train.build(args, None)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
-    bench(args, model, forward, train.make_optimizer(model, args, with_attention=False), table, data_rng, autocast)
+    optimizer = train.make_optimizer(model, args, with_attention=False)
+    return bench(args, model, forward, optimizer, table, data_rng, autocast, gates=gates)
+
+def each_core(argv):
+    """Every core of the cores ladder (results/grid.py) alone, one after another; a table of median ms/step, each
+    beside the LSTM's."""
+    lstm, rows = None, []
+    for core in CORES:
+        median = run(["--model", "lstm", *core.split(), *argv], gates=(0.0,))[0.0]
+        lstm = lstm or median
+        rows.append(f"| {core or '--core lstm'} | {median:.2f} | {median / lstm:.2f}x |")
+    print("\n".join(["", "| core (--model lstm) | ms/step, median | against the LSTM |", "| --- | --- | --- |"] + rows))
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    each_core(argv[1:]) if argv[:1] == ["--each_core"] else run(argv)
 
 if __name__ == "__main__":
     run_script(main)
