@@ -27,7 +27,8 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, 
     """Print the timings of each phase (gate); the median ms/step of each."""
     sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
     width = seq_width(args.train_len, args.num_queries)
-    print(f"bench: {args.model}{'' if args.core == 'lstm' else ' (' + args.core + ' core)'} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
+    core = "" if args.core == "lstm" else f" ({args.core} core)"
+    print(f"bench: {args.model}{core} on {args.group}, batch {args.batch_size} x {width} tokens, {args.device}, "
           f"{torch.get_num_threads()} threads{', compiled' if args.compile else ''}: training from scratch, "
           f"{warm} untimed then {timed} timed steps with attention off, then the same with it on")
     medians = {}
