@@ -617,7 +617,7 @@ train --model transformer --n_attn 0
 train --n_attn -1
 train --n_attn 0
 train --model interleaved --n_lstm 0
-train --core rnn
+train --core nosuch
 train --core gru --transitions signed
 train --core delta --transitions complex
 train --core diagonal --householder 2
@@ -1105,15 +1105,16 @@ def differs(a, b, tolerance=0.0):
     return weights or a[2] != b[2]
 
 def assert_other_values_compute_or_are_refused(base, reference, names, how_many, folder):
-    """Each of the first how_many other values of each option in names, set on base: it changes what the run
-    computes (and its name), or is refused in one line, or check_args resolves it to the base's options; an option in
-    NOT_IDENTITY changes nothing (ROUNDING: up to float rounding)."""
+    """folder: the base run's. Each of the first how_many other values of each option in names, set on base: it
+    changes what the run computes (and its name), or is refused in one line, or check_args resolves it to the base's
+    options; an option in NOT_IDENTITY changes nothing (ROUNDING: up to float rounding)."""
     for action in (a for a in train.parser._actions if a.dest in names):
         name = action.dest
         values = other_values(action, reference[0].get(name, getattr(train.check_args(train.parser.parse_args(base)),
                                                                      name)))
         for value in values[:how_many]:
-            got = computed(with_value(base, action, value), f"{folder}-{name}-{value}")
+            # --resume continues the base's own folder (finished: it must leave the run as it is)
+            got = computed(with_value(base, action, value), folder if name == "resume" else f"{folder}-{name}-{value}")
             change = f"{base[len(PROPERTY_BASE):]}: --{name} {value}"
             if name in train.NOT_IDENTITY:
                 assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
@@ -1124,14 +1125,14 @@ def assert_other_values_compute_or_are_refused(base, reference, names, how_many,
                 assert train.run_name(got[0]) != train.run_name(reference[0]), f"{change}: same name"
 
 def tried_here(name, model, schedule):
-    """Whether the property test tries option name from this base: not the seed or what starts no run; a hybrid's
-    schedule options from its DAT and --delay auto bases, its other options from plain; what must change nothing
-    once, from lstm_attn under --delay auto, where the most can change."""
+    """Whether the property test tries option name from this base: not the seed or what starts no run; what must
+    change nothing once, from lstm_attn under --delay auto, where the most can change; a hybrid's schedule options
+    from its DAT and --delay auto bases, its other options from plain."""
     if name in ("seed",) + COMPUTE_NOTHING:
         return False
-    if model in HYBRIDS and (name in runs.SCHEDULE) != (schedule != "plain"):
-        return False
-    return name not in train.NOT_IDENTITY or (model, schedule) == ("lstm_attn", "auto")
+    if name in train.NOT_IDENTITY:
+        return (model, schedule) == ("lstm_attn", "auto")
+    return model not in HYBRIDS or (name in runs.SCHEDULE) == (schedule != "plain")
 
 def test_every_option_changes_what_a_run_computes_or_is_refused():
     """For every model and every option of train.py (a new one included, automatically): a value of an identifying
@@ -1152,13 +1153,12 @@ def test_every_option_changes_what_a_run_computes_or_is_refused():
                 names = [a.dest for a in train.parser._actions if tried_here(a.dest, model, schedule)]
                 assert_other_values_compute_or_are_refused(base, reference, names, None if model == "lstm_attn" else 1,
                                                            f"{root}/{model}-{schedule}")
-        for core, sub_options in train.CORE_OPTIONS.items():
-            if sub_options:
-                base = PROPERTY_BASE + ["--model", "lstm", "--core", core]
-                reference = computed(base, f"{root}/{core}")
-                assert reference is not None, f"the base run {base} is refused"
-                assert_other_values_compute_or_are_refused(base, reference, train.ALL_CORE_OPTIONS, None,
-                                                           f"{root}/{core}")
+        model_options = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("model", "core")]
+        for core in CORES:  # every core, from an lstm of that core: the options that reach the model
+            base = PROPERTY_BASE + ["--model", "lstm", "--core", core]
+            reference = computed(base, f"{root}/{core}")
+            assert reference is not None, f"the base run {base} is refused"
+            assert_other_values_compute_or_are_refused(base, reference, model_options, 1, f"{root}/{core}")
     finally:
         torch.compile = real_compile
     shutil.rmtree(root)

@@ -52,8 +52,8 @@ arg("--mlp", action="store_true", help="give each hybrid attention block an MLP 
 arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, none)")
 arg("--emb_skip", type=number(float, -100, 100), default=0.1, help="weight of the token embedding added to each "
     "recurrent block's output")
-arg("--core", default="lstm", choices=tuple(CORES), help="the recurrent blocks' core: LSTM, GRU, a selective diagonal "
-    "linear recurrence (Mamba-style) or the delta rule (DeltaNet, DeltaProduct); model.py has their equations")
+arg("--core", default="lstm", choices=tuple(CORES), help="what the recurrent blocks compute (model.py gives each "
+    "one's update equation and paper)")
 arg("--transitions", default="unit", choices=TRANSITIONS, help="the diagonal core's a_t: in [0, 1], in [-1, 1], or "
     "complex on the unit disc")
 arg("--beta_max", type=int, default=1, choices=(1, 2), help="the delta core's beta_t lies in [0, beta_max] (2: "
@@ -100,12 +100,12 @@ IDENTITY = {a.dest: a.default for a in parser._actions if a.dest not in NOT_IDEN
 SAFE_ON_RESUME = ("max_iters", "threads", "log_interval", "eval_interval")  # what --resume may change
 # options a model or a core has no use for, keyed by (option, value): refused for it (a value would name a second,
 # identical run). The model's entries come first: a transformer has no core, whichever core is named.
-CORE_OPTIONS = {"lstm": (), "gru": (), "diagonal": ("transitions",), "delta": ("beta_max", "householder")}
+CORE_OPTIONS = {"diagonal": ("transitions",), "delta": ("beta_max", "householder")}  # the options of each core
 ALL_CORE_OPTIONS = sum(CORE_OPTIONS.values(), ())
 UNUSED_BY = {("model", "lstm"): ("n_attn", "n_heads", "pos", "mlp"),
              ("model", "transformer"): ("n_lstm", "emb_skip", "mlp", "core") + ALL_CORE_OPTIONS,
-             **{("core", core): tuple(o for o in ALL_CORE_OPTIONS if o not in used)
-                for core, used in CORE_OPTIONS.items()}}
+             **{("core", core): tuple(o for o in ALL_CORE_OPTIONS if o not in CORE_OPTIONS.get(core, ()))
+                for core in CORES}}  # every core, a new one included: the other cores' options are refused for it
 
 def run_name(config):
     return runs.run_name(config, IDENTITY)
@@ -303,7 +303,8 @@ def main(argv=None):
             t_log, steps_timed = time.time(), 0
     except KeyboardInterrupt as e:
         die(f"interrupted at step {step}; " + kept(args, saved_step), code=runs.stop_code(e))
-    print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)} --attn_off")
+    scoring = {"transformer": "", "lstm": " --probe"}.get(args.model, " --attn_off --probe")  # what eval.py can add
+    print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)}{scoring}")
 
 def folder_state(args):
     """The state of the folder args.out_dir (runs.run_state: judged by the folder's own config), which must hold this
