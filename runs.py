@@ -18,6 +18,7 @@ import fcntl
 import json
 import math
 import pathlib
+import re
 import tempfile
 import warnings
 
@@ -89,6 +90,8 @@ class ArgParser(argparse.ArgumentParser):
     """Bad input is one error line; no abbreviations (--lr must not quietly mean --lr_something)."""
     def __init__(self, **kwargs):
         super().__init__(formatter_class=ShowDefaults, allow_abbrev=False, **kwargs)
+        # a value such as -1e-3 is a number, not an option (argparse knows only -1 and -0.5 as numbers)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message):
         die(message)

@@ -759,6 +759,7 @@ data --save {root}/noext
 data --save {root}/afile/x.npz
 data --n abc
 data --unknown
+train --emb_skip -1e308
 train --max_iters 20 --out_dir {run}
 train --max_iters 10 --out_dir {run}
 train --max_iters 10 --out_dir {root}/records_no_config
