@@ -15,7 +15,8 @@ Batches are generated in one vectorised call on the training device (the running
 python data.py                                   # prints a few decoded examples
 python data.py --group S3 --n 16 --num 1000 --save s3.npz
 """
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+# the kit's runs first: it answers Ctrl-C during the slow imports below in one line
+from runs import ArgParser, check_fits, die, number, positive_int, run_script, write_file
 import argparse
 import itertools
 import re
@@ -23,7 +24,6 @@ import re
 import numpy as np
 import torch
 
-from runs import ArgParser, check_fits, die, number, positive_int, run_script, write_file
 
 PAD, SEP, IGNORE = 0, 1, -100
 

@@ -9,7 +9,9 @@ Per length: state accuracy (targets at actions), recall accuracy (targets at que
 targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
 so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
 """
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+# the kit's runs first: it answers Ctrl-C during the slow imports below in one line
+from runs import (ArgParser, check_fits, count, die, load_checkpoint, lock, number, pick_device, positive_int,
+                  run_script, write_json)
 import argparse
 import os
 import time
@@ -18,8 +20,6 @@ import torch
 
 from data import IGNORE, describe, eval_batch, group_table, recall_ages, seq_width, target_masks
 from model import HYBRIDS, Model, ModelConfig
-from runs import (ArgParser, check_fits, count, die, load_checkpoint, lock, number, pick_device, positive_int,
-                  run_script, write_json)
 
 EVAL_SEED = 1234
 

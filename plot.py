@@ -13,7 +13,8 @@ best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run i
 compared at the test lengths all of them were scored at (a warning line says when they were scored at different
 ones). Failure rates per setting and schedule (the atlas) are the study's own analysis: results/atlas.py.
 """
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+# the kit's runs first: it answers Ctrl-C during the slow imports below in one line
+from runs import RUN_FILES, ArgParser, die, identity, read_json, read_log, run_script, run_state, write_file, write_text
 import json
 import math
 import os
@@ -25,7 +26,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from runs import RUN_FILES, ArgParser, die, identity, read_json, read_log, run_script, run_state, write_file, write_text
 from train import IDENTITY, checked_run, run_name
 
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}

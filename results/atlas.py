@@ -15,7 +15,8 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+# the kit's runs first: it answers Ctrl-C during the slow imports below in one line
+from runs import SCHEDULE, ArgParser, die, identity, run_script, schedule_name, setting_name, write_json, write_text
 
 import matplotlib
 matplotlib.use("Agg")
@@ -23,7 +24,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from plot import check_out, load_runs, record, recurrent_part, save_figure, shared_lengths
-from runs import SCHEDULE, ArgParser, die, identity, run_script, schedule_name, setting_name, write_json, write_text
 from train import IDENTITY
 
 FAIL_BELOW = 0.80  # a run fails if its sequence accuracy at 3x is below this (pre-registered)

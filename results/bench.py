@@ -14,14 +14,14 @@ import time
 from contextlib import nullcontext
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+# the kit's runs first: it answers Ctrl-C during the slow imports below in one line
+from runs import run_script
 
 import torch
 
 import train
 from data import sample_batch, seq_width
 from grid import CORES
-from runs import run_script
 
 def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, timed=300, gates=(0.0, 1.0)):
     """Print the timings of each phase (gate); the median ms/step of each."""

@@ -14,7 +14,8 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+# the kit's runs first: it answers Ctrl-C during the slow imports below in one line
+from runs import SCHEDULE, ArgParser, die, identity, is_default, run_script, schedule_name, write_json, write_text
 
 import matplotlib
 matplotlib.use("Agg")
@@ -23,7 +24,6 @@ import numpy as np
 
 from atlas import STATE_OK, wilson
 from plot import check_out, load_runs, record, save_figure
-from runs import SCHEDULE, ArgParser, die, identity, is_default, run_script, schedule_name, write_json, write_text
 from train import IDENTITY
 
 CORE_OPTIONS = ("core", "transitions", "beta_max", "householder")  # what names a core; the group names the task
