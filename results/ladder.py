@@ -74,10 +74,20 @@ def ladder(all_runs):
                     f"{STATE_OK}; prediction held: for a group the core can track, at least half the seeds extend to "
                     "3x; for one it cannot, no seed extends to 8x", "cells": entries, "left_out": len(left_out)}
 
+def overview(result):
+    """Core by group, each cell: the seeds that learn the group at 1x / extend it to 3x / to 8x, of n."""
+    cells = {(e["core"], e["group"]): e for e in result["cells"]}
+    cell = lambda e: "-" if not e["n"] else \
+        f"{e['k_1x']} / {e['k_3x']} / {e['k_8x']} of {e['n']} ({'can' if e['predicted'] == 'extends' else 'cannot'})"
+    return [f"| core | {' | '.join(GROUPS)} |", "| --- " * (len(GROUPS) + 1) + "|"] + [
+        f"| {core} | " + " | ".join(cell(cells[(core, group)]) for group in GROUPS) + " |" for core in TRACKS]
+
 def markdown(result):
     rate = lambda e, m: "-" if not e["n"] else \
         f"{e[f'k_{m}x']} of {e['n']} [{e[f'ci95_{m}x'][0]:.2f}, {e[f'ci95_{m}x'][1]:.2f}]"
     lines = [f"Rule: {result['rule']}. Intervals: 95% Wilson.", "",
+             "Seeds that learn the group at 1x / extend it to 3x / to 8x, of n (can, cannot: what theory says one "
+             "layer of the core can track):", "", *overview(result), "",
              "| core | group | predicted | learns at 1x | extends to 3x | extends to 8x | prediction |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for e in result["cells"]:
