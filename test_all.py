@@ -858,6 +858,8 @@ def test_resume_continues_the_folder_passed_with_the_options_allowed():
     train_until_crash(argv + ["--out_dir", original], crash_after=12)
     assert runs.load_checkpoint(f"{original}/ckpt.pt")["step"] == 10, "a checkpoint every --eval_interval"
     os.rename(original, moved)
+    train_until_crash(["--resume", "--out_dir", moved], crash_after=2)  # stopped before its next checkpoint
+    assert runs.load_checkpoint(f"{moved}/ckpt.pt")["config"]["out_dir"] == moved, "the checkpoint follows its folder"
     code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "25", "--threads", "1",
                                           "--log_interval", "4", "--seed", "0"])  # --seed 0: the run's own seed
     assert code == 0 and out.startswith(f"{moved}: ") and "resuming at step 10" in out, (out, err)
