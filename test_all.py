@@ -1660,6 +1660,12 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
     with launcher_in_process(env):
         line = launch.Line(1, lines[0].text)
     assert line.state == "trained" and line.error is None, f"with a checkpoint it is scored again: {line.state}"
+    with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:  # scored at every length, its report lost
+        json.dump([{"n": 8 * m, "mult": m, "seq_acc": 1.0} for m in (1, 2)], f)
+    with launcher_in_process(env):
+        line = launch.Line(1, lines[0].text)
+    assert not os.path.exists(os.path.join(lines[0].folder, "eval.txt")) and line.state == "trained", \
+        f"eval.json without eval.txt (a kill between the two), a checkpoint there: scored again: {line.state}"
     shutil.rmtree(root)
 
 BAD_GRID = """
