@@ -1273,6 +1273,19 @@ def test_plot_groups_runs_by_config_not_folder_name():
     assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
     shutil.rmtree(root)
 
+def test_every_core_trains_in_a_hybrid_under_delay_auto_and_is_scored_with_attention_off_and_a_probe():
+    root = tmpdir()
+    for core in CORES:
+        run = f"{root}/{core}"
+        argv = PROPERTY_BASE + ["--core", core, "--dat", "--delay", "auto", "--auto_threshold", "0", "--auto_window",
+                                "1", "--auto_interval", "1", "--out_dir", run]
+        assert run_cli(train.main, argv)[0] == 0, f"a {core} hybrid trains under --delay auto"
+        assert json.load(open(f"{run}/config.json"))["attn_on_step"] == 1, f"the {core} hybrid's attention switched on"
+        code, out, err = run_cli(evaluation.main, [run, "--n_eval", "8", "--mults", "1,2", "--attn_off", "--probe"])
+        assert code == 0 and "attention off" in out and "probe" in out, f"a {core} hybrid is scored: {err}"
+        runs.release_locks()
+    shutil.rmtree(root)
+
 def test_tables_name_the_recurrent_part_the_runs_have():
     """The atlas and plot.py's summary say LSTM for LSTM runs (every committed table) and the core for another."""
     root = tmpdir()
