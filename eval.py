@@ -19,7 +19,7 @@ import time
 import torch
 
 from data import IGNORE, describe, eval_batch, group_table, recall_ages, seq_width, target_masks
-from model import HYBRIDS, Model, ModelConfig
+from model import Model, ModelConfig
 
 EVAL_SEED = 1234
 
@@ -101,6 +101,11 @@ def probe(model, config, mults, n_eval):
         accuracies.append(((x @ weights).argmax(dim=-1) == y).float().mean().item())
     return accuracies
 
+def extra_scores(model):
+    """The scores eval.py can add for a model: --attn_off needs attention and recurrent blocks, --probe recurrent
+    blocks."""
+    return {"transformer": [], "lstm": ["--probe"]}.get(model, ["--attn_off", "--probe"])
+
 # -----------------------------------------------------------------------------
 
 def mults_option(text):
@@ -134,16 +139,16 @@ def main(argv=None):
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
     import train  # train.py imports this file for its periodic evals; a run folder's options are train.py's
     config = train.checked_run(args.run_dir, ckpt)  # config.json, the checkpoint and its model agree
-    config, cfg = ckpt["config"], train.model_config_of(config)
+    cfg = train.model_config_of(config)
     longest = max(mults) * config["train_len"]
     if longest > config["num_keys"]:
         die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
     check_fits("--n_eval", args.n_eval, seq_width(longest, config["num_queries"]), device, config["num_keys"],
                cfg.d_model, cfg.n_lstm + cfg.n_attn, cfg.n_heads, chunk=500)  # predict() runs 500 at a time
-    if args.attn_off and config["model"] not in HYBRIDS:
-        die(f"--attn_off needs a hybrid model, not {config['model']}")
-    if args.probe and config["model"] == "transformer":
-        die("--probe reads the recurrent blocks' output: the transformer has none")
+    for extra in ("attn_off", "probe"):
+        if getattr(args, extra) and f"--{extra}" not in extra_scores(config["model"]):
+            die(f"--{extra} needs {'a hybrid model' if extra == 'attn_off' else 'recurrent blocks'}: a "
+                f"{config['model']} has none")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = model_from_checkpoint(ckpt, device)

@@ -82,7 +82,7 @@ class Attention(nn.Module):
         if rope is not None:
             q, k = rotary(q, *rope), rotary(k, *rope)
         weights = self.weights(q, k)
-        if self.keep_weights:  # for pictures (plot.py --attn)
+        if self.keep_weights:  # for pictures (results/attention.py)
             self.kept_weights = weights.view(B, H, T, T).detach()
         y = weights @ v.reshape(B * H, T, hd)
         return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))

@@ -44,25 +44,27 @@ def find_runs(paths):
             runs += [folder] * bool(held)
     return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
 
+def eval_problem(records):
+    """What makes an eval.json's records unreadable, or None."""
+    if not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys() for r in records)):
+        return f"eval.json is not a list of eval.py records (with {', '.join(sorted(RECORD_KEYS))})"
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for r in records for k, v in r.items()
+               if k.endswith("_acc")):
+        return "eval.json holds an accuracy that is not a finite number"
+    if not (all(type(r["mult"]) is int and r["mult"] >= 1 for r in records)
+            and len({r["mult"] for r in records}) == len(records)):
+        return "eval.json's test lengths (mult) are not distinct whole numbers, at least 1"
+    return None
+
 def load_run(run_dir):
     """A run folder's config, log and eval records; a folder a crash or a hand left malformed is one error line."""
     config = checked_run(run_dir)  # its options checked again, and its model_config what they make
     log = read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
     records = read_json(eval_path) if os.path.isfile(eval_path) else None
-    problems = [f"log.jsonl line {i + 1} lacks step" for i, e in enumerate(log)
-                 if not isinstance(e, dict) or "step" not in e]
-    if records is not None and not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys()
-                                                                      for r in records)):
-        problems.append(f"eval.json is not a list of eval.py records (with {', '.join(sorted(RECORD_KEYS))})")
-    elif records is not None and not all(isinstance(v, (int, float)) and math.isfinite(v) for r in records
-                                         for k, v in r.items() if k.endswith("_acc")):
-        problems.append("eval.json holds an accuracy that is not a finite number")
-    elif records is not None and not (all(type(r["mult"]) is int and r["mult"] >= 1 for r in records)
-                                       and len({r["mult"] for r in records}) == len(records)):
-        problems.append("eval.json's test lengths (mult) are not distinct whole numbers, at least 1")
-    if problems:
-        die(f"{run_dir}: {problems[0]}")
+    problem = records is not None and eval_problem(records)
+    if problem:
+        die(f"{run_dir}: {problem}")
     finished = run_state(run_dir, log=log) == "finished"
     return {"dir": run_dir, "config": config, "log": log, "eval": records, "finished": finished}
 
@@ -240,6 +242,8 @@ def main(argv=None):
     parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")
     args = parser.parse_args(argv)
     check_out(args.out)
+    if args.summary is not None and args.sweep:
+        die("--summary tables accuracy against test length: not with --sweep")
     if args.summary is not None and not args.summary.endswith(".md"):
         die(f"--summary {args.summary!r}: the file name must end in .md")
     runs = load_runs(args.runs)

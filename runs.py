@@ -32,7 +32,8 @@ IN_USE = 75  # the exit code of a refusal because another process holds the run 
 # the error line, the scripts' entry point, and the argument parser
 
 def die(message, code=2):
-    """Bad input or a failed write: one line on stderr and exit code 2 (never a traceback)."""
+    """One line on stderr and the exit code: 2 for bad input or a failed write (never a traceback), IN_USE for a
+    folder another process holds, 128 + N for signal N."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
 
@@ -81,10 +82,12 @@ def run_script(main):
     os._exit(code)
 
 class ShowDefaults(argparse.HelpFormatter):
-    """--help gives each option's default, where it has one to give (not None, not an off switch)."""
+    """--help gives each option's bounds, if it has any, and its default, where it has one to give (not None, not an
+    off switch)."""
     def _get_help_string(self, action):
         shown = action.option_strings and not any(action.default is v for v in (None, False, argparse.SUPPRESS))
-        return (action.help or "") + (" (default: %(default)s)" if shown else "")
+        bounds = getattr(action.type, "bounds", "")
+        return (action.help or "") + (f"; {bounds}" if bounds else "") + (" (default: %(default)s)" if shown else "")
 
 class ArgParser(argparse.ArgumentParser):
     """Bad input is one error line; no abbreviations (--lr must not quietly mean --lr_something)."""
@@ -99,21 +102,21 @@ class ArgParser(argparse.ArgumentParser):
 LARGEST_INT = 2**31 - 1  # sizes and counts above this overflow inside torch before any memory check could help
 
 def number(kind, low=-math.inf, high=math.inf, above=False):
-    """An argparse type: a finite int or float in [low, high] (or (low, high] with above=True)."""
+    """An argparse type: a finite int or float in [low, high] (or (low, high] with above=True). Its bounds in words
+    (parse.bounds) are what --help and the error line say."""
+    high = min(high, LARGEST_INT) if kind is int else high
+    show = lambda x: f"{x:g}" if kind is float else str(x)  # 1e-05 for a float, every digit of an int
+    bounds = " and ".join([f"{'above' if above else 'at least'} {show(low)}"] * (low > -math.inf)
+                          + [f"at most {show(high)}"] * (high < math.inf))
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, not {text!r}")
-        high_ = min(high, LARGEST_INT) if kind is int else high
-        if not (math.isfinite(value) and (low < value if above else low <= value) and value <= high_):
-            show = lambda x: f"{x:g}" if kind is float else str(x)  # 1e-05 for a float, every digit of an int
-            bounds = [f"{'above' if above else 'at least'} {show(low)}"] * (low > -math.inf)
-            bounds += [f"at most {show(high_)}"] * (high_ < math.inf)
-            raise argparse.ArgumentTypeError(f"must be a finite number{' ' * bool(bounds)}{' and '.join(bounds)}, "
-                                             f"not {text}")
+        if not (math.isfinite(value) and (low < value if above else low <= value) and value <= high):
+            raise argparse.ArgumentTypeError(f"must be a finite number{' ' * bool(bounds)}{bounds}, not {text}")
         return value
-    parse.kind, parse.low, parse.high = kind, low, min(high, LARGEST_INT) if kind is int else high  # for the tests
+    parse.kind, parse.low, parse.high, parse.bounds = kind, low, high, bounds  # for --help and the tests
     return parse
 
 positive_int, count = number(int, 1), number(int, 0)
@@ -469,6 +472,4 @@ def resumed(parser, argv, safe, check):
         if name not in safe + ("resume", "out_dir") and getattr(args, name) != run.get(name):
             die(f"--{name} {getattr(args, name)} differs from the run's {run.get(name)}: a resumed run keeps its "
                 f"options; only {', '.join('--' + s for s in safe)} may change")
-    if args.max_iters < ckpt["step"]:
-        die(f"--max_iters {args.max_iters} is below the run's step {ckpt['step']}")
     return args, ckpt

@@ -860,16 +860,18 @@ def test_resume_continues_the_folder_passed_with_the_options_allowed():
     os.rename(original, moved)
     train_until_crash(["--resume", "--out_dir", moved], crash_after=2)  # stopped before its next checkpoint
     assert runs.load_checkpoint(f"{moved}/ckpt.pt")["config"]["out_dir"] == moved, "the checkpoint follows its folder"
-    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "25", "--threads", "1",
-                                          "--log_interval", "4", "--seed", "0"])  # --seed 0: the run's own seed
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "25"])
+    assert code == 2 and "--max_iters 25 differs from the run's 20" in err, f"a resume keeps what it computes: {err}"
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "20", "--threads", "1",
+                                          "--log_interval", "4", "--seed", "0"])  # the run's own --max_iters, seed
     assert code == 0 and out.startswith(f"{moved}: ") and "resuming at step 10" in out, (out, err)
     assert not os.path.exists(original), "resume recreated the folder the run was made in"
     with open(f"{moved}/config.json") as f:
         config = json.load(f)
-    assert (config["max_iters"], config["threads"], config["log_interval"], config["out_dir"]) == (25, 1, 4, moved)
-    assert runs.load_checkpoint(f"{moved}/ckpt.pt")["step"] == 25
+    assert (config["max_iters"], config["threads"], config["log_interval"], config["out_dir"]) == (20, 1, 4, moved)
+    assert runs.load_checkpoint(f"{moved}/ckpt.pt")["step"] == 20
     steps = [e["step"] for e in runs.read_log(f"{moved}/log.jsonl")]
-    assert steps == [3, 5, 6, 9, 10, 12, 15, 16, 20, 24, 25], steps  # log and eval steps; after step 10: new intervals
+    assert steps == [3, 5, 6, 9, 10, 12, 15, 16, 20], steps  # log and eval steps; after step 10: new intervals
     before = tree(root)
     code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved])
     assert code == 0 and "is finished" in out and tree(root) == before, "a finished run is left untouched"

@@ -29,9 +29,11 @@ from dataclasses import asdict, fields
 import torch
 
 from data import GROUPS, group_option, group_table, sample_batch, seq_width, target_masks, vocab_size
-from eval import evaluate
+from eval import evaluate, extra_scores
 from model import CORES, HYBRIDS, MODELS, TRANSITIONS, Model, ModelConfig, block_layout, default_pos
 from runs import ArgParser, append_line, count, die, fraction, number, positive_int, run_script, unit, write_json
+
+DEFAULT_DELAY = 5000  # --dat without --delay
 
 def delay_option(text):
     return text if text == "auto" else count(text)
@@ -46,8 +48,8 @@ arg("--num_queries", type=positive_int, default=8, help="queries per sequence: m
 arg("--state_frac", type=fraction, default=1.0, help="keep each training state target with this probability")
 arg("--d_model", type=positive_int, default=64, help="width of embeddings, LSTM and attention")
 arg("--n_heads", type=positive_int, default=2, help="attention heads (d_model / n_heads must be even)")
-arg("--n_lstm", type=count, default=1, help="recurrent blocks (LSTM layers with the default core)")
-arg("--n_attn", type=count, default=2, help="attention blocks")
+arg("--n_lstm", type=positive_int, default=1, help="recurrent blocks (LSTM layers with the default core)")
+arg("--n_attn", type=positive_int, default=2, help="attention blocks")
 arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
 arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, none)")
 arg("--emb_skip", type=number(float, -100, 100), default=0.1, help="weight of the token embedding added to each "
@@ -69,17 +71,17 @@ arg("--weight_decay", type=number(float, 0, 100), default=0.01, help="AdamW weig
     "norms)")
 arg("--grad_clip", type=number(float, 0, above=True), default=1.0, help="clip the gradient's global norm to this")
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
-arg("--delay", type=delay_option, help="steps before attention switches on (needs --dat; default 5000), or auto: "
-    "once the state accuracy on training batches has stayed >= --auto_threshold for --auto_window checks")
+arg("--delay", type=delay_option, help=f"steps before attention switches on (needs --dat; default {DEFAULT_DELAY}), or "
+    "auto: once the state accuracy on training batches has been at or above --auto_threshold for --auto_window checks")
 arg("--dat_mode", default="gate", choices=("gate", "freeze", "lr"), help="during the delay: gate 0 and attention "
     "frozen (DAT), gate 1 and attention frozen at its init, or gate 1 and the attention's lr warmed up")
 arg("--auto_threshold", type=unit, default=0.99, help="state accuracy that --delay auto waits for")
-arg("--auto_window", type=positive_int, default=3, help="checks in a row --delay auto needs above it (3 x 100 = "
-    "300 steps by default)")
-arg("--auto_interval", type=positive_int, default=100, help="steps --delay auto's state accuracy is measured over, a "
-    "check at the end of each")
+arg("--auto_window", type=positive_int, default=3, help="checks in a row at or above --auto_threshold that --delay "
+    "auto waits for (3 checks of 100 steps by default)")
+arg("--auto_interval", type=positive_int, default=100, help="--delay auto's check: the state accuracy over the last "
+    "this many steps, every this many steps")
 arg("--ramp", type=count, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
-arg("--seed", type=number(int, 0, 2**32 - 2), default=0, help="seeds the init and the training data")
+arg("--seed", type=number(int, 0, 2**31 - 1), default=0, help="seeds the init and the training data")
 arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, else mps, else cpu; "
     "on cuda a run trains under bf16 autocast")
 arg("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's; 1 per run for runs side by side)")
@@ -89,7 +91,8 @@ arg("--dry_run", action="store_true", help="print the run folder and its state (
 arg("--log_interval", type=positive_int, default=100, help="steps between log lines")
 arg("--eval_interval", type=positive_int, default=500, help="steps between evals at 1x and 3x and checkpoints")
 arg("--n_eval_train", type=positive_int, default=500, help="sequences per length in the periodic evals")
-arg("--resume", action="store_true", help="continue the run in --out_dir with its own options (SAFE_ON_RESUME aside)")
+arg("--resume", action="store_true", help="continue the run in --out_dir with its own options (only --threads, "
+    "--log_interval and --eval_interval may change)")
 arg("--compile", action="store_true", help="torch.compile the model (opt-in; not faster here: results/README.md)")
 
 # options that do not change what a run computes: left out of its name. Every other option identifies the run. The
@@ -97,7 +100,7 @@ arg("--compile", action="store_true", help="torch.compile the model (opt-in; not
 NOT_IDENTITY = ("seed", "threads", "out_dir", "out_root", "dry_run", "log_interval", "eval_interval",
                 "n_eval_train", "resume", "compile", "help")
 IDENTITY = {a.dest: a.default for a in parser._actions if a.dest not in NOT_IDENTITY}
-SAFE_ON_RESUME = ("max_iters", "threads", "log_interval", "eval_interval")  # what --resume may change
+SAFE_ON_RESUME = ("threads", "log_interval", "eval_interval")  # what --resume may change: nothing it computes
 # options a model or a core has no use for, keyed by (option, value): refused for it (a value would name a second,
 # identical run). The model's entries come first: a transformer has no core, whichever core is named.
 CORE_OPTIONS = {"diagonal": ("transitions",), "delta": ("beta_max", "householder")}  # the options of each core
@@ -151,19 +154,19 @@ def check_args(args):
             if getattr(args, name) not in (IDENTITY[name], default_pos(args.model) if name == "pos" else None):
                 user = args.model if option == "model" else f"{value} core"
                 die(f"--{name}: a {user} has no use for it (it would only change the run's name)")
-    needs = {"n_lstm": args.model != "transformer", "n_attn": args.model != "lstm"}
-    for name, needed in needs.items():
-        if needed and getattr(args, name) == 0:
-            die(f"--{name} 0: a {args.model} needs at least 1")
     for name in ("delay", "ramp", "dat_mode", "auto_threshold", "auto_window", "auto_interval"):
         if getattr(args, name) not in (None, 0, IDENTITY[name]) and not args.dat:
             die(f"--{name} needs --dat")
     if args.dat and args.model not in HYBRIDS:
         die(f"--dat needs a hybrid model ({', '.join(HYBRIDS)}), not {args.model}")
-    args.delay = (5000 if args.delay is None else args.delay) if args.dat else 0
+    args.delay = (DEFAULT_DELAY if args.delay is None else args.delay) if args.dat else 0
     args.ramp = args.ramp or 0
+    if args.dat and args.delay == 0:
+        die("--dat --delay 0 is the plain run (attention on from step 0): leave out --dat, or delay it 1 step or more")
     if args.ramp == 1:
         die("--ramp 1 is no ramp (the gate is 1 at once, as with 0): use 0, or 2 or more steps")
+    if args.ramp and args.dat_mode != "gate":
+        die(f"--ramp raises the gate: --dat_mode {args.dat_mode} keeps it at 1")
     layout = block_layout(args)
     for other in MODELS[:MODELS.index(args.model)]:  # e.g. interleaved with 1 LSTM layer is lstm_attn
         if block_layout(argparse.Namespace(**{**vars(args), "model": other})) == layout:
@@ -182,7 +185,7 @@ def check_args(args):
         args.attn_on_step = args.delay
     if 3 * args.train_len > args.num_keys:
         die(f"test length {3 * args.train_len} (3x, evaluated during training) is above --num_keys {args.num_keys}")
-    if args.d_model % args.n_heads or (args.d_model // args.n_heads) % 2:
+    if "attn" in layout and (args.d_model % args.n_heads or (args.d_model // args.n_heads) % 2):
         die("--d_model must be a multiple of --n_heads with an even head size")
     args.pos = args.pos or default_pos(args.model)
     args.device = runs.pick_device(args.device)
@@ -303,8 +306,10 @@ def main(argv=None):
             t_log, steps_timed = time.time(), 0
     except KeyboardInterrupt as e:
         die(f"interrupted at step {step}; " + kept(args, saved_step), code=runs.stop_code(e))
-    scoring = {"transformer": "", "lstm": " --probe"}.get(args.model, " --attn_off --probe")  # what eval.py can add
-    print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)}{scoring}")
+    fits = [m for m in (1, 2, 3, 4) if m * args.train_len <= args.num_keys]  # eval.py's lengths, where keys suffice
+    mults = "" if len(fits) == 4 else f" --mults {','.join(map(str, fits))}"
+    print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)}{mults} "
+          + " ".join(extra_scores(args.model)))
 
 def folder_state(args):
     """The state of the folder args.out_dir (runs.run_state: judged by the folder's own config), which must hold this

@@ -6,8 +6,8 @@ that length, eval.json), k of n with 95% Wilson intervals, beside what the theor
 
     python results/ladder.py results/runs/cores results/runs/baselines --out results/cores_ladder   # .md .json .png
 
-Only runs of the default setting but for the core, its sub-options and the group are counted (a run of another
-setting, e.g. the Transformer of baselines/, is left out and said so).
+Only runs of the default setting but for the core, its sub-options and the group, of a core the ladder holds, are
+counted (a run of another setting, e.g. the Transformer of baselines/, is left out and said so).
 """
 import os
 import sys
@@ -24,9 +24,9 @@ import numpy as np
 
 from atlas import STATE_OK, wilson
 from plot import check_out, load_runs, record, save_figure
-from train import IDENTITY
+from train import ALL_CORE_OPTIONS, IDENTITY
 
-CORE_OPTIONS = ("core", "transitions", "beta_max", "householder")  # what names a core; the group names the task
+NAMES_A_CORE = ("core",) + ALL_CORE_OPTIONS  # a run's core and its sub-options; the group names the task
 GROUPS = ("Z2", "Z5", "S3")
 LENGTHS = (1, 3, 8)
 FLOOR = 10  # seeds a cell needs before its prediction is judged
@@ -54,9 +54,10 @@ def ladder(all_runs):
     cells, left_out = defaultdict(list), []
     for run in all_runs:
         c = identity(run["config"], IDENTITY)
-        other = [k for k in IDENTITY if k not in CORE_OPTIONS + SCHEDULE + ("group", "model")
+        other = [k for k in IDENTITY if k not in NAMES_A_CORE + SCHEDULE + ("group", "model")
                  and not is_default(k, c[k], c, IDENTITY)]
-        if c["model"] != "lstm" or other or schedule_name(c, IDENTITY) != "plain" or c["group"] not in GROUPS:
+        if c["model"] != "lstm" or other or schedule_name(c, IDENTITY) != "plain" or c["group"] not in GROUPS \
+                or core_name(run["config"]) not in TRACKS:  # a core the ladder does not hold, e.g. delta beta 1
             left_out.append(run["dir"])
         elif run["finished"]:
             cells[(core_name(run["config"]), c["group"])].append(run)

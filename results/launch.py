@@ -48,6 +48,7 @@ import runs  # first of the kit: it answers Ctrl-C during the slow imports below
 import torch
 
 import train
+from eval import extra_scores
 
 RUNS = os.environ.get("RUNS", "results/runs")
 STATES = ("finished", "interrupted", "trained", "new", "needs CUDA", "error")
@@ -209,11 +210,6 @@ def stop(signum, frame):
 # -----------------------------------------------------------------------------
 # a job: one line, trained (or resumed) then scored
 
-def eval_options(options):
-    """What eval.py can score: --attn_off needs a hybrid, --probe an LSTM."""
-    model = train.parser.parse_args(options).model
-    return {"transformer": [], "lstm": ["--probe"]}.get(model, ["--attn_off", "--probe"])
-
 def run_job(line):
     """Train line (or resume it), then score it; 'done', 'skipped' or 'failed', after one line saying which. Its
     state is decided again first: another launcher may have finished the line, or hold its folder, by now."""
@@ -237,7 +233,8 @@ def run_job(line):
             return finish(say, line, code, "train.py")
     # eval.py's report, kept in memory and written whole (runs.write_text) once it succeeded: a refused or failed
     # score leaves nothing behind and never touches another process's files
-    score = python + ["eval.py", line.folder, "--mults", line.mults, *eval_options(line.options), "--by_age",
+    model = train.parser.parse_args(line.options).model
+    score = python + ["eval.py", line.folder, "--mults", line.mults, *extra_scores(model), "--by_age",
                       "--mistakes", "2", "--threads", "1"]
     code, report = call(score, stdout=subprocess.PIPE, text=True)
     if code:
