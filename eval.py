@@ -122,7 +122,7 @@ def main(argv=None):
     parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
     parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
     parser.add_argument("--mults", default="1,2,3,4", type=mults_option, help="test lengths as multiples of "
-                        "--train_len, comma-separated")
+                        "the run's --train_len, comma-separated (each at most the run's --num_keys steps)")
     parser.add_argument("--n_eval", type=positive_int, default=1000, help="sequences per test length")
     parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
     parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the last "

@@ -35,7 +35,7 @@ class ModelConfig:
     transitions: str = "unit"  # the diagonal core's a_t: unit [0, 1], signed [-1, 1] or complex (|a_t| <= 1)
     beta_max: int = 1        # the delta core's beta_t lies in [0, beta_max]
     householder: int = 1     # the delta core's Householder steps per token (1: DeltaNet, more: DeltaProduct)
-    delay_attention: bool = False  # start with the gate at 0 (DAT); False: the gate is 1 always
+    delay_attention: bool = False  # a new model's gate is 0 (DAT), else 1; train.py and eval.py set it after
 
 def default_pos(model):
     """RoPE for the transformer, none for the rest: a hybrid's LSTM supplies the order."""
