@@ -218,7 +218,8 @@ def main(argv=None):
     parser.add_argument("--num", type=positive_int, default=3, help="number of sequences")
     parser.add_argument("--seed", type=number(int, 0, 2**31 - 1), default=0, help="seeds the sequences")
     parser.add_argument("--num_keys", type=positive_int, default=64, help="size K of the key vocabulary")
-    parser.add_argument("--num_queries", type=positive_int, default=8, help="Q: a sequence of n steps gets min(n, Q) queries")
+    parser.add_argument("--num_queries", type=positive_int, default=8,
+                        help="Q: a sequence of n steps gets min(n, Q) queries")
     parser.add_argument("--save", help="write int64 arrays tokens and targets to this .npz file")
     args = parser.parse_args(argv)
     if args.n > args.num_keys:
