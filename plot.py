@@ -152,12 +152,11 @@ def plot_runs(runs_by_label, out, lengths):
                     band(ax, mults, rows(lambda rec: rec["probe_state_acc"]), color, label + " probe", "s--")
             else:
                 band(ax, mults, rows(lambda rec: rec[key]), color, label)
-        # training curve: periodic token accuracy at 3x the training length
-        curves = [[(e["step"], e["token_acc_3x"]) for e in r["log"] if "token_acc_3x" in e] for r in runs]
-        length = min(len(c) for c in curves)
-        if length:
-            steps = [s for s, _ in curves[0][:length]]
-            band(axes[1, 1], steps, [[a for _, a in c[:length]] for c in curves], color, label)
+        # training curve: periodic token accuracy at 3x the training length, at the steps every seed was scored at
+        curves = [{e["step"]: e["token_acc_3x"] for e in r["log"] if "token_acc_3x" in e} for r in runs]
+        steps = sorted(set(curves[0]).intersection(*curves))
+        if steps:
+            band(axes[1, 1], steps, [[c[s] for s in steps] for c in curves], color, label)
         config = runs[0]["config"]
         if config.get("dat"):  # the first seed's delay (--delay auto differs between seeds); never switched: all
             on = config.get("attn_on_step", config["delay"])
