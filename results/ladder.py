@@ -115,7 +115,7 @@ def plot_ladder(result, out):
         ax.set_xticks(range(len(cores)), cores, rotation=40, ha="right", fontsize=8)
         ax.set(title=group, ylim=(0, 1.05))
     axes[0].set_ylabel(f"share of runs with state accuracy >= {STATE_OK}")
-    axes[-1].legend(title="test length")
+    axes[-1].legend(title="test length", loc="upper center")
     fig.suptitle("each core alone: learns at 1x, extends to 3x and 8x (shaded: theory says it can track the group)",
                  fontsize=9)
     fig.tight_layout()
