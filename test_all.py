@@ -32,8 +32,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "res
 
 import atlas
 import attention
-import ladder
 import bench
+import cores_hybrid
+import ladder
 import launch
 import data
 import eval as evaluation
@@ -1322,6 +1323,39 @@ def test_ladder_counts_runs_that_extend_and_judges_a_full_cell():
     assert (gru["n"], gru["k_1x"], gru["k_3x"], gru["k_8x"], gru["held"]) == (10, 10, 6, 2, True), f"counts: {gru}"
     assert (unit["n"], unit["held"]) == (1, None), f"a cell below 10 seeds is not judged: {unit}"
     assert result["left_out"] == 1, "a run of another setting (d_model 32) is left out"
+    shutil.rmtree(root)
+
+def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
+    """results/cores_hybrid.py: a core that can track the group is compared with --delay auto, one that cannot with
+    DAT 5000; each prediction judged at 10 runs a schedule; the core alone comes from the ladder's runs."""
+    root = tmpdir()
+    def hybrid(name, seed, core, group, schedule, seq_acc_3x, core_state_3x):
+        fake_run(root, f"{name}-s{seed}", seed, "none", seq_acc_3x, options=("--group", group, *core, *schedule))
+        edit_json(f"{root}/{name}-s{seed}/eval.json", lambda records: [
+            {**r, "attn_off": {"state_acc": core_state_3x if r["mult"] == 3 else 1.0}} for r in records])
+    gru, unit, auto = ("--core", "gru"), ("--core", "diagonal"), ("--dat", "--delay", "auto")
+    for seed in range(10):  # GRU on Z5 (can): plain fails 6, its core never holds; auto fails none, its core always
+        hybrid("gru-plain", seed, gru, "Z5", (), 0.1 if seed < 6 else 0.9, 0.5)
+        hybrid("gru-auto", seed, gru, "Z5", auto, 0.9, 1.0)
+        hybrid("unit-plain", seed, unit, "S3", (), 0.1, 0.3)  # unit diagonal on S3 (cannot): lost both ways
+        hybrid("unit-dat", seed, unit, "S3", ("--dat",), 0.1 if seed else 0.9, 0.3)
+    hybrid("gru-dat", 0, gru, "Z5", ("--dat",), 0.9, 1.0)  # not the schedule theory fixes for this cell: left out
+    fake_run(root, "gru-alone-s0", 0, "none", 0.0, options=("--model", "lstm", "--group", "Z5", *gru))
+    edit_json(f"{root}/gru-alone-s0/eval.json", lambda records: [{**r, "state_acc": 1.0} for r in records])
+    result = cores_hybrid.cores_hybrid(plot.load_runs([root]))
+    cells = {(e["core"], e["group"]): e for e in result["cells"]}
+    assert sorted(cells) == [("diagonal unit", "S3"), ("gru", "Z5")], f"one entry per cell: {sorted(cells)}"
+    g, u = cells[("gru", "Z5")], cells[("diagonal unit", "S3")]
+    assert (g["delayed"]["schedule"], u["delayed"]["schedule"]) == ("datauto", "dat5000"), "schedules by theory"
+    assert (g["plain"]["n_fail"], g["delayed"]["n_fail"], g["delayed"]["n_state_held"]) == (6, 0, 10), f"{g}"
+    assert (g["alone"]["n"], g["alone"]["k_3x"]) == (1, 1), "the core alone is counted from the ladder's run"
+    assert g["held"] and u["held"], "a cured can-cell and a cannot-cell lost under both schedules hold"
+    assert result["left_out"] == 1, "the GRU hybrid under DAT 5000 is left out"
+    hybrid("unit-dat", 10, unit, "S3", ("--dat",), 0.9, 1.0)  # one delayed core that holds the state
+    hybrid("gru-plain", 10, gru, "Z5", (), 0.9, 1.0)
+    cells = {(e["core"], e["group"]): e for e in cores_hybrid.cores_hybrid(plot.load_runs([root]))["cells"]}
+    assert cells[("diagonal unit", "S3")]["held"] is False, "a core that cannot track the group but holds it: not held"
+    assert cells[("gru", "Z5")]["held"] is True, "11 plain runs against 10 delayed are judged alike"
     shutil.rmtree(root)
 
 def test_atlas_gives_the_step_delay_auto_switched_at():

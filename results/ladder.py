@@ -46,6 +46,15 @@ def core_name(config):
 TRACKS = {"lstm": GROUPS, "gru": GROUPS, "diagonal unit": (), "diagonal signed": ("Z2",),
           "diagonal complex": ("Z2", "Z5"), "delta beta 2": ("Z2",), "delta beta 2 x2": GROUPS}
 
+def core_cell(config):
+    """(core, group) of a run of the default setting but for its model, core, group and schedule, with a core and group
+    the ladder holds; None for any other run (e.g. delta beta 1, or a run at d_model 128)."""
+    c = identity(config, IDENTITY)
+    other = [k for k in IDENTITY if k not in NAMES_A_CORE + SCHEDULE + ("group", "model")
+             and not is_default(k, c[k], c, IDENTITY)]
+    return None if other or c["group"] not in GROUPS or core_name(config) not in TRACKS else \
+        (core_name(config), c["group"])
+
 def counts(cell_runs):
     """{mult: k} runs whose state accuracy at mult x the training length is at least STATE_OK."""
     return {m: sum((record(r, m) or {}).get("state_acc", 0.0) >= STATE_OK for r in cell_runs) for m in LENGTHS}
@@ -53,14 +62,11 @@ def counts(cell_runs):
 def ladder(all_runs):
     cells, left_out = defaultdict(list), []
     for run in all_runs:
-        c = identity(run["config"], IDENTITY)
-        other = [k for k in IDENTITY if k not in NAMES_A_CORE + SCHEDULE + ("group", "model")
-                 and not is_default(k, c[k], c, IDENTITY)]
-        if c["model"] != "lstm" or other or schedule_name(c, IDENTITY) != "plain" or c["group"] not in GROUPS \
-                or core_name(run["config"]) not in TRACKS:  # a core the ladder does not hold, e.g. delta beta 1
+        where = core_cell(run["config"])
+        if where is None or run["config"]["model"] != "lstm" or schedule_name(run["config"], IDENTITY) != "plain":
             left_out.append(run["dir"])
         elif run["finished"]:
-            cells[(core_name(run["config"]), c["group"])].append(run)
+            cells[where].append(run)
     entries = []
     for core in TRACKS:
         for group in GROUPS:
