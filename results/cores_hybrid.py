@@ -4,12 +4,12 @@ core alone does (the cores ladder, results/ladder.py). Per core and group: does 
 how often the plain and the delayed hybrid fail the atlas's 3x rule, and in how many runs the core holds the state at
 3x with attention gated off; each prediction of results/PREREGISTRATION.md (entry 67) held or not.
 
-    python results/cores_hybrid.py results/runs/cores_hybrid results/runs/cores results/runs/baselines \\
-        --out results/cores_hybrid                                                          # PREFIX.md, PREFIX.json
+    python results/cores_hybrid.py results/runs/cores_hybrid results/runs/cores --out results/cores_hybrid   # .md .json
 
 The delayed schedule is fixed by theory: --delay auto where one layer of the core can track the group, DAT 5000 where
-it cannot (--delay auto switches attention on once the core has the state, so for such a core never). Runs of any
-other setting or schedule are left out and counted.
+it cannot (--delay auto switches attention on once the core has the state, so for such a core never). Runs of
+another setting are left out; hybrid runs under another schedule are counted. The LSTM's cells, from the committed
+runs of the same setting (see results/grid.py's FIGURES), are shown for reference and not judged.
 """
 import os
 import sys
@@ -25,71 +25,100 @@ from plot import load_runs
 from train import IDENTITY
 
 LOST = 0.8  # a hybrid whose core cannot track the group is predicted lost: at least this share of its runs fail
+REFERENCE = ("lstm",)  # the kit's own core: its cells are committed runs, shown beside the others, not judged
 
 def delayed(core, group):
-    """The schedule a cell's plain hybrid is compared with (pre-registered)."""
+    """The schedule a cell's plain hybrid is compared with (pre-registered): --delay auto where one layer of the core
+    can track the group, DAT 5000 where it cannot (--delay auto would never switch attention on)."""
     return "datauto" if group in TRACKS[core] else "dat5000"
 
 def verdict(can, plain, late):
-    """The prediction for a cell: where the core can track the group, the delayed hybrid fails in fewer runs than the
-    plain one and its core holds the state in more; where it cannot, both fail in at least LOST of their runs and no
-    core holds the state. None until both schedules have FLOOR runs."""
+    """The prediction for a cell: where the core can track the group, a smaller share of the delayed hybrid's runs
+    fail than of the plain one's, and a larger share of its cores hold the state; where it cannot, at least LOST of
+    the runs fail under each schedule and no core holds the state. None until both schedules have FLOOR runs."""
     if min(plain["n"], late["n"]) < FLOOR:
         return None
+    share = lambda e, key: e[key] / e["n"]
     if can:
-        return late["n_fail"] < plain["n_fail"] and late["n_state_held"] > plain["n_state_held"]
+        return share(late, "n_fail") < share(plain, "n_fail") and \
+            share(late, "n_state_held") > share(plain, "n_state_held")
     return all(e["n_fail"] >= LOST * e["n"] and e["n_state_held"] == 0 for e in (plain, late))
 
 def cores_hybrid(all_runs):
     alone = {(e["core"], e["group"]): e for e in ladder(all_runs)["cells"]}
-    cells, left_out = defaultdict(list), 0
+    cells, other_schedules = defaultdict(list), 0
     for run in all_runs:
-        where, model = core_cell(run["config"]), run["config"]["model"]
+        where = core_cell(run["config"])
+        if where is None or run["config"]["model"] != "lstm_attn":  # the ladder's runs, or another setting
+            continue
         schedule = schedule_name(run["config"], IDENTITY)
-        if where is None or schedule not in ("plain", delayed(*where) if model == "lstm_attn" else "plain") \
-                or model not in ("lstm", "lstm_attn"):
-            left_out += 1
-        elif model == "lstm_attn" and run["finished"]:
+        if schedule in ("plain", delayed(*where)):
             cells[where + (schedule,)].append(run)
+        else:
+            other_schedules += 1
     entries = []
     for core in TRACKS:
         for group in GROUPS:
-            plain_runs, late_runs = cells.get((core, group, "plain")), cells.get((core, group, delayed(core, group)))
-            if not (plain_runs and late_runs):
+            if not {(core, group, "plain"), (core, group, delayed(core, group))} & set(cells):
                 continue
-            plain, late = atlas_entry(plain_runs, "plain"), atlas_entry(late_runs, delayed(core, group))
-            if None in (plain["n_state_held"], late["n_state_held"]):
-                die(f"the {core} hybrid on {group}: some runs were scored without eval.py --attn_off")
+            # atlas_entry counts the finished runs and lists the unfinished seeds
+            plain, late = (atlas_entry(sorted(cells[(core, group, s)], key=lambda r: r["config"]["seed"]), s)
+                           if cells[(core, group, s)] else None for s in ("plain", delayed(core, group)))
+            for e in (plain, late):
+                if e is not None and e["n_state_held"] is None:
+                    die(f"the {core} hybrid on {group} ({e['schedule']}): some of its runs were scored without "
+                        "eval.py --attn_off: score them again with it")
             can = group in TRACKS[core]
+            both = plain is not None and late is not None
             entries.append({"core": core, "group": group, "can": can, "alone": alone[(core, group)],
-                            "plain": plain, "delayed": late, "held": verdict(can, plain, late),
-                            "fisher_p": fisher_exact(late["n_fail"], late["n"], plain["n_fail"], plain["n"])})
+                            "plain": plain, "delayed": late, "schedule": delayed(core, group),
+                            "held": "reference" if core in REFERENCE else verdict(can, plain, late) if both else None,
+                            "fisher_p": fisher_exact(late["n_fail"], late["n"], plain["n_fail"], plain["n"])
+                            if both and plain["n"] and late["n"] else None})
     rule = (f"a hybrid run fails if its sequence accuracy at 3x is below {FAIL_BELOW}; its core holds the state if "
-            f"its state accuracy at 3x with attention gated off is at least {STATE_OK}; the core alone extends a "
-            f"group if its state accuracy at 3x is at least {STATE_OK} (the ladder). Prediction held: where the core "
-            "can track the group, the delayed hybrid fails in fewer runs than plain and its core holds the state in "
-            f"more; where it cannot, both schedules fail in at least {LOST:.0%} of their runs and no core holds the "
-            f"state; judged at {FLOOR} runs a schedule")
-    return {"rule": rule, "cells": entries, "left_out": left_out}
+            f"its state accuracy at 3x with attention gated off is at least {STATE_OK} (eval.py --attn_off); the core "
+            f"alone extends a group if its state accuracy at 3x is at least {STATE_OK} (the ladder, --model lstm). "
+            "Prediction held: where one layer of the core can track the group, a smaller share of the delayed "
+            "hybrid's runs fail than of plain's, and a larger share of its cores hold the state; where it cannot, "
+            f"at least {LOST:.0%} of the runs fail under each schedule and no core holds the state; judged at "
+            f"{FLOOR} runs a schedule")
+    return {"rule": rule, "cells": entries, "other_schedules": other_schedules}
 
 def rate(k, n):
     low, high = wilson(k, n)
     return f"{k} of {n} [{low:.2f}, {high:.2f}]" if n else "-"
 
+def fails(e):
+    """k of n runs that fail the 3x rule, with how many by the state and how many already at 1x."""
+    if e is None or not e["n"]:
+        return "-"
+    parts = [f"{e['n_state_fail']} state"] + ([f"{e['n_fail_1x']} already at 1x"] if e["n_fail_1x"] else [])
+    return rate(e["n_fail"], e["n"]) + (f" ({', '.join(parts)})" if e["n_fail"] else "")
+
 def markdown(result):
+    judged = {None: f"to be judged at {FLOOR} runs", True: "held", False: "did not hold", "reference": "reference"}
+    held = lambda e: "-" if e is None else rate(e["n_state_held"], e["n"])
     lines = [f"Rule: {result['rule']}. Intervals: 95% Wilson; Fisher p: two-sided exact test of the delayed "
-             "schedule's failures against plain's. Can, cannot: what theory says one layer of the core can track.", "",
+             "schedule's failures against plain's. Can, cannot: whether one layer of the core can express the group "
+             "at any length (results/PREREGISTRATION.md, entry 66), not whether it learns it. The delayed schedule "
+             "is --delay auto (datauto) where it can, DAT 5000 (dat5000) where it cannot. The LSTM's cells are "
+             "committed runs of the same setting, for reference.", "",
              "| core | group | the core alone extends to 3x | plain fails | delayed fails | Fisher p | core holds "
              "the state at 3x: plain / delayed | prediction |", "| --- " * 8 + "|"]
+    never = []
     for e in result["cells"]:
-        plain, late, alone = e["plain"], e["delayed"], e["alone"]
-        fails = lambda c: rate(c["n_fail"], c["n"]) + (f" ({c['n_state_fail']} state)" if c["n_fail"] else "")
-        judged = {None: f"to be judged at {FLOOR} runs", True: "held", False: "did not hold"}[e["held"]]
+        p = "-" if e["fisher_p"] is None else f"{e['fisher_p']:.2g}"
         lines.append(f"| {e['core']} | {e['group']} ({'can' if e['can'] else 'cannot'}) | "
-                     f"{rate(alone['k_3x'], alone['n'])} | {fails(plain)} | {fails(late)} ({late['schedule']}) | "
-                     f"{e['fisher_p']:.2g} | {rate(plain['n_state_held'], plain['n'])} / "
-                     f"{rate(late['n_state_held'], late['n'])} | {judged} |")
-    return "\n".join(lines) + "\n"
+                     f"{rate(e['alone']['k_3x'], e['alone']['n'])} | {fails(e['plain'])} | {fails(e['delayed'])} "
+                     f"({e['schedule']}) | {p} | {held(e['plain'])} / {held(e['delayed'])} | {judged[e['held']]} |")
+        late = e["delayed"] or {}
+        if "attn_on_step_by_seed" in late:
+            never.append(f"- {e['core']} on {e['group']}: {late['attn_on_step_by_seed'].count(None)} of {late['n']}")
+    unfinished = [f"- {e['core']} on {e['group']} {x['schedule']}: seeds {', '.join(map(str, x['unfinished_seeds']))}"
+                  for e in result["cells"] for x in (e["plain"], e["delayed"]) if x and x["unfinished_seeds"]]
+    return "\n".join(lines + (["", "Under --delay auto, runs whose attention never switched on (the core never "
+                                "reached the state at the training length):", ""] + never if never else [])
+                     + (["", "Unfinished runs, not counted above:", ""] + unfinished if unfinished else [])) + "\n"
 
 def main(argv=None):
     parser = ArgParser(description="Cores in hybrids: plain against a delayed schedule, beside the core alone.")
@@ -101,8 +130,8 @@ def main(argv=None):
         die(f"no core and group in {' '.join(args.runs)} has finished hybrid runs under plain and the delayed schedule")
     write_json(args.out + ".json", result)
     write_text(args.out + ".md", markdown(result))
-    print(f"wrote {args.out}.md, .json: {len(result['cells'])} cells ({result['left_out']} runs of other settings "
-          "or schedules left out)")
+    print(f"wrote {args.out}.md, .json: {len(result['cells'])} cells ({result['other_schedules']} hybrid runs under "
+          "other schedules left out)")
 
 if __name__ == "__main__":
     run_script(main)
