@@ -1323,6 +1323,9 @@ def test_ladder_counts_runs_that_extend_and_judges_a_full_cell():
     assert (gru["n"], gru["k_1x"], gru["k_3x"], gru["k_8x"], gru["held"]) == (10, 10, 6, 2, True), f"counts: {gru}"
     assert (unit["n"], unit["held"]) == (1, None), f"a cell below 10 seeds is not judged: {unit}"
     assert result["left_out"] == 1, "a run of another setting (d_model 32) is left out"
+    text = ladder.markdown(result)
+    assert "- the LSTM and GRU (1 cells): 10 / 6 / 2 of 10" in text and \
+        "- cells no layer of the core can express (1 cells): 0 / 0 / 0 of 1" in text, "the pooled counts"
     shutil.rmtree(root)
 
 def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():

@@ -89,12 +89,28 @@ def overview(result):
     return [f"| core | {' | '.join(GROUPS)} |", "| --- " * (len(GROUPS) + 1) + "|"] + [
         f"| {core} | " + " | ".join(cell(cells[(core, group)]) for group in GROUPS) + " |" for core in TRACKS]
 
+NONLINEAR = ("lstm", "gru")  # the recurrences theory gives every finite group; the others are linear in the state
+
+def pooled(result):
+    """The cells pooled by kind: what no layer of the core can express, and what a linear or a nonlinear core can."""
+    kinds = [("cells no layer of the core can express", lambda e: e["predicted"] == "cannot"),
+             ("linear cores, cells they can express", lambda e: e["predicted"] == "extends"
+              and e["core"] not in NONLINEAR),
+             ("the LSTM and GRU", lambda e: e["core"] in NONLINEAR)]
+    lines = []
+    for label, kind in kinds:
+        cells = [e for e in result["cells"] if kind(e) and e["n"]]
+        n = sum(e["n"] for e in cells)
+        counts = " / ".join(str(sum(e[f"k_{m}x"] for e in cells)) for m in LENGTHS)
+        lines.append(f"- {label} ({len(cells)} cells): {counts} of {n}")
+    return ["Pooled, seeds that learn at 1x / extend to 3x / to 8x:", ""] + lines
+
 def markdown(result):
     rate = lambda e, m: "-" if not e["n"] else \
         f"{e[f'k_{m}x']} of {e['n']} [{e[f'ci95_{m}x'][0]:.2f}, {e[f'ci95_{m}x'][1]:.2f}]"
     lines = [f"Rule: {result['rule']}. Intervals: 95% Wilson.", "",
              "Seeds that learn the group at 1x / extend it to 3x / to 8x, of n (can, cannot: what theory says one "
-             "layer of the core can track):", "", *overview(result), "",
+             "layer of the core can track):", "", *overview(result), "", *pooled(result), "",
              "| core | group | predicted | learns at 1x | extends to 3x | extends to 8x | prediction |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for e in result["cells"]:
