@@ -121,6 +121,16 @@ def grid():
                 if (core, group) != ("", "S3"):
                     yield from cell("cores", [seed], f"--model lstm --group {group} {core}".strip(), PLAIN)
 
+    # cores in hybrids (results/README.md, Cores in hybrids): the lstm_attn hybrid with a core, plain against --delay
+    # auto where one layer of the core can track the group, against DAT 5000 where it cannot; seed by seed again
+    gru, unit, signed, complex_, delta, product = CORES[1:]
+    for seed in range(10):
+        for core, group, delayed in ((gru, "Z5", "--dat --delay auto"), (gru, "S3", "--dat --delay auto"),
+                                     (product, "Z5", "--dat --delay auto"), (product, "S3", "--dat --delay auto"),
+                                     (complex_, "Z5", "--dat --delay auto"), (signed, "Z2", "--dat --delay auto"),
+                                     (delta, "Z2", "--dat --delay auto"), (unit, "S3", DAT), (complex_, "S3", DAT)):
+            yield from cell("cores_hybrid", [seed], f"--group {group} {core}", PLAIN, delayed)
+
 def experiments():
     return sorted({line.split()[0] for line in grid()})
 
@@ -173,6 +183,12 @@ FIGURES = [
     ("results/attention_plain.png", "attention", ["headline/lstm_attn-S3-plain-s0"], ""),
     # which group each core alone learns and extends (results/ladder.py)
     ("results/cores_ladder", "ladder", ["cores", "baselines/lstm-S3-*"], ""),
+    # the hybrid with each core, plain against the delayed schedule: the atlas's columns, and the table beside the
+    # core alone (results/cores_hybrid.py; the LSTM's cells are the committed runs of the same setting)
+    ("results/cores_hybrid_rates", "rates", ["cores_hybrid"], "--schedules plain,datauto,dat5000"),
+    ("results/cores_hybrid", "cores_hybrid", ["cores_hybrid", "cores", "baselines/lstm-S3-*", "headline/*-plain-*",
+                                              "auto/lstm_attn-S3-*", "group/lstm_attn-Z5-plain-*",
+                                              "atlas/lstm_attn-Z5-datauto-*"], ""),
     # every run in one table (the figure itself is thrown away)
     (None, "draw", [e for e in experiments() if e != "explore"], "--summary results/summary.md"),
 ]
