@@ -127,7 +127,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     result = cores_hybrid(load_runs(args.runs))
     if not result["cells"]:
-        die(f"no core and group in {' '.join(args.runs)} has finished hybrid runs under plain and the delayed schedule")
+        die(f"no run in {' '.join(args.runs)} is an lstm_attn hybrid of the default setting but for its core")
     write_json(args.out + ".json", result)
     write_text(args.out + ".md", markdown(result))
     print(f"wrote {args.out}.md, .json: {len(result['cells'])} cells ({result['other_schedules']} hybrid runs under "
