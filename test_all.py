@@ -1355,8 +1355,8 @@ def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
     assert g["held"] and u["held"], "a cured can-cell and a cannot-cell lost under both schedules hold"
     assert result["other_schedules"] == 1, "the GRU hybrid under DAT 5000 is left out and counted"
     fake_run(root, "gru-auto-s10", 10, "none", 0.9, finished=False, options=("--group", "Z5", *gru, *auto))
-    assert "- gru on Z5 datauto: seeds 10" in cores_hybrid.markdown(cores_hybrid.cores_hybrid(plot.load_runs([root]))), \
-        "an unfinished run is listed, not counted"
+    text = cores_hybrid.markdown(cores_hybrid.cores_hybrid(plot.load_runs([root])))
+    assert "- gru on Z5 datauto: seeds 10" in text, "an unfinished run is listed, not counted"
     hybrid("unit-dat", 10, unit, "S3", ("--dat",), 0.9, 1.0)  # one delayed core that holds the state
     hybrid("gru-plain", 10, gru, "Z5", (), 0.9, 1.0)
     cells = {(e["core"], e["group"]): e for e in cores_hybrid.cores_hybrid(plot.load_runs([root]))["cells"]}
