@@ -124,11 +124,11 @@ def grid():
     # cores in hybrids (results/README.md, Cores in hybrids): the lstm_attn hybrid with a core, plain against --delay
     # auto where one layer of the core can track the group, against DAT 5000 where it cannot; seed by seed again
     gru, unit, signed, complex_, delta, product = CORES[1:]
+    AUTO = "--dat --delay auto"
     for seed in range(10):
-        for core, group, delayed in ((gru, "Z5", "--dat --delay auto"), (gru, "S3", "--dat --delay auto"),
-                                     (product, "Z5", "--dat --delay auto"), (product, "S3", "--dat --delay auto"),
-                                     (complex_, "Z5", "--dat --delay auto"), (signed, "Z2", "--dat --delay auto"),
-                                     (delta, "Z2", "--dat --delay auto"), (unit, "S3", DAT), (complex_, "S3", DAT)):
+        for core, group, delayed in ((gru, "Z5", AUTO), (gru, "S3", AUTO), (product, "Z5", AUTO), (product, "S3", AUTO),
+                                     (complex_, "Z5", AUTO), (signed, "Z2", AUTO), (delta, "Z2", AUTO),
+                                     (unit, "S3", DAT), (complex_, "S3", DAT)):
             yield from cell("cores_hybrid", [seed], f"--group {group} {core}", PLAIN, delayed)
 
 def experiments():
