@@ -131,6 +131,12 @@ def grid():
                                      (unit, "S3", DAT), (complex_, "S3", DAT)):
             yield from cell("cores_hybrid", [seed], f"--group {group} {core}", PLAIN, delayed)
 
+    # where the state lives (results/README.md, Where the state lives): plain hybrids on new seeds of S3 and D4, each
+    # run's 3x verdict predicted from the probe of its recurrent part; seed by seed across the two cells
+    for seed in range(100, 130):
+        for group in ("S3", "D4")[:1 + (seed < 110)]:
+            yield from cell("mechanism", [seed], f"--group {group}", PLAIN)
+
 def experiments():
     return sorted({line.split()[0] for line in grid()})
 
