@@ -26,7 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from train import IDENTITY, checked_run, run_name
+from model import block_layout
+from train import IDENTITY, checked_run, model_config_of, run_name
 
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 def find_runs(paths):
@@ -127,6 +128,17 @@ def recurrent_part(cores):
     run has one (every committed table), else the one core they share, else the core."""
     cores = set(cores)
     return "LSTM" if cores <= {"lstm"} else f"{cores.pop()} core" if len(cores) == 1 else "core"
+
+def layout_of(config):
+    """A run's blocks in order, e.g. ['rnn', 'attn', 'attn'] (model.block_layout)."""
+    return block_layout(model_config_of(config))
+
+def probed_after_attention(config):
+    """Whether the block eval.py --probe reads (the last recurrent one) sees attention's output (interleaved,
+    attn_lstm): its probe then measures a state attention may have helped to build."""
+    layout = layout_of(config)
+    recurrent = [i for i, kind in enumerate(layout) if kind == "rnn"]
+    return bool(recurrent) and "attn" in layout[:recurrent[-1]]
 
 def cores_of(runs):
     return {identity(r["config"], IDENTITY)["core"] for r in runs}

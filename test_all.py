@@ -36,6 +36,7 @@ import bench
 import cores_hybrid
 import ladder
 import launch
+import mechanism
 import data
 import eval as evaluation
 import plot
@@ -1227,8 +1228,10 @@ def test_wilson_interval_and_fisher_test():
     assert abs(atlas.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
     assert atlas.fisher_exact(1, 4, 1, 4) == 1.0
 
-def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0, options=(), attn_on_step=None):
-    """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies."""
+def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0, options=(), attn_on_step=None,
+             probe=None, attn_off=None):
+    """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies; probe and attn_off:
+    the state accuracy of eval.py --probe and --attn_off at every length (a function of mult), if scored so."""
     argv = ["--seed", str(seed), "--pos", pos, "--out_dir", folder, *options]
     config = vars(train.check_args(train.parser.parse_args(argv)))
     if attn_on_step is not None:  # as --delay auto records it when the state is learned
@@ -1240,8 +1243,10 @@ def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0,
     with open(os.path.join(root, folder, "log.jsonl"), "w") as f:
         f.write(json.dumps({"step": 8000 if finished else 500, "token_acc_3x": 0.5}) + "\n")
     accuracies = {"state_acc": 0.9, "recall_acc": 0.9, "token_acc": 0.9}
-    records = [{"n": 8 * m, "mult": m, **accuracies, "seq_acc": seq_acc_1x if m == 1 else seq_acc_3x}
-               for m in (1, 3, 8)]
+    records = [{"n": 8 * m, "mult": m, **accuracies, "seq_acc": seq_acc_1x if m == 1 else seq_acc_3x,
+                **({"probe_state_acc": probe(m)} if probe else {}),
+                **({"attn_off": {**accuracies, "seq_acc": 0.0, "state_acc": attn_off(m)}} if attn_off else {})}
+               for m in (1, 2, 3, 8)]
     with open(os.path.join(root, folder, "eval.json"), "w") as f:
         json.dump(records, f)
 
@@ -1332,13 +1337,13 @@ def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
     """results/cores_hybrid.py: a core that can track the group is compared with --delay auto, one that cannot with
     DAT 5000; each prediction judged at 10 runs a schedule; the core alone comes from the ladder's runs."""
     root = tmpdir()
-    def hybrid(name, seed, core, group, schedule, seq_acc_3x, core_state_3x):
-        fake_run(root, f"{name}-s{seed}", seed, "none", seq_acc_3x, options=("--group", group, *core, *schedule))
-        edit_json(f"{root}/{name}-s{seed}/eval.json", lambda records: [
-            {**r, "attn_off": {"state_acc": core_state_3x if r["mult"] == 3 else 1.0}} for r in records])
+    def hybrid(name, seed, core, group, schedule, seq_acc_3x, off_3x, probe_3x=1.0):
+        fake_run(root, f"{name}-s{seed}", seed, "none", seq_acc_3x, options=("--group", group, *core, *schedule),
+                 attn_off=lambda m: off_3x if m == 3 else 1.0, probe=lambda m: probe_3x if m == 3 else 1.0)
     gru, unit, auto = ("--core", "gru"), ("--core", "diagonal"), ("--dat", "--delay", "auto")
-    for seed in range(10):  # GRU on Z5 (can): plain fails 6, its core never holds; auto fails none, its core always
-        hybrid("gru-plain", seed, gru, "Z5", (), 0.1 if seed < 6 else 0.9, 0.5)
+    for seed in range(10):  # GRU on Z5 (can): plain fails 6 and never reads the state without attention, though its
+        # core holds it in 4 (the probe); auto fails none and always reads it without attention
+        hybrid("gru-plain", seed, gru, "Z5", (), 0.1 if seed < 6 else 0.9, 0.5, 0.5 if seed < 6 else 1.0)
         hybrid("gru-auto", seed, gru, "Z5", auto, 0.9, 1.0)
         hybrid("unit-plain", seed, unit, "S3", (), 0.1, 0.3)  # unit diagonal on S3 (cannot): lost both ways
         hybrid("unit-dat", seed, unit, "S3", ("--dat",), 0.1 if seed else 0.9, 0.3)
@@ -1350,7 +1355,11 @@ def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
     assert sorted(cells) == [("diagonal unit", "S3"), ("gru", "Z5")], f"one entry per cell: {sorted(cells)}"
     g, u = cells[("gru", "Z5")], cells[("diagonal unit", "S3")]
     assert (g["delayed"]["schedule"], u["delayed"]["schedule"]) == ("datauto", "dat5000"), "schedules by theory"
-    assert (g["plain"]["n_fail"], g["delayed"]["n_fail"], g["delayed"]["n_state_held"]) == (6, 0, 10), f"{g}"
+    assert (g["plain"]["n_fail"], g["delayed"]["n_fail"], g["delayed"]["n_reads_without_attention"]) == (6, 0, 10), g
+    assert (g["plain"]["n_probe_holds"], g["plain"]["n_reads_without_attention"]) == (4, 0), \
+        f"the probe's column counts probe_state_acc, attention-off's attn_off.state_acc: {g['plain']}"
+    assert "4 of 10 [0.17, 0.69] / 10 of 10" in cores_hybrid.markdown(result) and \
+        "0 of 10 [0.00, 0.28] / 10 of 10" in cores_hybrid.markdown(result), "both columns in the table"
     assert (g["alone"]["n"], g["alone"]["k_3x"]) == (1, 1), "the core alone is counted from the ladder's run"
     assert g["held"] and u["held"], "a cured can-cell and a cannot-cell lost under both schedules hold"
     assert result["other_schedules"] == 1, "the GRU hybrid under DAT 5000 is left out and counted"
@@ -1362,6 +1371,68 @@ def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
     cells = {(e["core"], e["group"]): e for e in cores_hybrid.cores_hybrid(plot.load_runs([root]))["cells"]}
     assert cells[("diagonal unit", "S3")]["held"] is False, "a core that cannot track the group but holds it: not held"
     assert cells[("gru", "Z5")]["held"] is True, "11 plain runs against 10 delayed are judged alike"
+    shutil.rmtree(root)
+
+def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
+    """eval.py --probe: with as many probe weights as 1x state positions, a least-squares fit on the scored set itself
+    would read every state right (it interpolates); fit on its own 1x set, an untrained model's probe is near chance."""
+    torch.manual_seed(0)
+    config = vars(train.check_args(train.parser.parse_args(TINY)))  # d_model 16: 17 weights per class
+    model = Model(train.model_config_of(config)).eval()
+    n_eval = 4  # 4 sequences of 4 actions: 16 state positions, fewer than the 17 weights
+    table = data.group_table(config["group"])
+    tokens, targets = data.eval_batch(table, config["train_len"], config["num_keys"], config["num_queries"], n_eval,
+                                      evaluation.EVAL_SEED)
+    is_state = data.target_masks(tokens, targets)[0]
+    with torch.no_grad():
+        x = model.stream(tokens, max(i for i, kind in enumerate(model.layout) if kind == "rnn") + 1)[is_state]
+    x, y = torch.cat([x, torch.ones(len(x), 1)], dim=1), targets[is_state]
+    in_sample = (x @ torch.linalg.lstsq(x, F.one_hot(y, len(table)).float()).solution).argmax(-1).eq(y).float().mean()
+    assert in_sample == 1.0, f"the check has teeth: a probe fit on the scored set reads it all ({in_sample})"
+    scored = evaluation.probe(model, config, [1], n_eval)[0]
+    assert scored < 0.9, f"the probe is fit on a 1x set of its own, not the scored one: {scored:.3f}"
+
+def test_tables_keep_the_probe_and_attention_off_apart():
+    """The atlas, the ladder and results/mechanism.py count "the recurrent part holds the state" from eval.json's
+    probe_state_acc and "the model reads it without attention" from attn_off.state_acc, never one for the other."""
+    root = tmpdir()
+    holds, not_ = (lambda m: 1.0), (lambda m: 0.5)
+    fake_run(root, "pool/a-s0", 0, "none", 0.9, probe=holds, attn_off=not_)  # passes; the probe holds, off not
+    fake_run(root, "pool/a-s1", 1, "none", 0.1, probe=not_, attn_off=not_)   # fails; neither
+    fake_run(root, "pool/a-s2", 2, "none", 0.9, probe=not_, attn_off=holds)  # passes; only attention off
+    fake_run(root, "pool/b-s0", 0, "none", 0.9, probe=holds, attn_off=holds, options=("--dat",))
+    cell = atlas.atlas(plot.load_runs([f"{root}/pool"]), ["plain", "dat5000"])["cells"][0]
+    assert (cell["n_probe_holds"], cell["n_reads_without_attention"]) == (1, 1), f"the atlas's two counts: {cell}"
+    text = atlas.atlas_markdown(atlas.atlas(plot.load_runs([f"{root}/pool"]), ["plain", "dat5000"]), ["plain"])
+    assert "LSTM holds the state (probe) 1 of 3" in text and "without attention (attention off) 1 of 3" in text, text
+    pool, fresh, settings = mechanism.cells_of(plot.load_runs([f"{root}/pool"]), "mechanism")
+    plain = mechanism.two_by_two(pool[("lstm_attn-S3", "plain")])
+    assert (plain["n_holds"], plain["n_pass_holds"], plain["n_pass_not"], plain["n_reads"]) == (1, 1, 1, 1), plain
+    assert not fresh and settings["lstm_attn-S3"] == {"pos": "none", "pooled": True, "after_attention": False}
+    fake_run(root, "alone-s0", 0, "none", 0.0, options=("--model", "lstm", "--group", "Z5", "--core", "gru"),
+             probe=holds)  # the head reads the state at 0.9 (fake_run's state_acc): below the line; the probe holds
+    gru = {(e["core"], e["group"]): e for e in ladder.ladder(plot.load_runs([f"{root}/alone-s0"]))["cells"]}
+    assert (gru[("gru", "Z5")]["k_3x"], gru[("gru", "Z5")]["k_probe_3x"]) == (0, 1), "the ladder's head and probe"
+    shutil.rmtree(root)
+
+def test_mechanism_judges_the_confirmation_apart_from_the_pool():
+    """results/mechanism.py: runs in folders named --new are predicted from their probe at 3x (P3) and 2x (P2) and
+    judged once JUDGED_AT of them are finished, apart from the committed pool; the figure and tables are written."""
+    root = tmpdir()
+    fake_run(root, "headline/a-s0", 0, "none", 0.9, probe=lambda m: 1.0, attn_off=lambda m: 0.5)
+    fake_run(root, "headline/b-s0", 0, "none", 0.9, probe=lambda m: 1.0, attn_off=lambda m: 1.0, options=("--dat",))
+    for seed in range(100, 100 + mechanism.JUDGED_AT):  # every 5th run fails though its probe holds at 2x (even seeds: at 3x too)
+        passes, fooled = seed % 2 == 0, seed % 5 == 0
+        fake_run(root, f"mechanism/a-s{seed}", seed, "none", 0.9 if passes and not fooled else 0.1,
+                 probe=lambda m, p=passes, f=fooled: 1.0 if p or (f and m <= 2) else 0.7, attn_off=lambda m: 0.5)
+    out = f"{root}/mech"
+    code, printed, err = run_cli(mechanism.main, [f"{root}/headline", f"{root}/mechanism", "--out", out])
+    assert code == 0 and os.path.isfile(out + ".png"), f"mechanism.py draws its figure: {err}"
+    result = json.load(open(out + ".json"))["confirmation"]
+    hits = result["cells"]["all"]["hits"]
+    assert (hits["P3"]["k"], hits["P2"]["k"]) == (36, 32), f"P3 misses the 4 fooled passes, P2 all 8 fooled: {hits}"
+    assert result["held"] == {"P3": True, "P2": True, "attention-off separates nothing": True}, result["held"]
+    assert "P3 held; P2 held" in open(out + ".md").read(), "the verdicts are in the table"
     shutil.rmtree(root)
 
 def test_atlas_gives_the_step_delay_auto_switched_at():

@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plot import check_out, load_runs, record, recurrent_part, save_figure, shared_lengths
+from plot import check_out, load_runs, probed_after_attention, record, recurrent_part, save_figure, shared_lengths
 from train import IDENTITY
 
 FAIL_BELOW = 0.80  # a run fails if its sequence accuracy at 3x is below this (pre-registered)
@@ -68,8 +68,12 @@ def atlas_entry(runs, schedule):
     for mult in (3, 8):
         for metric in ("state_acc", "recall_acc", "token_acc", "seq_acc"):
             entry[f"{metric}_{mult}x"] = spread([at(r, mult).get(metric) for r in done])
-    held = [at(r, 3).get("attn_off", {}).get("state_acc") for r in done]  # hybrids scored with --attn_off
-    entry["n_state_held"] = None if None in held else sum(a >= STATE_OK for a in held)
+    # the two measures of where the state is (results/mechanism.py): None where a run was scored without them
+    for key, get in (("n_probe_holds", lambda rec: rec.get("probe_state_acc")),
+                     ("n_reads_without_attention", lambda rec: rec.get("attn_off", {}).get("state_acc"))):
+        values = [get(at(r, 3)) for r in done]
+        entry[key] = None if None in values else sum(a >= STATE_OK for a in values)
+    entry["probe_after_attention"] = probed_after_attention(config)
     entry["attn_off_state_3x"] = spread([at(r, 3).get("attn_off", {}).get("state_acc") for r in done])
     entry["probe_3x"] = spread([at(r, 3).get("probe_state_acc") for r in done])
     entry["seq_acc_3x_by_seed"] = [at(r, 3)["seq_acc"] for r in done]
@@ -122,33 +126,37 @@ def atlas_overview(result, schedules):
     return [f"| setting | {base} fails | {schedules[1]} (or the schedule named) fails | Fisher p | "
             f"sequence accuracy at 3x, mean: {base} / other |", "| --- | --- | --- | --- | --- |"] + rows + [""]
 
-def held(cell):
-    """k of n runs whose recurrent part holds the state alone: state accuracy at 3x >= STATE_OK with attention gated
-    off."""
-    if cell["n_state_held"] is None or not cell["n"]:
+def count(cell, key):
+    """k of n runs of a cell that meet a measure (n_probe_holds, n_reads_without_attention), with its interval."""
+    if cell[key] is None or not cell["n"]:
         return "-"
-    low, high = wilson(cell["n_state_held"], cell["n"])
-    return f"{cell['n_state_held']} of {cell['n']} [{low:.2f}, {high:.2f}]"
+    low, high = wilson(cell[key], cell["n"])
+    return f"{cell[key]} of {cell['n']} [{low:.2f}, {high:.2f}]"
+
+MEASURES = (("n_probe_holds", "{part} holds the state (probe)"),
+            ("n_reads_without_attention", "the model reads the state without attention (attention off)"))
 
 def held_pooled(cells, schedules, part):
-    """The runs whose recurrent part (part) holds the state, pooled over the cells of each schedule and position
-    encoding."""
+    """Both measures, pooled over the cells of each schedule and position encoding."""
     lines = []
     for schedule in schedules:
         for pos in ("none", "rope"):
-            pool = [e for e in cells if e["schedule"] == schedule and e["config"]["pos"] == pos
-                    and e["n"] and e["n_state_held"] is not None]
-            if pool:
-                cell = {"n_state_held": sum(e["n_state_held"] for e in pool), "n": sum(e["n"] for e in pool)}
-                lines.append(f"- {schedule}, position encoding {pos}: {held(cell)} over {len(pool)} cells")
-    header = f"{part} holds the state, pooled over the cells above (hybrids scored with --attn_off):"
-    return [header, ""] + lines + [""] if lines else []
+            pool = [e for e in cells if e["schedule"] == schedule and e["config"]["pos"] == pos and e["n"]]
+            parts = []
+            for key, name in MEASURES:
+                scored = [e for e in pool if e[key] is not None]
+                if scored:
+                    total = {key: sum(e[key] for e in scored), "n": sum(e["n"] for e in scored)}
+                    parts.append(f"{name.format(part=part)} {count(total, key)} over {len(scored)} cells")
+            if parts:
+                lines.append(f"- {schedule}, position encoding {pos}: " + "; ".join(parts))
+    return ["Where the state is at 3x, pooled over the cells above:", ""] + lines + [""] if lines else []
 
 def atlas_markdown(result, schedules):
     fmt = lambda s: "-" if s is None else f"{s[0]:.3f} [{s[1]:.3f}, {s[2]:.3f}]"
     part = recurrent_part(e["config"].get("core", "lstm") for e in result["cells"])  # "LSTM" in every committed table
     rates = ["| setting | schedule | n | fail (state / recall / already at 1x) | rate [95% CI] | Fisher p | "
-             f"{part} holds the state | seeds |", "| --- " * 8 + "|"]
+             + " | ".join(name.format(part=part) for _, name in MEASURES) + " | seeds |", "| --- " * 9 + "|"]
     accuracy = ["| setting | schedule | state 3x | recall 3x | token 3x | seq 3x | state 8x | recall 8x | token 8x "
                 f"| seq 8x | state, attention off, 3x | {part} probe 3x |", "| --- " * 12 + "|"]
     for e in result["cells"]:
@@ -158,7 +166,9 @@ def atlas_markdown(result, schedules):
                                                    if e["unfinished_seeds"] else "")
         rates.append(f"| {e['setting']} | {e['schedule']} | {e['n']} | {e['n_fail']} ({e['n_state_fail']} / "
                      f"{e['n_fail'] - e['n_state_fail']} / {e['n_fail_1x']}) | {rate} | "
-                     f"{'-' if p is None else f'{p:.3g}'} | {held(e)} | {seeds} |")
+                     f"{'-' if p is None else f'{p:.3g}'} | {count(e, 'n_probe_holds')}"
+                     f"{' (after attention)' * e['probe_after_attention']} | "
+                     f"{count(e, 'n_reads_without_attention')} | {seeds} |")
         keys = [f"{m}_acc_{x}x" for x in (3, 8) for m in ("state", "recall", "token", "seq")]
         accuracy.append(f"| {e['setting']} | {e['schedule']} | " + " | ".join(
             fmt(e[k]) for k in keys + ["attn_off_state_3x", "probe_3x"]) + " |")
@@ -170,9 +180,13 @@ def atlas_markdown(result, schedules):
     switched = ["", "Under --delay auto, the step at which attention switched on (the gate is 1 from that step; "
                 "never: the state was not learned), seed by seed:", ""] + switched if switched else []
     return "\n".join([f"Rule: {result['rule']}. Fisher p: two-sided exact test against {schedules[0]} in the "
-                      f"same setting. {part} holds the state: runs whose state accuracy at 3x is at least "
-                      f"{STATE_OK} with attention gated off (eval.py --attn_off). Accuracies: mean [min, max] over the "
-                      "finished seeds.", ""] +
+                      f"same setting. Two measures of where the state is, each a count of runs reaching {STATE_OK} at "
+                      f"3x: the {part} holds the state if a linear probe of its last recurrent block (eval.py --probe, "
+                      "fit on a 1x set of its own) reads it; the model reads the state without attention if the head "
+                      "gives it with attention gated off (eval.py --attn_off; the head was trained on the stream after "
+                      "attention, so this measures the read-out, not where the state is); after attention: the probed "
+                      "block sees attention's output. Accuracies: mean [min, max] over the finished seeds.",
+                      ""] +
                      atlas_overview(result, schedules) + held_pooled(result["cells"], schedules, part) + rates + [""] +
                      accuracy + by_age_table(result["cells"]) +
                      ["", "Sequence accuracy at 3x, seed by seed:", ""] + by_seed + switched) + "\n"

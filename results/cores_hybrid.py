@@ -1,8 +1,10 @@
 """
 Cores in hybrids: the lstm_attn hybrid with each recurrent core, plain against a delayed schedule, beside what the
 core alone does (the cores ladder, results/ladder.py). Per core and group: does the core alone extend the group to 3x,
-how often the plain and the delayed hybrid fail the atlas's 3x rule, and in how many runs the core holds the state at
-3x with attention gated off; each prediction of results/PREREGISTRATION.md (entry 67) held or not.
+how often the plain and the delayed hybrid fail the atlas's 3x rule, in how many runs the core holds the state at 3x
+(the linear probe, eval.py --probe) and in how many the model reads it without attention (attention gated off,
+eval.py --attn_off, the measure entry 67 judged by); each prediction of results/PREREGISTRATION.md (entry 67) held
+or not.
 
     python results/cores_hybrid.py results/runs/cores_hybrid results/runs/cores --out results/cores_hybrid   # .md .json
 
@@ -34,15 +36,16 @@ def delayed(core, group):
 
 def verdict(can, plain, late):
     """The prediction for a cell: where the core can track the group, a smaller share of the delayed hybrid's runs
-    fail than of the plain one's, and a larger share of its cores hold the state; where it cannot, at least LOST of
-    the runs fail under each schedule and no core holds the state. None until both schedules have FLOOR runs."""
+    fail than of the plain one's, and a larger share of its runs read the state without attention; where it cannot, at
+    least LOST of the runs fail under each schedule and none reads the state without attention (entry 67 wrote
+    "the core holds the state" for this measure). None until both schedules have FLOOR runs."""
     if min(plain["n"], late["n"]) < FLOOR:
         return None
     share = lambda e, key: e[key] / e["n"]
     if can:
         return share(late, "n_fail") < share(plain, "n_fail") and \
-            share(late, "n_state_held") > share(plain, "n_state_held")
-    return all(e["n_fail"] >= LOST * e["n"] and e["n_state_held"] == 0 for e in (plain, late))
+            share(late, "n_reads_without_attention") > share(plain, "n_reads_without_attention")
+    return all(e["n_fail"] >= LOST * e["n"] and e["n_reads_without_attention"] == 0 for e in (plain, late))
 
 def cores_hybrid(all_runs):
     alone = {(e["core"], e["group"]): e for e in ladder(all_runs)["cells"]}
@@ -65,9 +68,9 @@ def cores_hybrid(all_runs):
             plain, late = (atlas_entry(sorted(cells[(core, group, s)], key=lambda r: r["config"]["seed"]), s)
                            if cells[(core, group, s)] else None for s in ("plain", delayed(core, group)))
             for e in (plain, late):
-                if e is not None and e["n_state_held"] is None:
+                if e is not None and None in (e["n_reads_without_attention"], e["n_probe_holds"]):
                     die(f"the {core} hybrid on {group} ({e['schedule']}): some of its runs were scored without "
-                        "eval.py --attn_off: score them again with it")
+                        "eval.py --attn_off --probe: score them again with both")
             can = group in TRACKS[core]
             both = plain is not None and late is not None
             entries.append({"core": core, "group": group, "can": can, "alone": alone[(core, group)],
@@ -75,13 +78,15 @@ def cores_hybrid(all_runs):
                             "held": "reference" if core in REFERENCE else verdict(can, plain, late) if both else None,
                             "fisher_p": fisher_exact(late["n_fail"], late["n"], plain["n_fail"], plain["n"])
                             if both and plain["n"] and late["n"] else None})
-    rule = (f"a hybrid run fails if its sequence accuracy at 3x is below {FAIL_BELOW}; its core holds the state if "
-            f"its state accuracy at 3x with attention gated off is at least {STATE_OK} (eval.py --attn_off); the core "
+    rule = (f"a hybrid run fails if its sequence accuracy at 3x is below {FAIL_BELOW}; its core holds the state if a "
+            f"linear probe of it (eval.py --probe, fit on a 1x set of its own) reads the state at 3x with accuracy at "
+            f"least {STATE_OK}; the model reads the state without attention if its state accuracy at 3x with "
+            f"attention gated off (eval.py --attn_off) is at least {STATE_OK}; the core "
             f"alone extends a group if its state accuracy at 3x is at least {STATE_OK} (the ladder, --model lstm). "
             "Prediction held: where one layer of the core can track the group, a smaller share of the delayed "
-            "hybrid's runs fail than of plain's, and a larger share of its cores hold the state; where it cannot, "
-            f"at least {LOST:.0%} of the runs fail under each schedule and no core holds the state; judged at "
-            f"{FLOOR} runs a schedule")
+            "hybrid's runs fail than of plain's, and a larger share of them read the state without attention; where "
+            f"it cannot, at least {LOST:.0%} of the runs fail under each schedule and none reads the state without "
+            f"attention; judged at {FLOOR} runs a schedule, by attention off as pre-registered")
     return {"rule": rule, "cells": entries, "other_schedules": other_schedules}
 
 def rate(k, n):
@@ -97,20 +102,23 @@ def fails(e):
 
 def markdown(result):
     judged = {None: f"to be judged at {FLOOR} runs", True: "held", False: "did not hold", "reference": "reference"}
-    held = lambda e: "-" if e is None else rate(e["n_state_held"], e["n"])
+    measure = lambda e, key: "-" if e is None else rate(e[key], e["n"])
+    pair = lambda e, key: f"{measure(e['plain'], key)} / {measure(e['delayed'], key)}"
     lines = [f"Rule: {result['rule']}. Intervals: 95% Wilson; Fisher p: two-sided exact test of the delayed "
              "schedule's failures against plain's. Can, cannot: whether one layer of the core can express the group "
              "at any length (results/PREREGISTRATION.md, entry 66), not whether it learns it. The delayed schedule "
              "is --delay auto (datauto) where it can, DAT 5000 (dat5000) where it cannot. The LSTM's cells are "
              "committed runs of the same setting, for reference.", "",
-             "| core | group | the core alone extends to 3x | plain fails | delayed fails | Fisher p | core holds "
-             "the state at 3x: plain / delayed | prediction |", "| --- " * 8 + "|"]
+             "| core | group | the core alone extends to 3x | plain fails | delayed fails | Fisher p | the core holds "
+             "the state at 3x (probe): plain / delayed | reads it without attention at 3x: plain / delayed | "
+             "prediction |", "| --- " * 9 + "|"]
     never = []
     for e in result["cells"]:
         p = "-" if e["fisher_p"] is None else f"{e['fisher_p']:.2g}"
         lines.append(f"| {e['core']} | {e['group']} ({'can' if e['can'] else 'cannot'}) | "
                      f"{rate(e['alone']['k_3x'], e['alone']['n'])} | {fails(e['plain'])} | {fails(e['delayed'])} "
-                     f"({e['schedule']}) | {p} | {held(e['plain'])} / {held(e['delayed'])} | {judged[e['held']]} |")
+                     f"({e['schedule']}) | {p} | {pair(e, 'n_probe_holds')} | {pair(e, 'n_reads_without_attention')} | "
+                     f"{judged[e['held']]} |")
         late = e["delayed"] or {}
         if "attn_on_step_by_seed" in late:
             never.append(f"- {e['core']} on {e['group']}: {late['attn_on_step_by_seed'].count(None)} of {late['n']}")

@@ -195,6 +195,10 @@ FIGURES = [
     ("results/cores_hybrid", "cores_hybrid", ["cores_hybrid", "cores", "baselines/lstm-S3-*", "headline/*-plain-*",
                                               "auto/lstm_attn-S3-*", "group/lstm_attn-Z5-plain-*",
                                               "atlas/lstm_attn-Z5-datauto-*"], ""),
+    # where the state lives: the probe of the recurrent part against attention off, and the 3x verdict, per schedule
+    # and cell, with the confirmation on new seeds (results/mechanism.py; explore/ repeats atlas/ runs)
+    ("results/mechanism", "mechanism", [e for e in experiments() if e != "explore"],
+     "--new mechanism"),
     # every run in one table (the figure itself is thrown away)
     (None, "draw", [e for e in experiments() if e != "explore"], "--summary results/summary.md"),
 ]

@@ -1,8 +1,9 @@
 """
 The cores ladder: each recurrent core alone (`--model lstm --core ...`, no attention) on a group. Per core and group,
-how many runs learn the group at the training length and extend it to 3x and 8x (state accuracy at least 0.98 at
-that length, eval.json), k of n with 95% Wilson intervals, beside what the theory of each core predicts
-(results/PREREGISTRATION.md, entry 66) and whether that held.
+how many runs learn the group at the training length and extend it to 3x and 8x (state accuracy of the model's head at
+least 0.98 at that length, eval.json), k of n with 95% Wilson intervals, beside what the theory of each core predicts
+(results/PREREGISTRATION.md, entry 66) and whether that held; beside them, the same counts by the linear probe of the
+core (eval.py --probe: whether the core holds the state, whatever its head reads).
 
     python results/ladder.py results/runs/cores results/runs/baselines --out results/cores_ladder   # .md .json .png
 
@@ -55,9 +56,10 @@ def core_cell(config):
     return None if other or c["group"] not in GROUPS or core_name(config) not in TRACKS else \
         (core_name(config), c["group"])
 
-def counts(cell_runs):
-    """{mult: k} runs whose state accuracy at mult x the training length is at least STATE_OK."""
-    return {m: sum((record(r, m) or {}).get("state_acc", 0.0) >= STATE_OK for r in cell_runs) for m in LENGTHS}
+def counts(cell_runs, key="state_acc"):
+    """{mult: k} runs whose state accuracy (key: the head's, or probe_state_acc) at mult x the training length is at
+    least STATE_OK."""
+    return {m: sum((record(r, m) or {}).get(key, 0.0) >= STATE_OK for r in cell_runs) for m in LENGTHS}
 
 def ladder(all_runs):
     cells, left_out = defaultdict(list), []
@@ -71,21 +73,25 @@ def ladder(all_runs):
     for core in TRACKS:
         for group in GROUPS:
             done = cells.get((core, group), [])
-            k, n = counts(done), len(done)
+            k, probe, n = counts(done), counts(done, "probe_state_acc"), len(done)
             can = group in TRACKS[core]
             held = None if n < FLOOR else (2 * k[3] >= n if can else k[8] == 0)
             entries.append({"core": core, "group": group, "n": n, "predicted": "extends" if can else "cannot",
                             "held": held, "seeds": sorted(r["config"]["seed"] for r in done),
-                            **{f"k_{m}x": k[m] for m in LENGTHS}, **{f"ci95_{m}x": wilson(k[m], n) for m in LENGTHS}})
-    return {"rule": f"a run learns a group at 1x, or extends it to 3x or 8x, if its state accuracy there is at least "
-                    f"{STATE_OK}; prediction held: for a group the core can track, at least half the seeds extend to "
+                            **{f"k_{m}x": k[m] for m in LENGTHS}, **{f"ci95_{m}x": wilson(k[m], n) for m in LENGTHS},
+                            **{f"k_probe_{m}x": probe[m] for m in LENGTHS}})
+    return {"rule": f"a run learns a group at 1x, or extends it to 3x or 8x, if its state accuracy there (the model's "
+                    f"head) is at least {STATE_OK}; the probe's counts: the same with the linear probe of the core "
+                    f"(eval.py --probe) in place of the head; prediction held: for a group the core can track, at least half the seeds extend to "
                     "3x; for one it cannot, no seed extends to 8x", "cells": entries, "left_out": len(left_out)}
 
 def overview(result):
-    """Core by group, each cell: the seeds that learn the group at 1x / extend it to 3x / to 8x, of n."""
+    """Core by group, each cell: the seeds that learn the group at 1x / extend it to 3x / to 8x, of n, by the head and
+    (after "probe") by the linear probe of the core."""
     cells = {(e["core"], e["group"]): e for e in result["cells"]}
     cell = lambda e: "-" if not e["n"] else \
-        f"{e['k_1x']} / {e['k_3x']} / {e['k_8x']} of {e['n']} ({'can' if e['predicted'] == 'extends' else 'cannot'})"
+        f"{e['k_1x']} / {e['k_3x']} / {e['k_8x']} of {e['n']}; probe {e['k_probe_1x']} / {e['k_probe_3x']} / " \
+        f"{e['k_probe_8x']} ({'can' if e['predicted'] == 'extends' else 'cannot'})"
     return [f"| core | {' | '.join(GROUPS)} |", "| --- " * (len(GROUPS) + 1) + "|"] + [
         f"| {core} | " + " | ".join(cell(cells[(core, group)]) for group in GROUPS) + " |" for core in TRACKS]
 
@@ -101,16 +107,17 @@ def pooled(result):
     for label, kind in kinds:
         cells = [e for e in result["cells"] if kind(e) and e["n"]]
         n = sum(e["n"] for e in cells)
-        counts = " / ".join(str(sum(e[f"k_{m}x"] for e in cells)) for m in LENGTHS)
-        lines.append(f"- {label} ({len(cells)} cells): {counts} of {n}")
-    return ["Pooled, seeds that learn at 1x / extend to 3x / to 8x:", ""] + lines
+        counts = lambda key: " / ".join(str(sum(e[f"{key}_{m}x"] for e in cells)) for m in LENGTHS)
+        lines.append(f"- {label} ({len(cells)} cells): {counts('k')} of {n}; probe {counts('k_probe')}")
+    return ["Pooled, seeds that learn at 1x / extend to 3x / to 8x (by the head; then by the probe):", ""] + lines
 
 def markdown(result):
     rate = lambda e, m: "-" if not e["n"] else \
         f"{e[f'k_{m}x']} of {e['n']} [{e[f'ci95_{m}x'][0]:.2f}, {e[f'ci95_{m}x'][1]:.2f}]"
     lines = [f"Rule: {result['rule']}. Intervals: 95% Wilson.", "",
-             "Seeds that learn the group at 1x / extend it to 3x / to 8x, of n (can, cannot: what theory says one "
-             "layer of the core can track):", "", *overview(result), "", *pooled(result), "",
+             "Seeds that learn the group at 1x / extend it to 3x / to 8x, of n, by the head; then the same by the "
+             "linear probe of the core (can, cannot: what theory says one layer of the core can track):", "",
+             *overview(result), "", *pooled(result), "",
              "| core | group | predicted | learns at 1x | extends to 3x | extends to 8x | prediction |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for e in result["cells"]:

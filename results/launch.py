@@ -53,7 +53,8 @@ from eval import extra_scores
 RUNS = os.environ.get("RUNS", "results/runs")
 STATES = ("finished", "interrupted", "trained", "new", "needs CUDA", "error")
 TOOLS = {"rates": "results/atlas.py", "draw": "plot.py", "attention": "results/attention.py",
-         "ladder": "results/ladder.py", "cores_hybrid": "results/cores_hybrid.py"}
+         "ladder": "results/ladder.py", "cores_hybrid": "results/cores_hybrid.py",
+         "mechanism": "results/mechanism.py"}
 ATLAS_SCHEDULES = "plain,dat5000"  # results/atlas.py's default --schedules
 
 def load_grid():
