@@ -161,35 +161,55 @@ def markdown(result):
                   "The committed pool and the new runs together:", "",
                   *table(["schedule", "position encoding", "cells"],
                          [([e["schedule"], e["pos"], str(e["cells"])], e) for e in result["pooled_with_new"]]), ""]
+    lines += curves_table(result["curves"])
     lines += ["Where the probe and the verdict disagree (committed runs, the pooled layouts):", "", *disagreements(result["cell_rows"], result["settings"]), "",
               "Per cell (setting and schedule; \"after attention\": the probed block sees attention's output):", "",
               *table(["setting", "schedule"], [([s + " (after attention)" * result["settings"][s]["after_attention"], sch], e)
                                                for (s, sch), e in result["per_cell"]])]
     return "\n".join(lines) + "\n"
 
-def plot_lengths(cells, out):
-    """The default setting's cell: the probe (left) and attention-off state accuracy (right) against test length,
-    plain runs that pass, plain runs that fail, DAT 5000 runs: median and the band from min to max."""
-    setting = HEADLINE
-    groups = [("plain, pass", [r for r in cells.get((setting, "plain"), []) if r["passes"]]),
-              ("plain, fail", [r for r in cells.get((setting, "plain"), []) if not r["passes"]]),
-              ("DAT 5000", cells.get((setting, "dat5000"), []))]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for ax, (title, get) in zip(axes, [("the LSTM holds the state: linear probe of its output", "probe"),
-                                       ("the model reads the state without attention: attention gated off", "off")]):
-        for i, (label, rows) in enumerate(groups):
-            if not rows:
-                continue
+MEASURE_NAMES = {"probe": "the LSTM holds the state: linear probe of its output",
+                 "off": "the model reads the state without attention: attention gated off"}
+
+def curves(cells):
+    """The figure's curves, in the default setting's cell: plain runs that pass, plain runs that fail, DAT 5000 runs;
+    per measure the median and the min and max over runs at each test length all of them were scored at."""
+    plain = cells.get((HEADLINE, "plain"), [])
+    groups = [("plain, pass", [r for r in plain if r["passes"]]), ("plain, fail", [r for r in plain if not r["passes"]]),
+              ("DAT 5000", cells.get((HEADLINE, "dat5000"), []))]
+    out = []
+    for label, rows in groups:
+        if rows:
             mults = sorted(set.intersection(*(set(r["lengths"]) for r in rows)))
-            ys = np.array([[r["lengths"][m][get] for m in mults] for r in rows])
-            ax.plot(mults, np.median(ys, axis=0), "o-", color=f"C{i}", label=f"{label} ({len(rows)} runs)")
-            ax.fill_between(mults, ys.min(axis=0), ys.max(axis=0), color=f"C{i}", alpha=0.2)
+            ys = {key: np.array([[r["lengths"][m][key] for m in mults] for r in rows]) for key in MEASURE_NAMES}
+            out.append({"label": label, "n": len(rows), "mults": mults,
+                        **{key: {"median": np.median(y, axis=0).tolist(), "min": y.min(axis=0).tolist(),
+                                 "max": y.max(axis=0).tolist()} for key, y in ys.items()}})
+    return out
+
+def curves_table(lines_of):
+    mults = sorted({m for c in lines_of for m in c["mults"]})
+    lines = [f"The figure's curves ({HEADLINE}): the median over runs at each test length, the probe / attention off:",
+             "", "| runs | " + " | ".join(f"{m}x" for m in mults) + " |", "| --- " * (len(mults) + 1) + "|"]
+    for c in lines_of:
+        at = {m: f"{c['probe']['median'][i]:.3f} / {c['off']['median'][i]:.3f}" for i, m in enumerate(c["mults"])}
+        lines.append(f"| {c['label']} ({c['n']}) | " + " | ".join(at.get(m, "-") for m in mults) + " |")
+    return lines + [""]
+
+def plot_curves(lines_of, out):
+    """Both measures against test length, a panel each: median as a line, min to max as a band."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, (key, title) in zip(axes, MEASURE_NAMES.items()):
+        for i, c in enumerate(lines_of):
+            ax.plot(c["mults"], c[key]["median"], "o-" if i < 2 else "s--", color=f"C{i}",
+                    label=f"{c['label']} ({c['n']} runs)")
+            ax.fill_between(c["mults"], c[key]["min"], c[key]["max"], color=f"C{i}", alpha=0.2)
         ax.axhline(STATE_OK, color="0.5", ls=":", lw=1)
         ax.set(xlabel="test length (multiple of the training length)", title=title, ylim=(0, 1.02))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("state accuracy (median; band: min to max)")
     axes[0].legend(fontsize=8, loc="lower left")
-    fig.suptitle(f"{setting}: where the state lives (dotted: {STATE_OK})", fontsize=10)
+    fig.suptitle(f"{HEADLINE}: where the state lives (dotted: {STATE_OK})", fontsize=10)
     fig.tight_layout()
     save_figure(fig, out)
 
@@ -216,10 +236,12 @@ def main(argv=None):
               "pooled_with_new": pooled(both, settings),
               "confirmation": confirmation(fresh), "settings": settings, "cell_rows": pool,
               "per_cell": [(k, two_by_two(pool[k])) for k in sorted(pool)]}
-    plot_lengths(pool, args.out + ".png")
+    result["curves"] = curves(pool)
+    plot_curves(result["curves"], args.out + ".png")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "lengths"} for r in rows]
     result["confirmation"]["runs"] = strip(result["confirmation"]["runs"])
-    write_json(args.out + ".json", {**{k: result[k] for k in ("rule", "pooled", "pooled_with_new", "confirmation")},
+    write_json(args.out + ".json", {**{k: result[k] for k in ("rule", "pooled", "pooled_with_new", "confirmation",
+                                                              "curves")},
                                     "per_cell": [{"setting": s, "schedule": sch, **e} for (s, sch), e in
                                                  result["per_cell"]],
                                     "runs": strip(sum(pool.values(), []))})
