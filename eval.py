@@ -10,8 +10,7 @@ targets) and sequence accuracy (every target of a sequence right). Eval sets com
 so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import (ArgParser, check_fits, count, die, load_checkpoint, lock, number, pick_device, positive_int,
-                  run_script, write_json)
+from runs import ArgParser, check_fits, count, die, number, pick_device, positive_int, run_script, write_json
 import argparse
 import os
 import time
@@ -20,6 +19,8 @@ import torch
 
 from data import IGNORE, describe, eval_batch, group_table, recall_ages, seq_width, target_masks
 from model import Model, ModelConfig
+from options import model_config_of
+from run_folder import checked_run, load_checkpoint, lock
 
 EVAL_SEED = 1234
 
@@ -137,9 +138,8 @@ def main(argv=None):
     device = pick_device(args.device)
     lock(args.run_dir, create=False)  # held before it is read: no trainer or other evaluator writes it meanwhile
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
-    import train  # train.py imports this file for its periodic evals; a run folder's options are train.py's
-    config = train.checked_run(args.run_dir, ckpt)  # config.json, the checkpoint and its model agree
-    cfg = train.model_config_of(config)
+    config = checked_run(args.run_dir, ckpt)  # config.json, the checkpoint and its model agree
+    cfg = model_config_of(config)
     longest = max(mults) * config["train_len"]
     if longest > config["num_keys"]:
         die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")

@@ -7,14 +7,14 @@ Figures from run folders: accuracy against test length, and training curves with
     python plot.py out/ --sweep delay        # accuracy at 3x against a numeric option of the runs
 
 Runs are grouped by their config without the seed (not by folder name) and labelled by the options that differ
-from the defaults (runs.run_name): a group is drawn as the mean over seeds with a band from the worst to the
+from the defaults (options.run_name): a group is drawn as the mean over seeds with a band from the worst to the
 best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run is finished when its log reaches
 --max_iters and eval.json is there; unfinished runs are left out of tables and marked. The seeds of a group are
 compared at the test lengths all of them were scored at (a warning line says when they were scored at different
 ones). Failure rates per setting and schedule (the atlas) are the study's own analysis: results/atlas.py.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import RUN_FILES, ArgParser, die, identity, read_json, read_log, run_script, run_state, write_file, write_text
+from runs import ArgParser, die, read_json, run_script, write_file, write_text
 import json
 import math
 import os
@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from model import block_layout
-from train import IDENTITY, checked_run, model_config_of, run_name
+from options import identity, model_config_of, run_name
+from run_folder import RUN_FILES, checked_run, read_log, run_state
 
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 def find_runs(paths):
@@ -73,17 +74,17 @@ def load_runs(paths):
     """Every run folder among paths, loaded; two folders holding one config and seed (a copy) are an error."""
     loaded, seen = [load_run(r) for r in find_runs(paths)], {}
     for run in loaded:
-        key = json.dumps({**identity(run["config"], IDENTITY), "seed": run["config"]["seed"]}, sort_keys=True)
+        key = json.dumps({**identity(run["config"]), "seed": run["config"]["seed"]}, sort_keys=True)
         if key in seen:
             die(f"{seen[key]} and {run['dir']} hold the same run (config and seed): keep one")
         seen[key] = run["dir"]
     return loaded
 
 def group_by_config(runs):
-    """{label: runs} for runs whose configs agree on everything but the seed; label: train.run_name."""
+    """{label: runs} for runs whose configs agree on everything but the seed; label: options.run_name."""
     groups = defaultdict(list)
     for run in runs:
-        groups[json.dumps(identity(run["config"], IDENTITY), sort_keys=True)].append(run)
+        groups[json.dumps(identity(run["config"]), sort_keys=True)].append(run)
     return {run_name(rs[0]["config"]): sorted(rs, key=lambda r: r["config"]["seed"]) for rs in groups.values()}
 
 def record(run, mult):
@@ -141,7 +142,7 @@ def probed_after_attention(config):
     return bool(recurrent) and "attn" in layout[:recurrent[-1]]
 
 def cores_of(runs):
-    return {identity(r["config"], IDENTITY)["core"] for r in runs}
+    return {identity(r["config"])["core"] for r in runs}
 
 def plot_runs(runs_by_label, out, lengths):
     """The figure of plot.py; lengths: scored_lengths(runs_by_label), the test lengths drawn per label."""

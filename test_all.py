@@ -33,13 +33,16 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "res
 import atlas
 import attention
 import bench
+import contents
 import cores_hybrid
 import ladder
 import launch
 import mechanism
 import data
 import eval as evaluation
+import options
 import plot
+import run_folder
 import runs
 import train
 from model import CORES, HYBRIDS, MODELS, TRANSITIONS, Model, ModelConfig
@@ -61,7 +64,7 @@ def tmpdir():
     return tempfile.mkdtemp(prefix="datkit_test_")
 
 # -----------------------------------------------------------------------------
-# data: labels against a slow reference that shares no code with data.py
+# the composite task: group tables and labels against a slow reference that shares no code with data.py
 
 # Every kind of data.KINDS built again here, without data.py's code: m -> (elements, compose, identity), the elements
 # in the order data.py documents (an action or state is an index into them), compose(s, a) the state s followed by a.
@@ -168,6 +171,7 @@ def test_labels_match_reference():
             assert row_ages == reference_ages(row_tokens), f"{group}: recall ages"
 
 def test_design_example_layout():
+    """The worked example of data.py and the README: its tokens, targets, ages and decoding are the task's."""
     # the worked example of data.py and the README: Z5, K = 8; decoding it shows its actions, keys, states and recall
     tokens = torch.tensor([5, 13, 6, 9, 3, 14, 1, 9, 13, 14])
     targets = torch.tensor([3, -100, 2, -100, 3, -100, -100, 2, 3, 3])
@@ -178,6 +182,7 @@ def test_design_example_layout():
         assert line in text, text
 
 def test_fixed_length_and_key_errors():
+    """Eval sets have exactly n steps and are fixed by their seed; a length above --num_keys is refused."""
     table = data.group_table("S3")
     tokens, _ = data.eval_batch(table, 12, 64, 8, 50, seed=1)
     assert ((tokens == data.SEP).nonzero()[:, 1] == 24).all(), "eval sequences have exactly n steps"
@@ -189,7 +194,7 @@ def test_fixed_length_and_key_errors():
         pass
 
 # -----------------------------------------------------------------------------
-# models
+# the models and cores: causality, the gate, each core's range and what a hand-set core can track
 
 def tiny_config(model, **kw):
     return ModelConfig(model=model, vocab_size=30, n_classes=6, d_model=16, n_heads=2, **kw)
@@ -199,6 +204,7 @@ CORE_VARIANTS = [{"core": core} for core in CORES] + [{"core": "diagonal", "tran
     + [{"core": "delta", "beta_max": 2, "householder": 2}]
 
 def test_causality_of_every_model():
+    """Every model, layout and core is causal: changing a later token never changes an earlier output."""
     torch.manual_seed(0)
     variants = [tiny_config(m) for m in MODELS] + [tiny_config(m, pos="rope", mlp=True) for m in HYBRIDS] + \
         [tiny_config("lstm", **core) for core in CORE_VARIANTS]
@@ -213,6 +219,7 @@ def test_causality_of_every_model():
         assert not torch.allclose(a[:, 12], b[:, 12]), f"{cfg} ignores its own token"
 
 def test_same_init_with_and_without_dat():
+    """DAT and its baseline start from the same weights (the paired comparison)."""
     for model in HYBRIDS:
         torch.manual_seed(3)
         plain = Model(tiny_config(model)).state_dict()
@@ -221,6 +228,8 @@ def test_same_init_with_and_without_dat():
         assert plain.keys() == dat.keys() and all(torch.equal(plain[k], dat[k]) for k in plain)
 
 def test_gate_zero_is_the_model_without_attention():
+    """For every core, a hybrid with the gate at 0 computes exactly its recurrent model and never
+    calls attention."""
     torch.manual_seed(0)
     tokens = torch.randint(2, 30, (4, 15))
     for core in CORE_VARIANTS:
@@ -267,10 +276,10 @@ def test_every_core_keeps_its_transitions_in_their_declared_range():
 # token 0 starts the state, token 1 + a is action a; the core's output is decoded by a hand-set linear readout.
 SURE = 30.0  # a logit whose sigmoid is 1 (or 0) in float32
 
-def hand_set_core(core, set_weights, **options):
+def hand_set_core(core, set_weights, **core_options):
     """core's module class with d_model 8, every parameter 0 but those set_weights(in_proj weight, out weight) sets,
     copied into the class's own parameters."""
-    module = CORES[core](ModelConfig(d_model=8, core=core, **options))
+    module = CORES[core](ModelConfig(d_model=8, core=core, **core_options))
     weights = {name: torch.zeros_like(p) for name, p in module.named_parameters()}
     set_weights(weights["in_proj.weight"], weights["out.weight"])
     with torch.no_grad():
@@ -299,6 +308,7 @@ def rotations(m):
     return torch.tensor(np.stack([np.cos(angles), np.sin(angles)] + [np.zeros(m)] * 6, axis=1), dtype=torch.float)
 
 def test_signed_diagonal_and_reflecting_delta_cores_track_parity():
+    """Expressivity: the signed diagonal core and the reflecting delta core, set by hand, track Z2."""
     def signed(w_in, w_out):  # channel 0: h = 1 after the start; a = +1 on action 0, -1 on action 1
         w_in[0, 1], w_in[0, 2], w_in[8, 0] = SURE, -SURE, 1.0
         w_out[0, 0] = 1.0
@@ -313,6 +323,7 @@ def test_signed_diagonal_and_reflecting_delta_cores_track_parity():
     assert_tracks(hand_set_core("delta", reflecting, beta_max=2), 2, cyclic_states(2), parity, "delta core, beta 2, Z2")
 
 def test_complex_diagonal_and_two_step_delta_cores_track_z5():
+    """Expressivity: the complex diagonal core and the two-step delta core, set by hand, track Z5."""
     angles = 2 * np.pi * np.arange(5) / 5
     def complex_(w_in, w_out):  # channel 0: h = 1 after the start; action a turns it by 2 pi a / 5 (pi tanh(u) wraps)
         w_in[0, 1:6] = SURE
@@ -360,7 +371,7 @@ def test_two_step_delta_core_tracks_s3():
                   "delta core, 2 Householder steps, S3")
 
 # -----------------------------------------------------------------------------
-# training: delay semantics, resume, numerics
+# training and DAT: the delay's semantics, resume, numerics, speed
 
 class Crash(Exception):
     pass
@@ -387,12 +398,14 @@ def initial_attention(argv_config):
     return [p.detach().clone() for p in Model(ModelConfig(**argv_config["model_config"])).attention_parameters()]
 
 def test_dat_freezes_attention_then_resume_is_bit_identical():
+    """The DAT rule: attention is bit-identical to its init at the delay (frozen, no weight decay), and a
+    run resumed from its checkpoint ends bit-identical to an unbroken one."""
     root = tmpdir()
     argv = TINY + ["--dat", "--delay", "20", "--max_iters", "30", "--weight_decay", "0.5", "--seed", "7"]
     broken, unbroken = os.path.join(root, "broken"), os.path.join(root, "unbroken")
     train_until_crash(argv + ["--out_dir", broken], crash_after=20)  # the checkpoint at step 20 is the last
 
-    ckpt = runs.load_checkpoint(os.path.join(broken, "ckpt.pt"))
+    ckpt = run_folder.load_checkpoint(os.path.join(broken, "ckpt.pt"))
     assert ckpt["step"] == 20 and ckpt["gate"] == 0.0
     with open(os.path.join(broken, "config.json")) as f:
         config = json.load(f)
@@ -409,8 +422,8 @@ def test_dat_freezes_attention_then_resume_is_bit_identical():
     assert code == 0, err
     code, out, err = run_cli(train.main, argv + ["--out_dir", unbroken])
     assert code == 0, err
-    a = runs.load_checkpoint(os.path.join(broken, "ckpt.pt"))
-    b = runs.load_checkpoint(os.path.join(unbroken, "ckpt.pt"))
+    a = run_folder.load_checkpoint(os.path.join(broken, "ckpt.pt"))
+    b = run_folder.load_checkpoint(os.path.join(unbroken, "ckpt.pt"))
     assert a["step"] == b["step"] == 30
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), "resume is not bit-identical"
     with open(os.path.join(broken, "log.jsonl")) as f:
@@ -421,6 +434,8 @@ def test_dat_freezes_attention_then_resume_is_bit_identical():
     shutil.rmtree(root)
 
 def test_gate_schedule():
+    """The gate: 0 before the delay, the ramp after it, 0 forever under --delay auto until the state is
+    learned, 1 under --dat_mode freeze and lr."""
     class A:
         dat, dat_mode, attn_on_step, ramp = True, "gate", 10, 4
     assert [train.gate_at(s, A) for s in (0, 9, 10, 11, 13, 14, 100)] == [0, 0, 0.25, 0.5, 1, 1, 1]
@@ -440,7 +455,7 @@ def test_dat_modes_freeze_and_lr():
         run = f"{root}/{mode}"
         argv = TINY + ["--dat", "--dat_mode", mode, "--delay", "20", "--max_iters", "30", "--out_dir", run]
         train_until_crash(argv, 20)
-        ckpt = runs.load_checkpoint(f"{run}/ckpt.pt")
+        ckpt = run_folder.load_checkpoint(f"{run}/ckpt.pt")
         with open(f"{run}/config.json") as f:
             init = initial_attention(json.load(f))
         after = evaluation.model_from_checkpoint(ckpt, "cpu").attention_parameters()
@@ -450,7 +465,7 @@ def test_dat_modes_freeze_and_lr():
 
 def test_bench_times_real_training_in_both_phases():
     """--bench trains (loss falls, attention trains only in its second phase) and reports mean and median."""
-    args = train.check_args(train.parser.parse_args(TINY))
+    args = options.check_args(options.parser.parse_args(TINY))
     model, _, _, table, data_rng = train.build(args, None)
     optimizer = train.make_optimizer(model, args, with_attention=False)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
@@ -488,6 +503,8 @@ def test_frozen_attention_never_holds_a_gradient():
     shutil.rmtree(root)
 
 def test_delay_auto_switches_when_the_state_is_learned():
+    """--delay auto switches attention on once the threshold has held for its window, records the
+    step, and never switches where the threshold is not met."""
     root = tmpdir()
     for threshold, switch in (("0", 10), ("1", None)):  # always met after 2 intervals; not met by a tiny model
         run = f"{root}/auto{threshold}"
@@ -517,12 +534,92 @@ def test_numerics_unchanged():
     assert all(abs(a - b) < 1e-4 for a, b in zip(losses, GOLDEN_LOSSES)) and len(losses) == 4, losses
     shutil.rmtree(root)
 
-# recorded with the first version of the kit, before any speed work (torch 2.13.0, CPU)
-GOLDEN_DATA = (40789, -160619)
-GOLDEN_LOSSES = [1.923533, 1.927127, 1.806393, 1.770420]
+def test_nan_loss_stops_and_says_what_is_kept():
+    """A NaN loss stops the run with one line that names the checkpoint kept (or says there is none)."""
+    root = tmpdir()
+    real = train.lr_at
+    for first_nan, says in ((10, "ckpt.pt holds step 10: python train.py --resume"),
+                            (0, "no checkpoint was written yet")):
+        train.lr_at = lambda step, args: float("nan") if step >= first_nan else real(step, args)
+        try:
+            code, _, err = run_cli(train.main, TINY + ["--max_iters", "30", "--out_dir", f"{root}/run{first_nan}"])
+        finally:
+            train.lr_at = real
+        assert code == 2 and says in err and len(err.splitlines()) == 1, err
+    ckpt = run_folder.load_checkpoint(root + "/run10/ckpt.pt")
+    assert ckpt["step"] == 10 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert not os.path.exists(root + "/run0/ckpt.pt")
+    shutil.rmtree(root)
+
+def test_resume_continues_the_folder_passed_with_the_options_allowed():
+    """--resume continues the folder passed (a moved one too), with only the options it may change."""
+    root = tmpdir()
+    original, moved = f"{root}/original", f"{root}/moved"
+    argv = TINY + ["--max_iters", "20", "--log_interval", "3", "--eval_interval", "5"]
+    train_until_crash(argv + ["--out_dir", original], crash_after=12)
+    assert run_folder.load_checkpoint(f"{original}/ckpt.pt")["step"] == 10, "a checkpoint every --eval_interval"
+    os.rename(original, moved)
+    train_until_crash(["--resume", "--out_dir", moved], crash_after=2)  # stopped before its next checkpoint
+    assert run_folder.load_checkpoint(f"{moved}/ckpt.pt")["config"]["out_dir"] == moved, \
+        "the checkpoint follows its folder"
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "25"])
+    assert code == 2 and "--max_iters 25 differs from the run's 20" in err, f"a resume keeps what it computes: {err}"
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "20", "--threads", "1",
+                                          "--log_interval", "4", "--seed", "0"])  # the run's own --max_iters, seed
+    assert code == 0 and out.startswith(f"{moved}: ") and "resuming at step 10" in out, (out, err)
+    assert not os.path.exists(original), "resume recreated the folder the run was made in"
+    with open(f"{moved}/config.json") as f:
+        config = json.load(f)
+    assert (config["max_iters"], config["threads"], config["log_interval"], config["out_dir"]) == (20, 1, 4, moved)
+    assert run_folder.load_checkpoint(f"{moved}/ckpt.pt")["step"] == 20
+    steps = [e["step"] for e in run_folder.read_log(f"{moved}/log.jsonl")]
+    assert steps == [3, 5, 6, 9, 10, 12, 15, 16, 20], steps  # log and eval steps; after step 10: new intervals
+    before = tree(root)
+    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved])
+    assert code == 0 and "is finished" in out and tree(root) == before, "a finished run is left untouched"
+    shutil.rmtree(root)
+
+def test_every_core_trains_in_a_hybrid_under_delay_auto_and_is_scored_with_attention_off_and_a_probe():
+    """Every core of model.CORES trains in a hybrid under --delay auto and is scored with --attn_off and
+    --probe."""
+    root = tmpdir()
+    for core in CORES:
+        run = f"{root}/{core}"
+        argv = PROPERTY_BASE + ["--core", core, "--dat", "--delay", "auto", "--auto_threshold", "0", "--auto_window",
+                                "1", "--auto_interval", "1", "--out_dir", run]
+        assert run_cli(train.main, argv)[0] == 0, f"a {core} hybrid trains under --delay auto"
+        assert json.load(open(f"{run}/config.json"))["attn_on_step"] == 1, f"the {core} hybrid's attention switched on"
+        code, out, err = run_cli(evaluation.main, [run, "--n_eval", "8", "--mults", "1,2", "--attn_off", "--probe"])
+        assert code == 0 and "attention off" in out and "probe" in out, f"a {core} hybrid is scored: {err}"
+        run_folder.release_locks()
+    shutil.rmtree(root)
+
+def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
+    """eval.py --probe: with as many probe weights as 1x state positions, a least-squares fit on the scored set itself
+    would read every state right (it interpolates); fit on its own 1x set, an untrained model's probe is near chance."""
+    torch.manual_seed(0)
+    config = vars(options.check_args(options.parser.parse_args(TINY)))  # d_model 16: 17 weights per class
+    model = Model(options.model_config_of(config)).eval()
+    n_eval = 4  # 4 sequences of 4 actions: 16 state positions, fewer than the 17 weights
+    table = data.group_table(config["group"])
+    tokens, targets = data.eval_batch(table, config["train_len"], config["num_keys"], config["num_queries"], n_eval,
+                                      evaluation.EVAL_SEED)
+    is_state = data.target_masks(tokens, targets)[0]
+    with torch.no_grad():
+        x = model.stream(tokens, max(i for i, kind in enumerate(model.layout) if kind == "rnn") + 1)[is_state]
+    x, y = torch.cat([x, torch.ones(len(x), 1)], dim=1), targets[is_state]
+    in_sample = (x @ torch.linalg.lstsq(x, F.one_hot(y, len(table)).float()).solution).argmax(-1).eq(y).float().mean()
+    assert in_sample == 1.0, f"the check has teeth: a probe fit on the scored set reads it all ({in_sample})"
+    scored = evaluation.probe(model, config, [1], n_eval)[0]
+    assert scored < 0.9, f"the probe is fit on a 1x set of its own, not the scored one: {scored:.3f}"
 
 # -----------------------------------------------------------------------------
-# bad input: one line on stderr, exit code 2, nothing written
+# the options: every option names the run, changes what it computes or is refused; bad input is one line
+
+# recorded with the first version of the kit, before any speed work (torch 2.13.0, CPU)
+GOLDEN_DATA = (40789, -160619)
+
+GOLDEN_LOSSES = [1.923533, 1.927127, 1.806393, 1.770420]
 
 def expect_refusal(main, argv, must_not_exist=None):
     code, _, err = run_cli(main, argv)
@@ -819,7 +916,7 @@ def test_help_gives_every_default():
         assert code == 0 and f"(default: {default})" in text and "default: None" not in text, (script.__name__, err)
     entries = run_cli(train.main, ["--help"])[1].split("\n  -")[1:]  # one per option: a line "  --name ..."
     entries = {"-" + e.split()[0]: "-" + " ".join(e.split()) for e in entries}
-    for action in train.parser._actions:
+    for action in options.parser._actions:
         if action.dest != "help" and not any(action.default is v for v in (None, False)):
             assert entries[f"--{action.dest}"].endswith(f"(default: {action.default})"), entries[f"--{action.dest}"]
 
@@ -837,50 +934,175 @@ def test_output_into_a_closed_pipe_ends_quietly():
         assert script.wait() == 1 and err == "", (script.args, script.returncode, err)
     shutil.rmtree(root)
 
-def test_nan_loss_stops_and_says_what_is_kept():
-    root = tmpdir()
-    real = train.lr_at
-    for first_nan, says in ((10, "ckpt.pt holds step 10: python train.py --resume"),
-                            (0, "no checkpoint was written yet")):
-        train.lr_at = lambda step, args: float("nan") if step >= first_nan else real(step, args)
-        try:
-            code, _, err = run_cli(train.main, TINY + ["--max_iters", "30", "--out_dir", f"{root}/run{first_nan}"])
-        finally:
-            train.lr_at = real
-        assert code == 2 and says in err and len(err.splitlines()) == 1, err
-    ckpt = runs.load_checkpoint(root + "/run10/ckpt.pt")
-    assert ckpt["step"] == 10 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
-    assert not os.path.exists(root + "/run0/ckpt.pt")
+def test_compile_without_a_compiler_and_unbounded_numbers_are_one_clear_line():
+    """--compile without a C++ compiler, and an infinite number for an option, are one error line."""
+    real = shutil.which
+    shutil.which = lambda name: None  # a machine without a C++ compiler
+    try:
+        code, _, err = run_cli(train.main, TINY + ["--compile", "--out_root", "/nonexistent/never"])
+    finally:
+        shutil.which = real
+    assert code == 2 and "C++ compiler" in err and len(err.splitlines()) == 1, f"--compile with no compiler: {err!r}"
+    try:
+        runs.number(float)("inf")
+        raise AssertionError("an infinite number is refused")
+    except argparse.ArgumentTypeError as e:
+        assert str(e) == "must be a finite number, not inf", f"no bounds to name: {e}"
+
+def dry_run(argv):
+    code, out, err = run_cli(train.main, argv + ["--dry_run"])
+    assert code == 0, err
+    return out.split()
+
+def other_values(action, value):
+    """Up to two values of an option other than value, within its declared bounds: its other choices, the other
+    truth value, or changed numbers (a text option gets a changed text)."""
+    if action.choices:
+        return [c for c in action.choices if c != value]
+    if isinstance(action.default, bool):
+        return [not value]
+    kind = getattr(action.type, "kind", None)
+    if kind is None:
+        return [f"{value}x"]
+    candidates = [value + 1, value * 2] if kind is int else [value * 2 + 0.5, value + 0.25, value / 2]
+    return [v for v in dict.fromkeys(candidates) if action.type.low <= v <= action.type.high and v != value][:2]
+
+def test_every_identifying_option_changes_the_run_name():
+    """For each option of train.py but those in options.NOT_IDENTITY (a new one included, automatically), some other
+    value gives another run name, in a plain, a DAT or a --delay auto run; a new option, model or group (the forks
+    a student makes) is named without touching naming code."""
+    bases = [vars(options.check_args(options.parser.parse_args(argv))) for argv in ([], ["--dat"], ["--dat", "--delay",
+                                                                                                  "auto"])]
+    for action in options.parser._actions:
+        if action.dest in options.NOT_IDENTITY:
+            continue
+        assert action.dest in options.IDENTITY, f"--{action.dest} is neither identifying nor in NOT_IDENTITY"
+        renamed = [options.run_name(base) != options.run_name({**base, action.dest: other})
+                   for base in bases for other in other_values(action, base[action.dest])]
+        assert any(renamed), f"--{action.dest}: no other value of it changes the run name"
+    base = bases[0]
+    for fork in ({"model": "gru_attn"}, {"group": "Q8"}):  # a new model or group: its name is in the run name
+        assert options.run_name({**base, **fork}) != options.run_name(base), f"fork {fork} is not named"
+    options.IDENTITY["rnn"] = "lstm"  # a new option --rnn, as a fork adds it to options.parser
+    try:
+        assert options.run_name({**base, "rnn": "gru"}) == "lstm_attn-S3-rnngru-plain", "a new option is named"
+        assert options.run_name({**base, "rnn": "lstm"}) == "lstm_attn-S3-plain", "its default is left out"
+    finally:
+        del options.IDENTITY["rnn"]
+
+# a tiny base where every option can show its effect in a few steps; its schedules: plain, DAT, --delay auto
+PROPERTY_BASE = ["--train_len", "2", "--num_keys", "8", "--num_queries", "1", "--d_model", "8", "--batch_size", "4",
+                 "--max_iters", "4", "--warmup", "2", "--grad_clip", "0.01", "--log_interval", "1",
+                 "--eval_interval", "2", "--n_eval_train", "1", "--threads", "1", "--device", "cpu"]
+
+PROPERTY_SCHEDULES = {"plain": [], "dat": ["--dat", "--delay", "2"],
+                      "auto": ["--dat", "--delay", "auto", "--auto_threshold", "0", "--auto_window", "1",
+                               "--auto_interval", "1"]}
+
+BASE_OF = {"interleaved": ["--n_lstm", "2"]}  # with 1 LSTM layer an interleaved model is an lstm_attn (refused)
+
+ROUNDING = {"threads": 1e-5, "compile": 1e-5}  # options that may change a run's weights by float rounding alone
+
+COMPUTE_NOTHING = ("help", "dry_run")  # options that start no run
+
+def with_value(argv, action, value):
+    """argv with the option set to value (a switch added or taken out)."""
+    flag = action.option_strings[0]
+    argv = [a for a in argv if a != flag] if isinstance(action.default, bool) else argv
+    return argv + ([flag] * bool(value) if isinstance(action.default, bool) else [flag, str(value)])
+
+def computed(argv, folder):
+    """What a tiny run computes, through train.py's own main: (its options as check_args resolves them, the final
+    weights and gate), or None if the options are refused (exit code 2 and one error line)."""
+    code, out, err = run_cli(train.main, argv + ["--out_dir", folder])
+    run_folder.release_locks()
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), f"{argv}: refused in one line: {err!r}"
+        return None
+    assert code == 0, f"{argv}: exit code {code}: {err}"
+    ckpt = torch.load(os.path.join(folder, "ckpt.pt"), weights_only=True)
+    resolved = {k: v for k, v in ckpt["config"].items() if k not in ("out_dir", "attn_on_step")}
+    return resolved, ckpt["model"], ckpt["gate"]
+
+def differs(a, b, tolerance=0.0):
+    weights = a[1].keys() != b[1].keys() or any(
+        a[1][k].shape != b[1][k].shape or not torch.allclose(a[1][k], b[1][k], rtol=0, atol=tolerance) for k in a[1])
+    return weights or a[2] != b[2]
+
+def assert_other_values_compute_or_are_refused(base, reference, names, how_many, folder):
+    """folder: the base run's. Each of the first how_many other values of each option in names, set on base: it
+    changes what the run computes (and its name), or is refused in one line, or check_args resolves it to the base's
+    options; an option in NOT_IDENTITY changes nothing (ROUNDING: up to float rounding)."""
+    for action in (a for a in options.parser._actions if a.dest in names):
+        name = action.dest
+        resolved = options.check_args(options.parser.parse_args(base))
+        values = other_values(action, reference[0].get(name, getattr(resolved, name)))
+        for value in values[:how_many]:
+            # --resume continues the base's own folder (finished: it must leave the run as it is)
+            got = computed(with_value(base, action, value), folder if name == "resume" else f"{folder}-{name}-{value}")
+            change = f"{base[len(PROPERTY_BASE):]}: --{name} {value}"
+            if name in options.NOT_IDENTITY:
+                assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
+                    f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY"
+            elif got is not None and got[0] != reference[0]:
+                assert differs(got, reference), f"{change} computes the same as the base: refuse it " \
+                    "for this model or core (UNUSED_BY) or make it reach the model"
+                assert options.run_name(got[0]) != options.run_name(reference[0]), f"{change}: same name"
+
+def tried_here(name, model, schedule):
+    """Whether the property test tries option name from this base: not the seed or what starts no run; what must
+    change nothing once, from lstm_attn under --delay auto, where the most can change; a hybrid's schedule options
+    from its DAT and --delay auto bases, its other options from plain."""
+    if name in ("seed",) + COMPUTE_NOTHING:
+        return False
+    if name in options.NOT_IDENTITY:
+        return (model, schedule) == ("lstm_attn", "auto")
+    return model not in HYBRIDS or (name in options.SCHEDULE) == (schedule != "plain")
+
+def test_every_option_changes_what_a_run_computes_or_is_refused():
+    """For every model and every option of train.py (a new one included, automatically): a value of an identifying
+    option other than the base's changes the weights a tiny deterministic run ends with, or is refused for that
+    model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY
+    changes nothing (ROUNDING: up to float rounding). The seed alone is exempt. The base model gets every other
+    value, the other models the first; the schedule's options are tried from the DAT and --delay auto bases; each
+    core's sub-options (options.CORE_OPTIONS) every other value from an lstm with that core."""
+    root, real_compile = tmpdir(), torch.compile
+    torch.compile = functools.partial(real_compile, backend="eager")  # the inductor takes minutes and a compiler
+    try:
+        for model in MODELS:
+            schedules = PROPERTY_SCHEDULES if model in HYBRIDS else {"plain": []}
+            for schedule, flags in schedules.items():
+                base = PROPERTY_BASE + ["--model", model] + BASE_OF.get(model, []) + flags
+                reference = computed(base, f"{root}/{model}-{schedule}")
+                assert reference is not None, f"the base run {base} is refused"
+                names = [a.dest for a in options.parser._actions if tried_here(a.dest, model, schedule)]
+                assert_other_values_compute_or_are_refused(base, reference, names, None if model == "lstm_attn" else 1,
+                                                           f"{root}/{model}-{schedule}")
+        model_options = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("model", "core")]
+        for core in CORES:  # every core, from an lstm of that core: the options that reach the model
+            base = PROPERTY_BASE + ["--model", "lstm", "--core", core]
+            reference = computed(base, f"{root}/{core}")
+            assert reference is not None, f"the base run {base} is refused"
+            assert_other_values_compute_or_are_refused(base, reference, model_options, 1, f"{root}/{core}")
+    finally:
+        torch.compile = real_compile
     shutil.rmtree(root)
 
-def test_resume_continues_the_folder_passed_with_the_options_allowed():
-    root = tmpdir()
-    original, moved = f"{root}/original", f"{root}/moved"
-    argv = TINY + ["--max_iters", "20", "--log_interval", "3", "--eval_interval", "5"]
-    train_until_crash(argv + ["--out_dir", original], crash_after=12)
-    assert runs.load_checkpoint(f"{original}/ckpt.pt")["step"] == 10, "a checkpoint every --eval_interval"
-    os.rename(original, moved)
-    train_until_crash(["--resume", "--out_dir", moved], crash_after=2)  # stopped before its next checkpoint
-    assert runs.load_checkpoint(f"{moved}/ckpt.pt")["config"]["out_dir"] == moved, "the checkpoint follows its folder"
-    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "25"])
-    assert code == 2 and "--max_iters 25 differs from the run's 20" in err, f"a resume keeps what it computes: {err}"
-    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved, "--max_iters", "20", "--threads", "1",
-                                          "--log_interval", "4", "--seed", "0"])  # the run's own --max_iters, seed
-    assert code == 0 and out.startswith(f"{moved}: ") and "resuming at step 10" in out, (out, err)
-    assert not os.path.exists(original), "resume recreated the folder the run was made in"
-    with open(f"{moved}/config.json") as f:
-        config = json.load(f)
-    assert (config["max_iters"], config["threads"], config["log_interval"], config["out_dir"]) == (20, 1, 4, moved)
-    assert runs.load_checkpoint(f"{moved}/ckpt.pt")["step"] == 20
-    steps = [e["step"] for e in runs.read_log(f"{moved}/log.jsonl")]
-    assert steps == [3, 5, 6, 9, 10, 12, 15, 16, 20], steps  # log and eval steps; after step 10: new intervals
-    before = tree(root)
-    code, out, err = run_cli(train.main, ["--resume", "--out_dir", moved])
-    assert code == 0 and "is finished" in out and tree(root) == before, "a finished run is left untouched"
-    shutil.rmtree(root)
+def test_every_model_config_field_is_an_option_or_derived():
+    """Each ModelConfig field is an option (options.py) of the same name (it reaches the model with no second edit)
+    or one of options.DERIVED, never both; and an option's default is its field's default."""
+    defaults = {a.dest: a.default for a in options.parser._actions}
+    for field in dataclasses.fields(ModelConfig):
+        assert (field.name in defaults) != (field.name in options.DERIVED), \
+            f"ModelConfig.{field.name}: an option of the same name or a derived field (options.DERIVED), not both"
+        assert field.name not in options.NOT_IDENTITY, f"--{field.name} reaches the model: it identifies the run"
+        assert defaults.get(field.name) in (None, field.default), f"--{field.name}'s default is not its field's"
+    config = vars(options.check_args(options.parser.parse_args(["--model", "transformer", "--d_model", "32"])))
+    assert options.model_config_of(config) == ModelConfig(model="transformer", d_model=32, pos="rope"), \
+        "model_config_of gives each field its option's value"
 
 # -----------------------------------------------------------------------------
-# faults: a failed write, a held folder, a signal, an old checkpoint, tampered folders
+# run folders and faults: names, states, a failed write, a held folder, a signal, tampered records
 
 def test_a_write_that_fails_midway_leaves_no_debris():
     """torch.save raising midway (as on a full disk): one error line, no ckpt.pt.tmp, the old checkpoint intact."""
@@ -905,10 +1127,12 @@ def test_a_write_that_fails_midway_leaves_no_debris():
     shutil.rmtree(root)
 
 def test_a_folder_held_by_another_process_is_refused_and_untouched():
+    """A run folder another process holds is refused by the trainer and evaluator (exit code IN_USE)
+    and left as it was."""
     root = tmpdir()
     run = f"{root}/run"
     assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
-    runs.release_locks()  # this process trained it; now another one holds it
+    run_folder.release_locks()  # this process trained it; now another one holds it
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
                                "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); "
                                "sys.stdin.read()", run],
@@ -925,6 +1149,7 @@ def test_a_folder_held_by_another_process_is_refused_and_untouched():
     shutil.rmtree(root)
 
 def test_a_signal_during_training_stops_with_one_line_and_loses_nothing():
+    """SIGTERM during training: exit code 143, one line saying where to resume, and the checkpoint kept."""
     root = tmpdir()
     run = f"{root}/run"
     argv = [sys.executable, "train.py", *TINY, "--max_iters", "100000", "--eval_interval", "5", "--out_dir", run]
@@ -935,11 +1160,13 @@ def test_a_signal_during_training_stops_with_one_line_and_loses_nothing():
     _, err = child.communicate(timeout=60)
     assert child.returncode == 143 and len(err.splitlines()) == 1, (child.returncode, err)
     assert err.startswith("error: interrupted at step ") and f"--resume --out_dir {run}" in err, err
-    assert runs.run_state(run) == "interrupted", "the folder says it is interrupted"
+    assert run_folder.run_state(run) == "interrupted", "the folder says it is interrupted"
     assert not [f for f in os.listdir(run) if f.endswith(".tmp")], "no temporary file is left"
     shutil.rmtree(root)
 
 def test_a_checkpoint_older_than_a_model_config_field_loads_with_its_default():
+    """A checkpoint written before a model_config field or an option existed is scored and resumed with
+    its default."""
     root = tmpdir()
     run = f"{root}/run"
     train_until_crash(TINY + ["--max_iters", "20", "--out_dir", run], crash_after=15)
@@ -965,7 +1192,7 @@ def test_the_log_is_appended_not_rewritten():
         assert run_cli(train.main, TINY + ["--max_iters", "30", "--out_dir", f"{root}/run"])[0] == 0
     finally:
         runs.write_file = real
-    assert whole_writes.count("log.jsonl") == 1 and len(runs.read_log(f"{root}/run/log.jsonl")) == 6, whole_writes
+    assert whole_writes.count("log.jsonl") == 1 and len(run_folder.read_log(f"{root}/run/log.jsonl")) == 6, whole_writes
     shutil.rmtree(root)
 
 def test_a_cut_log_line_is_cut_off_once_by_the_holder_and_left_alone_by_readers():
@@ -980,7 +1207,7 @@ def test_a_cut_log_line_is_cut_off_once_by_the_holder_and_left_alone_by_readers(
     before = open(f"{run}/log.jsonl").read()
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        steps = [e["step"] for e in runs.read_log(f"{run}/log.jsonl")]
+        steps = [e["step"] for e in run_folder.read_log(f"{run}/log.jsonl")]
         assert dry_run(argv + ["--out_dir", run])[1] == "interrupted"
     assert steps == [5, 10, 15] and err.getvalue() == "" and open(f"{run}/log.jsonl").read() == before, \
         "a reader skips the unfinished line silently and leaves the file alone"
@@ -1004,21 +1231,8 @@ def test_two_writers_of_one_file_never_share_a_temporary_file():
         assert open(path).read() in texts and os.listdir(root) == ["fig.txt"], "one whole text, no debris"
     shutil.rmtree(root)
 
-def test_compile_without_a_compiler_and_unbounded_numbers_are_one_clear_line():
-    real = shutil.which
-    shutil.which = lambda name: None  # a machine without a C++ compiler
-    try:
-        code, _, err = run_cli(train.main, TINY + ["--compile", "--out_root", "/nonexistent/never"])
-    finally:
-        shutil.which = real
-    assert code == 2 and "C++ compiler" in err and len(err.splitlines()) == 1, f"--compile with no compiler: {err!r}"
-    try:
-        runs.number(float)("inf")
-        raise AssertionError("an infinite number is refused")
-    except argparse.ArgumentTypeError as e:
-        assert str(e) == "must be a finite number, not inf", f"no bounds to name: {e}"
-
 def test_readers_refuse_copies_and_non_finite_accuracies():
+    """Readers refuse a copied run folder (one run counted twice) and an eval.json with a NaN accuracy."""
     root = tmpdir()
     fake_run(root, "a-s0", 0, "none", 0.9)
     shutil.copytree(f"{root}/a-s0", f"{root}/copy-s0")  # the same config and seed twice would count as two seeds
@@ -1035,155 +1249,9 @@ def test_readers_refuse_copies_and_non_finite_accuracies():
     assert code == 2 and "no 3x record" in err and len(err.splitlines()) == 1, f"no 3x record: {err}"
     shutil.rmtree(root)
 
-# -----------------------------------------------------------------------------
-# run identity, the grid's skip/resume decision, the atlas's statistics
-
-def dry_run(argv):
-    code, out, err = run_cli(train.main, argv + ["--dry_run"])
-    assert code == 0, err
-    return out.split()
-
-def other_values(action, value):
-    """Up to two values of an option other than value, within its declared bounds: its other choices, the other
-    truth value, or changed numbers (a text option gets a changed text)."""
-    if action.choices:
-        return [c for c in action.choices if c != value]
-    if isinstance(action.default, bool):
-        return [not value]
-    kind = getattr(action.type, "kind", None)
-    if kind is None:
-        return [f"{value}x"]
-    candidates = [value + 1, value * 2] if kind is int else [value * 2 + 0.5, value + 0.25, value / 2]
-    return [v for v in dict.fromkeys(candidates) if action.type.low <= v <= action.type.high and v != value][:2]
-
-def test_every_identifying_option_changes_the_run_name():
-    """For each option of train.py but those in train.NOT_IDENTITY (a new one included, automatically), some other
-    value gives another run name, in a plain, a DAT or a --delay auto run; a new option, model or group (the forks
-    a student makes) is named without touching naming code."""
-    bases = [vars(train.check_args(train.parser.parse_args(argv))) for argv in ([], ["--dat"], ["--dat", "--delay",
-                                                                                                  "auto"])]
-    for action in train.parser._actions:
-        if action.dest in train.NOT_IDENTITY:
-            continue
-        assert action.dest in train.IDENTITY, f"--{action.dest} is neither identifying nor in NOT_IDENTITY"
-        renamed = [train.run_name(base) != train.run_name({**base, action.dest: other})
-                   for base in bases for other in other_values(action, base[action.dest])]
-        assert any(renamed), f"--{action.dest}: no other value of it changes the run name"
-    base = bases[0]
-    for fork in ({"model": "gru_attn"}, {"group": "Q8"}):  # a new model or group: its name is in the run name
-        assert runs.run_name({**base, **fork}, train.IDENTITY) != train.run_name(base), f"fork {fork} is not named"
-    with_rnn = {**train.IDENTITY, "rnn": "lstm"}  # a new option --rnn, as a fork adds it to train.parser
-    assert runs.run_name({**base, "rnn": "gru"}, with_rnn) == "lstm_attn-S3-rnngru-plain", "a new option is named"
-    assert runs.run_name({**base, "rnn": "lstm"}, with_rnn) == "lstm_attn-S3-plain", "its default is left out"
-
-# a tiny base where every option can show its effect in a few steps; its schedules: plain, DAT, --delay auto
-PROPERTY_BASE = ["--train_len", "2", "--num_keys", "8", "--num_queries", "1", "--d_model", "8", "--batch_size", "4",
-                 "--max_iters", "4", "--warmup", "2", "--grad_clip", "0.01", "--log_interval", "1",
-                 "--eval_interval", "2", "--n_eval_train", "1", "--threads", "1", "--device", "cpu"]
-PROPERTY_SCHEDULES = {"plain": [], "dat": ["--dat", "--delay", "2"],
-                      "auto": ["--dat", "--delay", "auto", "--auto_threshold", "0", "--auto_window", "1",
-                               "--auto_interval", "1"]}
-BASE_OF = {"interleaved": ["--n_lstm", "2"]}  # with 1 LSTM layer an interleaved model is an lstm_attn (refused)
-ROUNDING = {"threads": 1e-5, "compile": 1e-5}  # options that may change a run's weights by float rounding alone
-COMPUTE_NOTHING = ("help", "dry_run")  # options that start no run
-
-def with_value(argv, action, value):
-    """argv with the option set to value (a switch added or taken out)."""
-    flag = action.option_strings[0]
-    argv = [a for a in argv if a != flag] if isinstance(action.default, bool) else argv
-    return argv + ([flag] * bool(value) if isinstance(action.default, bool) else [flag, str(value)])
-
-def computed(argv, folder):
-    """What a tiny run computes, through train.py's own main: (its options as check_args resolves them, the final
-    weights and gate), or None if the options are refused (exit code 2 and one error line)."""
-    code, out, err = run_cli(train.main, argv + ["--out_dir", folder])
-    runs.release_locks()
-    if code == 2:
-        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), f"{argv}: refused in one line: {err!r}"
-        return None
-    assert code == 0, f"{argv}: exit code {code}: {err}"
-    ckpt = torch.load(os.path.join(folder, "ckpt.pt"), weights_only=True)
-    resolved = {k: v for k, v in ckpt["config"].items() if k not in ("out_dir", "attn_on_step")}
-    return resolved, ckpt["model"], ckpt["gate"]
-
-def differs(a, b, tolerance=0.0):
-    weights = a[1].keys() != b[1].keys() or any(
-        a[1][k].shape != b[1][k].shape or not torch.allclose(a[1][k], b[1][k], rtol=0, atol=tolerance) for k in a[1])
-    return weights or a[2] != b[2]
-
-def assert_other_values_compute_or_are_refused(base, reference, names, how_many, folder):
-    """folder: the base run's. Each of the first how_many other values of each option in names, set on base: it
-    changes what the run computes (and its name), or is refused in one line, or check_args resolves it to the base's
-    options; an option in NOT_IDENTITY changes nothing (ROUNDING: up to float rounding)."""
-    for action in (a for a in train.parser._actions if a.dest in names):
-        name = action.dest
-        values = other_values(action, reference[0].get(name, getattr(train.check_args(train.parser.parse_args(base)),
-                                                                     name)))
-        for value in values[:how_many]:
-            # --resume continues the base's own folder (finished: it must leave the run as it is)
-            got = computed(with_value(base, action, value), folder if name == "resume" else f"{folder}-{name}-{value}")
-            change = f"{base[len(PROPERTY_BASE):]}: --{name} {value}"
-            if name in train.NOT_IDENTITY:
-                assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
-                    f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY"
-            elif got is not None and got[0] != reference[0]:
-                assert differs(got, reference), f"{change} computes the same as the base: refuse it " \
-                    "for this model or core (UNUSED_BY) or make it reach the model"
-                assert train.run_name(got[0]) != train.run_name(reference[0]), f"{change}: same name"
-
-def tried_here(name, model, schedule):
-    """Whether the property test tries option name from this base: not the seed or what starts no run; what must
-    change nothing once, from lstm_attn under --delay auto, where the most can change; a hybrid's schedule options
-    from its DAT and --delay auto bases, its other options from plain."""
-    if name in ("seed",) + COMPUTE_NOTHING:
-        return False
-    if name in train.NOT_IDENTITY:
-        return (model, schedule) == ("lstm_attn", "auto")
-    return model not in HYBRIDS or (name in runs.SCHEDULE) == (schedule != "plain")
-
-def test_every_option_changes_what_a_run_computes_or_is_refused():
-    """For every model and every option of train.py (a new one included, automatically): a value of an identifying
-    option other than the base's changes the weights a tiny deterministic run ends with, or is refused for that
-    model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY
-    changes nothing (ROUNDING: up to float rounding). The seed alone is exempt. The base model gets every other
-    value, the other models the first; the schedule's options are tried from the DAT and --delay auto bases; each
-    core's sub-options (train.CORE_OPTIONS) every other value from an lstm with that core."""
-    root, real_compile = tmpdir(), torch.compile
-    torch.compile = functools.partial(real_compile, backend="eager")  # the inductor takes minutes and a compiler
-    try:
-        for model in MODELS:
-            schedules = PROPERTY_SCHEDULES if model in HYBRIDS else {"plain": []}
-            for schedule, options in schedules.items():
-                base = PROPERTY_BASE + ["--model", model] + BASE_OF.get(model, []) + options
-                reference = computed(base, f"{root}/{model}-{schedule}")
-                assert reference is not None, f"the base run {base} is refused"
-                names = [a.dest for a in train.parser._actions if tried_here(a.dest, model, schedule)]
-                assert_other_values_compute_or_are_refused(base, reference, names, None if model == "lstm_attn" else 1,
-                                                           f"{root}/{model}-{schedule}")
-        model_options = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("model", "core")]
-        for core in CORES:  # every core, from an lstm of that core: the options that reach the model
-            base = PROPERTY_BASE + ["--model", "lstm", "--core", core]
-            reference = computed(base, f"{root}/{core}")
-            assert reference is not None, f"the base run {base} is refused"
-            assert_other_values_compute_or_are_refused(base, reference, model_options, 1, f"{root}/{core}")
-    finally:
-        torch.compile = real_compile
-    shutil.rmtree(root)
-
-def test_every_model_config_field_is_an_option_or_derived():
-    """Each ModelConfig field is an option of train.py of the same name (it reaches the model with no second edit)
-    or one of train.DERIVED, never both; and an option's default is its field's default."""
-    options = {a.dest: a.default for a in train.parser._actions}
-    for field in dataclasses.fields(ModelConfig):
-        assert (field.name in options) != (field.name in train.DERIVED), \
-            f"ModelConfig.{field.name}: an option of the same name or a derived field (train.DERIVED), not both"
-        assert field.name not in train.NOT_IDENTITY, f"--{field.name} reaches the model: it identifies the run"
-        assert options.get(field.name) in (None, field.default), f"--{field.name}'s default is not its field's"
-    config = vars(train.check_args(train.parser.parse_args(["--model", "transformer", "--d_model", "32"])))
-    assert train.model_config_of(config) == ModelConfig(model="transformer", d_model=32, pos="rope"), \
-        "model_config_of gives each field its option's value"
-
 def test_run_folder_names_keep_their_form():
+    """Run names keep their form: the README's example, bookkeeping options left out, a model's own
+    default position encoding left out, a CUDA run named apart."""
     root = tmpdir()
     name = dry_run(["--pos", "rope", "--train_len", "16", "--dat", "--seed", "3", "--out_root", root])[0]
     assert name == os.path.join(root, "lstm_attn-S3-rope-len16-dat5000-s3"), f"the README's example name: {name}"
@@ -1192,16 +1260,18 @@ def test_run_folder_names_keep_their_form():
     assert same == plain, "options that do not identify a run (threads, log interval, cpu) leave the name alone"
     assert dry_run(["--model", "transformer", "--pos", "rope"])[0] == os.path.join("out", "transformer-S3-plain-s0"), \
         "a model's own default position encoding is left out of the name"
-    cpu_run = vars(train.check_args(train.parser.parse_args(["--dat"])))  # a CUDA run (bf16) is another run
-    assert train.run_name({**cpu_run, "device": "cuda"}) == "lstm_attn-S3-cuda-dat5000", "a CUDA run is named so"
+    cpu_run = vars(options.check_args(options.parser.parse_args(["--dat"])))  # a CUDA run (bf16) is another run
+    assert options.run_name({**cpu_run, "device": "cuda"}) == "lstm_attn-S3-cuda-dat5000", "a CUDA run is named so"
     assert dry_run(["--core", "gru"])[0] == os.path.join("out", "lstm_attn-S3-coregru-plain-s0"), \
         "a core other than the LSTM is named; the LSTM, the default, is left out"
-    auto = vars(train.check_args(train.parser.parse_args(["--dat", "--delay", "auto", "--auto_window", "5"])))
-    assert train.run_name(auto) == "lstm_attn-S3-datauto-win5", "--delay auto's options follow the schedule"
+    auto = vars(options.check_args(options.parser.parse_args(["--dat", "--delay", "auto", "--auto_window", "5"])))
+    assert options.run_name(auto) == "lstm_attn-S3-datauto-win5", "--delay auto's options follow the schedule"
     assert not os.listdir(root), "--dry_run wrote something"
     shutil.rmtree(root)
 
 def test_run_state_decides_skip_and_resume():
+    """A folder's state (new, interrupted, trained, finished) decides what train.py and the grid do with it;
+    a line a crash cut short is cut off on resume."""
     root = tmpdir()
     run, argv = os.path.join(root, "run"), TINY + ["--max_iters", "20"]
     assert dry_run(argv + ["--out_dir", run])[1] == "new"
@@ -1216,233 +1286,6 @@ def test_run_state_decides_skip_and_resume():
     assert dry_run(argv + ["--out_dir", run])[1] == "finished"
     os.remove(os.path.join(run, "ckpt.pt"))  # a committed run folder: no checkpoint, still finished
     assert dry_run(argv + ["--out_dir", run])[1] == "finished"
-    shutil.rmtree(root)
-
-def test_wilson_interval_and_fisher_test():
-    # hand-computed: 2 of 5, z = 1.96: centre (0.4 + 0.3841) / 1.7683 = 0.4435, half-width 0.3258
-    assert np.allclose(atlas.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
-    assert np.allclose(atlas.wilson(0, 10), [0.0, 0.2775], atol=1e-4)  # z^2 / (n + z^2)
-    assert np.allclose(atlas.wilson(10, 10), [0.7225, 1.0], atol=1e-4)
-    assert abs(atlas.fisher_exact(2, 5, 0, 5) - 4 / 9) < 1e-12  # C(5,2)C(5,0)/C(10,2) doubled: 10/45 * 2
-    assert abs(atlas.fisher_exact(3, 3, 0, 3) - 0.1) < 1e-12    # 2 / C(6,3)
-    assert abs(atlas.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
-    assert atlas.fisher_exact(1, 4, 1, 4) == 1.0
-
-def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0, options=(), attn_on_step=None,
-             probe=None, attn_off=None):
-    """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies; probe and attn_off:
-    the state accuracy of eval.py --probe and --attn_off at every length (a function of mult), if scored so."""
-    argv = ["--seed", str(seed), "--pos", pos, "--out_dir", folder, *options]
-    config = vars(train.check_args(train.parser.parse_args(argv)))
-    if attn_on_step is not None:  # as --delay auto records it when the state is learned
-        config["attn_on_step"] = attn_on_step
-    config["model_config"] = dataclasses.asdict(train.model_config_of(config))
-    os.makedirs(os.path.join(root, folder))
-    with open(os.path.join(root, folder, "config.json"), "w") as f:
-        json.dump(config, f)
-    with open(os.path.join(root, folder, "log.jsonl"), "w") as f:
-        f.write(json.dumps({"step": 8000 if finished else 500, "token_acc_3x": 0.5}) + "\n")
-    accuracies = {"state_acc": 0.9, "recall_acc": 0.9, "token_acc": 0.9}
-    records = [{"n": 8 * m, "mult": m, **accuracies, "seq_acc": seq_acc_1x if m == 1 else seq_acc_3x,
-                **({"probe_state_acc": probe(m)} if probe else {}),
-                **({"attn_off": {**accuracies, "seq_acc": 0.0, "state_acc": attn_off(m)}} if attn_off else {})}
-               for m in (1, 2, 3, 8)]
-    with open(os.path.join(root, folder, "eval.json"), "w") as f:
-        json.dump(records, f)
-
-def test_plot_groups_runs_by_config_not_folder_name():
-    root = tmpdir()
-    fake_run(root, "misleading-s0", 0, "none", 0.1)   # same config as the next, other folder name
-    fake_run(root, "other-name-s7", 7, "none", 0.95)
-    fake_run(root, "misleading-s1", 1, "rope", 0.2, seq_acc_1x=0.5)   # a name like the first, another config
-    fake_run(root, "rope-s2", 2, "rope", 0.3, finished=False)
-    loaded = plot.load_runs([root])
-    assert plot.find_runs([root, os.path.join(root, "rope-s2") + "/"]) == plot.find_runs([root]), "named twice"
-    groups = plot.group_by_config(loaded)
-    assert sorted(groups) == ["lstm_attn-S3-plain", "lstm_attn-S3-rope-plain"], groups.keys()
-    assert [r["config"]["seed"] for r in groups["lstm_attn-S3-plain"]] == [0, 7]
-    cells = {c["setting"]: c for c in atlas.atlas(loaded, ["plain"])["cells"]}
-    none, rope = cells["lstm_attn-S3"], cells["lstm_attn-S3-rope"]
-    assert (none["n"], none["n_fail"], none["seeds"], none["seq_acc_3x"]) == (2, 1, [0, 7], [0.525, 0.1, 0.95])
-    assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
-    assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"}
-    assert none["ci95"] == atlas.wilson(1, 2)
-    lo, hi = atlas.wilson(1, 2)
-    overview = atlas.atlas_overview(atlas.atlas(loaded, ["plain", "dat5000"]), ["plain", "dat5000"])
-    assert f"| lstm_attn-S3 | 1 of 2 [{lo:.2f}, {hi:.2f}] (1 state, 0 recall) | - | - | 0.53 / - |" in overview
-    groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
-    assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups, plot.scored_lengths(groups))
-    code, out, err = run_cli(atlas.main, [root, "--out", os.path.join(root, "atlas"), "--schedules", "plain"])
-    assert code == 0, err
-    with open(os.path.join(root, "atlas.md")) as f:
-        assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0 / 1) |" in f.read()  # it failed at 1x too
-    argv = [root, "--out", f"{root}/by_width", "--schedules", "plain", "--sweep", "d_model"]  # rates against it
-    code, out, err = run_cli(atlas.main, argv)
-    assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
-    shutil.rmtree(root)
-
-def test_every_core_trains_in_a_hybrid_under_delay_auto_and_is_scored_with_attention_off_and_a_probe():
-    root = tmpdir()
-    for core in CORES:
-        run = f"{root}/{core}"
-        argv = PROPERTY_BASE + ["--core", core, "--dat", "--delay", "auto", "--auto_threshold", "0", "--auto_window",
-                                "1", "--auto_interval", "1", "--out_dir", run]
-        assert run_cli(train.main, argv)[0] == 0, f"a {core} hybrid trains under --delay auto"
-        assert json.load(open(f"{run}/config.json"))["attn_on_step"] == 1, f"the {core} hybrid's attention switched on"
-        code, out, err = run_cli(evaluation.main, [run, "--n_eval", "8", "--mults", "1,2", "--attn_off", "--probe"])
-        assert code == 0 and "attention off" in out and "probe" in out, f"a {core} hybrid is scored: {err}"
-        runs.release_locks()
-    shutil.rmtree(root)
-
-def test_tables_name_the_recurrent_part_the_runs_have():
-    """The atlas and plot.py's summary say LSTM for LSTM runs (every committed table) and the core for another."""
-    root = tmpdir()
-    for core in ("lstm", "gru"):
-        options = () if core == "lstm" else ("--core", "gru")
-        fake_run(root, f"{core}/a-s0", 0, "none", 0.9, options=options)
-        runs_here, out = f"{root}/{core}", f"{root}/{core}"
-        assert run_cli(atlas.main, [runs_here, "--out", f"{out}_atlas", "--schedules", "plain"])[0] == 0, "atlas"
-        assert run_cli(plot.main, [runs_here, "--out", f"{out}.png", "--summary", f"{out}.md"])[0] == 0, "plot"
-        name = {"lstm": "LSTM", "gru": "gru core"}[core]
-        atlas_text, summary = open(f"{root}/{core}_atlas.md").read(), open(f"{root}/{core}.md").read()
-        assert f"{name} holds the state" in atlas_text and f"{name} probe 3x" in atlas_text, f"the atlas names {name}"
-        assert f"state, {name} probe" in summary, f"the summary names {name}"
-        other = {"lstm": "gru core", "gru": "LSTM"}[core]
-        assert other not in atlas_text + summary, f"a {core} run's tables do not name the {other}"
-    shutil.rmtree(root)
-
-def test_ladder_counts_runs_that_extend_and_judges_a_full_cell():
-    """results/ladder.py: per core and group, the runs whose state accuracy reaches 0.98 at 1x, 3x and 8x; a
-    prediction judged once a cell has its 10 seeds; runs of another setting left out."""
-    root = tmpdir()
-    for seed in range(10):  # the GRU on Z5: every seed learns it, 6 extend it to 3x, 2 to 8x
-        fake_run(root, f"gru-s{seed}", seed, "none", 0.0, options=("--model", "lstm", "--group", "Z5", "--core", "gru"))
-        edit_json(f"{root}/gru-s{seed}/eval.json", lambda records: [
-            {**r, "state_acc": 1.0 if r["mult"] == 1 or r["mult"] == 3 and seed < 6 or seed < 2 else 0.5}
-            for r in records])
-    fake_run(root, "unit-s0", 0, "none", 0.0, options=("--model", "lstm", "--group", "Z5", "--core", "diagonal"))
-    fake_run(root, "wide-s0", 0, "none", 0.0, options=("--model", "lstm", "--d_model", "32"))
-    result = ladder.ladder(plot.load_runs([root]))
-    cells = {(e["core"], e["group"]): e for e in result["cells"]}
-    gru, unit = cells[("gru", "Z5")], cells[("diagonal unit", "Z5")]
-    assert (gru["n"], gru["k_1x"], gru["k_3x"], gru["k_8x"], gru["held"]) == (10, 10, 6, 2, True), f"counts: {gru}"
-    assert (unit["n"], unit["held"]) == (1, None), f"a cell below 10 seeds is not judged: {unit}"
-    assert result["left_out"] == 1, "a run of another setting (d_model 32) is left out"
-    text = ladder.markdown(result)
-    assert "- the LSTM and GRU (1 cells): 10 / 6 / 2 of 10" in text and \
-        "- cells no layer of the core can express (1 cells): 0 / 0 / 0 of 1" in text, "the pooled counts"
-    shutil.rmtree(root)
-
-def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
-    """results/cores_hybrid.py: a core that can track the group is compared with --delay auto, one that cannot with
-    DAT 5000; each prediction judged at 10 runs a schedule; the core alone comes from the ladder's runs."""
-    root = tmpdir()
-    def hybrid(name, seed, core, group, schedule, seq_acc_3x, off_3x, probe_3x=1.0):
-        fake_run(root, f"{name}-s{seed}", seed, "none", seq_acc_3x, options=("--group", group, *core, *schedule),
-                 attn_off=lambda m: off_3x if m == 3 else 1.0, probe=lambda m: probe_3x if m == 3 else 1.0)
-    gru, unit, auto = ("--core", "gru"), ("--core", "diagonal"), ("--dat", "--delay", "auto")
-    for seed in range(10):  # GRU on Z5 (can): plain fails 6 and never reads the state without attention, though its
-        # core holds it in 4 (the probe); auto fails none and always reads it without attention
-        hybrid("gru-plain", seed, gru, "Z5", (), 0.1 if seed < 6 else 0.9, 0.5, 0.5 if seed < 6 else 1.0)
-        hybrid("gru-auto", seed, gru, "Z5", auto, 0.9, 1.0)
-        hybrid("unit-plain", seed, unit, "S3", (), 0.1, 0.3)  # unit diagonal on S3 (cannot): lost both ways
-        hybrid("unit-dat", seed, unit, "S3", ("--dat",), 0.1 if seed else 0.9, 0.3)
-    hybrid("gru-dat", 0, gru, "Z5", ("--dat",), 0.9, 1.0)  # not the schedule theory fixes for this cell: left out
-    fake_run(root, "gru-alone-s0", 0, "none", 0.0, options=("--model", "lstm", "--group", "Z5", *gru))
-    edit_json(f"{root}/gru-alone-s0/eval.json", lambda records: [{**r, "state_acc": 1.0} for r in records])
-    result = cores_hybrid.cores_hybrid(plot.load_runs([root]))
-    cells = {(e["core"], e["group"]): e for e in result["cells"]}
-    assert sorted(cells) == [("diagonal unit", "S3"), ("gru", "Z5")], f"one entry per cell: {sorted(cells)}"
-    g, u = cells[("gru", "Z5")], cells[("diagonal unit", "S3")]
-    assert (g["delayed"]["schedule"], u["delayed"]["schedule"]) == ("datauto", "dat5000"), "schedules by theory"
-    assert (g["plain"]["n_fail"], g["delayed"]["n_fail"], g["delayed"]["n_reads_without_attention"]) == (6, 0, 10), g
-    assert (g["plain"]["n_probe_holds"], g["plain"]["n_reads_without_attention"]) == (4, 0), \
-        f"the probe's column counts probe_state_acc, attention-off's attn_off.state_acc: {g['plain']}"
-    assert "4 of 10 [0.17, 0.69] / 10 of 10" in cores_hybrid.markdown(result) and \
-        "0 of 10 [0.00, 0.28] / 10 of 10" in cores_hybrid.markdown(result), "both columns in the table"
-    assert (g["alone"]["n"], g["alone"]["k_3x"]) == (1, 1), "the core alone is counted from the ladder's run"
-    assert g["held"] and u["held"], "a cured can-cell and a cannot-cell lost under both schedules hold"
-    assert result["other_schedules"] == 1, "the GRU hybrid under DAT 5000 is left out and counted"
-    fake_run(root, "gru-auto-s10", 10, "none", 0.9, finished=False, options=("--group", "Z5", *gru, *auto))
-    text = cores_hybrid.markdown(cores_hybrid.cores_hybrid(plot.load_runs([root])))
-    assert "- gru on Z5 datauto: seeds 10" in text, "an unfinished run is listed, not counted"
-    hybrid("unit-dat", 10, unit, "S3", ("--dat",), 0.9, 1.0)  # one delayed core that holds the state
-    hybrid("gru-plain", 10, gru, "Z5", (), 0.9, 1.0)
-    cells = {(e["core"], e["group"]): e for e in cores_hybrid.cores_hybrid(plot.load_runs([root]))["cells"]}
-    assert cells[("diagonal unit", "S3")]["held"] is False, "a core that cannot track the group but holds it: not held"
-    assert cells[("gru", "Z5")]["held"] is True, "11 plain runs against 10 delayed are judged alike"
-    shutil.rmtree(root)
-
-def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
-    """eval.py --probe: with as many probe weights as 1x state positions, a least-squares fit on the scored set itself
-    would read every state right (it interpolates); fit on its own 1x set, an untrained model's probe is near chance."""
-    torch.manual_seed(0)
-    config = vars(train.check_args(train.parser.parse_args(TINY)))  # d_model 16: 17 weights per class
-    model = Model(train.model_config_of(config)).eval()
-    n_eval = 4  # 4 sequences of 4 actions: 16 state positions, fewer than the 17 weights
-    table = data.group_table(config["group"])
-    tokens, targets = data.eval_batch(table, config["train_len"], config["num_keys"], config["num_queries"], n_eval,
-                                      evaluation.EVAL_SEED)
-    is_state = data.target_masks(tokens, targets)[0]
-    with torch.no_grad():
-        x = model.stream(tokens, max(i for i, kind in enumerate(model.layout) if kind == "rnn") + 1)[is_state]
-    x, y = torch.cat([x, torch.ones(len(x), 1)], dim=1), targets[is_state]
-    in_sample = (x @ torch.linalg.lstsq(x, F.one_hot(y, len(table)).float()).solution).argmax(-1).eq(y).float().mean()
-    assert in_sample == 1.0, f"the check has teeth: a probe fit on the scored set reads it all ({in_sample})"
-    scored = evaluation.probe(model, config, [1], n_eval)[0]
-    assert scored < 0.9, f"the probe is fit on a 1x set of its own, not the scored one: {scored:.3f}"
-
-def test_tables_keep_the_probe_and_attention_off_apart():
-    """The atlas, the ladder and results/mechanism.py count "the recurrent part holds the state" from eval.json's
-    probe_state_acc and "the model reads it without attention" from attn_off.state_acc, never one for the other."""
-    root = tmpdir()
-    holds, not_ = (lambda m: 1.0), (lambda m: 0.5)
-    fake_run(root, "pool/a-s0", 0, "none", 0.9, probe=holds, attn_off=not_)  # passes; the probe holds, off not
-    fake_run(root, "pool/a-s1", 1, "none", 0.1, probe=not_, attn_off=not_)   # fails; neither
-    fake_run(root, "pool/a-s2", 2, "none", 0.9, probe=not_, attn_off=holds)  # passes; only attention off
-    fake_run(root, "pool/b-s0", 0, "none", 0.9, probe=holds, attn_off=holds, options=("--dat",))
-    cell = atlas.atlas(plot.load_runs([f"{root}/pool"]), ["plain", "dat5000"])["cells"][0]
-    assert (cell["n_probe_holds"], cell["n_reads_without_attention"]) == (1, 1), f"the atlas's two counts: {cell}"
-    text = atlas.atlas_markdown(atlas.atlas(plot.load_runs([f"{root}/pool"]), ["plain", "dat5000"]), ["plain"])
-    assert "LSTM holds the state (probe) 1 of 3" in text and "without attention (attention off) 1 of 3" in text, text
-    pool, fresh, settings = mechanism.cells_of(plot.load_runs([f"{root}/pool"]), "mechanism")
-    plain = mechanism.two_by_two(pool[("lstm_attn-S3", "plain")])
-    assert (plain["n_holds"], plain["n_pass_holds"], plain["n_pass_not"], plain["n_reads"]) == (1, 1, 1, 1), plain
-    assert not fresh and settings["lstm_attn-S3"] == {"pos": "none", "pooled": True, "after_attention": False}
-    fake_run(root, "alone-s0", 0, "none", 0.0, options=("--model", "lstm", "--group", "Z5", "--core", "gru"),
-             probe=holds)  # the head reads the state at 0.9 (fake_run's state_acc): below the line; the probe holds
-    gru = {(e["core"], e["group"]): e for e in ladder.ladder(plot.load_runs([f"{root}/alone-s0"]))["cells"]}
-    assert (gru[("gru", "Z5")]["k_3x"], gru[("gru", "Z5")]["k_probe_3x"]) == (0, 1), "the ladder's head and probe"
-    shutil.rmtree(root)
-
-def test_mechanism_judges_the_confirmation_apart_from_the_pool():
-    """results/mechanism.py: runs in folders named --new are predicted from their probe at 3x (P3) and 2x (P2) and
-    judged once JUDGED_AT of them are finished, apart from the committed pool; the figure and tables are written."""
-    root = tmpdir()
-    fake_run(root, "headline/a-s0", 0, "none", 0.9, probe=lambda m: 1.0, attn_off=lambda m: 0.5)
-    fake_run(root, "headline/b-s0", 0, "none", 0.9, probe=lambda m: 1.0, attn_off=lambda m: 1.0, options=("--dat",))
-    for seed in range(100, 100 + mechanism.JUDGED_AT):  # every 5th run fails though its probe holds at 2x (even seeds: at 3x too)
-        passes, fooled = seed % 2 == 0, seed % 5 == 0
-        fake_run(root, f"mechanism/a-s{seed}", seed, "none", 0.9 if passes and not fooled else 0.1,
-                 probe=lambda m, p=passes, f=fooled: 1.0 if p or (f and m <= 2) else 0.7, attn_off=lambda m: 0.5)
-    out = f"{root}/mech"
-    code, printed, err = run_cli(mechanism.main, [f"{root}/headline", f"{root}/mechanism", "--out", out])
-    assert code == 0 and os.path.isfile(out + ".png"), f"mechanism.py draws its figure: {err}"
-    result = json.load(open(out + ".json"))["confirmation"]
-    hits = result["cells"]["all"]["hits"]
-    assert (hits["P3"]["k"], hits["P2"]["k"]) == (36, 32), f"P3 misses the 4 fooled passes, P2 all 8 fooled: {hits}"
-    assert result["held"] == {"P3": True, "P2": True, "attention-off separates nothing": True}, result["held"]
-    assert "P3 held; P2 held" in open(out + ".md").read(), "the verdicts are in the table"
-    shutil.rmtree(root)
-
-def test_atlas_gives_the_step_delay_auto_switched_at():
-    root, auto = tmpdir(), ("--dat", "--delay", "auto")
-    fake_run(root, "auto-s0", 0, "none", 0.9, options=auto, attn_on_step=700)
-    fake_run(root, "auto-s1", 1, "none", 0.1, options=auto)  # the state never learned: attention never on
-    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "datauto"])
-    assert code == 0, err
-    with open(f"{root}/atlas.md") as f:
-        assert "- lstm_attn-S3 datauto: s0 700, s1 never" in f.read().splitlines()
     shutil.rmtree(root)
 
 def edit_json(path, edit):
@@ -1538,7 +1381,211 @@ def test_readers_refuse_a_run_folder_missing_its_config_or_log():
         shutil.rmtree(os.path.join(root, folder))
     shutil.rmtree(root)
 
+# -----------------------------------------------------------------------------
+# the tables: failure rates and tests, the ladder, cores in hybrids, where the state lives
+
+def test_wilson_interval_and_fisher_test():
+    """The atlas's statistics against hand-computed values: Wilson intervals and Fisher's exact test."""
+    # hand-computed: 2 of 5, z = 1.96: centre (0.4 + 0.3841) / 1.7683 = 0.4435, half-width 0.3258
+    assert np.allclose(atlas.wilson(2, 5), [0.1176, 0.7693], atol=1e-4)
+    assert np.allclose(atlas.wilson(0, 10), [0.0, 0.2775], atol=1e-4)  # z^2 / (n + z^2)
+    assert np.allclose(atlas.wilson(10, 10), [0.7225, 1.0], atol=1e-4)
+    assert abs(atlas.fisher_exact(2, 5, 0, 5) - 4 / 9) < 1e-12  # C(5,2)C(5,0)/C(10,2) doubled: 10/45 * 2
+    assert abs(atlas.fisher_exact(3, 3, 0, 3) - 0.1) < 1e-12    # 2 / C(6,3)
+    assert abs(atlas.fisher_exact(4, 10, 0, 10) - 0.0867) < 1e-4
+    assert atlas.fisher_exact(1, 4, 1, 4) == 1.0
+
+def fake_run(root, folder, seed, pos, seq_acc_3x, finished=True, seq_acc_1x=1.0, flags=(), attn_on_step=None,
+             probe=None, attn_off=None):
+    """A run folder as train.py and eval.py leave it (config, log, eval), with chosen accuracies; probe and attn_off:
+    the state accuracy of eval.py --probe and --attn_off at every length (a function of mult), if scored so."""
+    argv = ["--seed", str(seed), "--pos", pos, "--out_dir", folder, *flags]
+    config = vars(options.check_args(options.parser.parse_args(argv)))
+    if attn_on_step is not None:  # as --delay auto records it when the state is learned
+        config["attn_on_step"] = attn_on_step
+    config["model_config"] = dataclasses.asdict(options.model_config_of(config))
+    os.makedirs(os.path.join(root, folder))
+    with open(os.path.join(root, folder, "config.json"), "w") as f:
+        json.dump(config, f)
+    with open(os.path.join(root, folder, "log.jsonl"), "w") as f:
+        f.write(json.dumps({"step": 8000 if finished else 500, "token_acc_3x": 0.5}) + "\n")
+    accuracies = {"state_acc": 0.9, "recall_acc": 0.9, "token_acc": 0.9}
+    records = [{"n": 8 * m, "mult": m, **accuracies, "seq_acc": seq_acc_1x if m == 1 else seq_acc_3x,
+                **({"probe_state_acc": probe(m)} if probe else {}),
+                **({"attn_off": {**accuracies, "seq_acc": 0.0, "state_acc": attn_off(m)}} if attn_off else {})}
+               for m in (1, 2, 3, 8)]
+    with open(os.path.join(root, folder, "eval.json"), "w") as f:
+        json.dump(records, f)
+
+def test_plot_groups_runs_by_config_not_folder_name():
+    """plot.py and the atlas group runs by their config, never by folder name; unfinished runs are
+    counted apart."""
+    root = tmpdir()
+    fake_run(root, "misleading-s0", 0, "none", 0.1)   # same config as the next, other folder name
+    fake_run(root, "other-name-s7", 7, "none", 0.95)
+    fake_run(root, "misleading-s1", 1, "rope", 0.2, seq_acc_1x=0.5)   # a name like the first, another config
+    fake_run(root, "rope-s2", 2, "rope", 0.3, finished=False)
+    loaded = plot.load_runs([root])
+    assert plot.find_runs([root, os.path.join(root, "rope-s2") + "/"]) == plot.find_runs([root]), "named twice"
+    groups = plot.group_by_config(loaded)
+    assert sorted(groups) == ["lstm_attn-S3-plain", "lstm_attn-S3-rope-plain"], groups.keys()
+    assert [r["config"]["seed"] for r in groups["lstm_attn-S3-plain"]] == [0, 7]
+    cells = {c["setting"]: c for c in atlas.atlas(loaded, ["plain"])["cells"]}
+    none, rope = cells["lstm_attn-S3"], cells["lstm_attn-S3-rope"]
+    assert (none["n"], none["n_fail"], none["seeds"], none["seq_acc_3x"]) == (2, 1, [0, 7], [0.525, 0.1, 0.95])
+    assert (rope["n"], rope["n_fail"], rope["unfinished_seeds"]) == (1, 1, [2]), "unfinished runs are not mixed in"
+    assert none["config"] == {"model": "lstm_attn", "group": "S3", "pos": "none", "device": "cpu"}
+    assert none["ci95"] == atlas.wilson(1, 2)
+    lo, hi = atlas.wilson(1, 2)
+    overview = atlas.atlas_overview(atlas.atlas(loaded, ["plain", "dat5000"]), ["plain", "dat5000"])
+    assert f"| lstm_attn-S3 | 1 of 2 [{lo:.2f}, {hi:.2f}] (1 state, 0 recall) | - | - | 0.53 / - |" in overview
+    groups["lstm_attn-S3-plain"][0]["eval"][1]["probe_state_acc"] = 0.5  # one run scored with --probe, one without
+    assert "| lstm_attn-S3-plain (0,7) | 3x |" in plot.summary_table(groups, plot.scored_lengths(groups))
+    code, out, err = run_cli(atlas.main, [root, "--out", os.path.join(root, "atlas"), "--schedules", "plain"])
+    assert code == 0, err
+    with open(os.path.join(root, "atlas.md")) as f:
+        assert "| lstm_attn-S3-rope | plain | 1 | 1 (1 / 0 / 1) |" in f.read()  # it failed at 1x too
+    argv = [root, "--out", f"{root}/by_width", "--schedules", "plain", "--sweep", "d_model"]  # rates against it
+    code, out, err = run_cli(atlas.main, argv)
+    assert code == 0 and os.path.getsize(f"{root}/by_width.png") > 10000, err
+    shutil.rmtree(root)
+
+def test_tables_name_the_recurrent_part_the_runs_have():
+    """The atlas and plot.py's summary say LSTM for LSTM runs (every committed table) and the core for another."""
+    root = tmpdir()
+    for core in ("lstm", "gru"):
+        flags = () if core == "lstm" else ("--core", "gru")
+        fake_run(root, f"{core}/a-s0", 0, "none", 0.9, flags=flags)
+        runs_here, out = f"{root}/{core}", f"{root}/{core}"
+        assert run_cli(atlas.main, [runs_here, "--out", f"{out}_atlas", "--schedules", "plain"])[0] == 0, "atlas"
+        assert run_cli(plot.main, [runs_here, "--out", f"{out}.png", "--summary", f"{out}.md"])[0] == 0, "plot"
+        name = {"lstm": "LSTM", "gru": "gru core"}[core]
+        atlas_text, summary = open(f"{root}/{core}_atlas.md").read(), open(f"{root}/{core}.md").read()
+        assert f"{name} holds the state" in atlas_text and f"{name} probe 3x" in atlas_text, f"the atlas names {name}"
+        assert f"state, {name} probe" in summary, f"the summary names {name}"
+        other = {"lstm": "gru core", "gru": "LSTM"}[core]
+        assert other not in atlas_text + summary, f"a {core} run's tables do not name the {other}"
+    shutil.rmtree(root)
+
+def test_ladder_counts_runs_that_extend_and_judges_a_full_cell():
+    """results/ladder.py: per core and group, the runs whose state accuracy reaches 0.98 at 1x, 3x and 8x; a
+    prediction judged once a cell has its 10 seeds; runs of another setting left out."""
+    root = tmpdir()
+    for seed in range(10):  # the GRU on Z5: every seed learns it, 6 extend it to 3x, 2 to 8x
+        fake_run(root, f"gru-s{seed}", seed, "none", 0.0, flags=("--model", "lstm", "--group", "Z5", "--core", "gru"))
+        edit_json(f"{root}/gru-s{seed}/eval.json", lambda records: [
+            {**r, "state_acc": 1.0 if r["mult"] == 1 or r["mult"] == 3 and seed < 6 or seed < 2 else 0.5}
+            for r in records])
+    fake_run(root, "unit-s0", 0, "none", 0.0, flags=("--model", "lstm", "--group", "Z5", "--core", "diagonal"))
+    fake_run(root, "wide-s0", 0, "none", 0.0, flags=("--model", "lstm", "--d_model", "32"))
+    result = ladder.ladder(plot.load_runs([root]))
+    cells = {(e["core"], e["group"]): e for e in result["cells"]}
+    gru, unit = cells[("gru", "Z5")], cells[("diagonal unit", "Z5")]
+    assert (gru["n"], gru["k_1x"], gru["k_3x"], gru["k_8x"], gru["held"]) == (10, 10, 6, 2, True), f"counts: {gru}"
+    assert (unit["n"], unit["held"]) == (1, None), f"a cell below 10 seeds is not judged: {unit}"
+    assert result["left_out"] == 1, "a run of another setting (d_model 32) is left out"
+    text = ladder.markdown(result)
+    assert "- the LSTM and GRU (1 cells): 10 / 6 / 2 of 10" in text and \
+        "- cells no layer of the core can express (1 cells): 0 / 0 / 0 of 1" in text, "the pooled counts"
+    shutil.rmtree(root)
+
+def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
+    """results/cores_hybrid.py: a core that can track the group is compared with --delay auto, one that cannot with
+    DAT 5000; each prediction judged at 10 runs a schedule; the core alone comes from the ladder's runs."""
+    root = tmpdir()
+    def hybrid(name, seed, core, group, schedule, seq_acc_3x, off_3x, probe_3x=1.0):
+        fake_run(root, f"{name}-s{seed}", seed, "none", seq_acc_3x, flags=("--group", group, *core, *schedule),
+                 attn_off=lambda m: off_3x if m == 3 else 1.0, probe=lambda m: probe_3x if m == 3 else 1.0)
+    gru, unit, auto = ("--core", "gru"), ("--core", "diagonal"), ("--dat", "--delay", "auto")
+    for seed in range(10):  # GRU on Z5 (can): plain fails 6 and never reads the state without attention, though its
+        # core holds it in 4 (the probe); auto fails none and always reads it without attention
+        hybrid("gru-plain", seed, gru, "Z5", (), 0.1 if seed < 6 else 0.9, 0.5, 0.5 if seed < 6 else 1.0)
+        hybrid("gru-auto", seed, gru, "Z5", auto, 0.9, 1.0)
+        hybrid("unit-plain", seed, unit, "S3", (), 0.1, 0.3)  # unit diagonal on S3 (cannot): lost both ways
+        hybrid("unit-dat", seed, unit, "S3", ("--dat",), 0.1 if seed else 0.9, 0.3)
+    hybrid("gru-dat", 0, gru, "Z5", ("--dat",), 0.9, 1.0)  # not the schedule theory fixes for this cell: left out
+    fake_run(root, "gru-alone-s0", 0, "none", 0.0, flags=("--model", "lstm", "--group", "Z5", *gru))
+    edit_json(f"{root}/gru-alone-s0/eval.json", lambda records: [{**r, "state_acc": 1.0} for r in records])
+    result = cores_hybrid.cores_hybrid(plot.load_runs([root]))
+    cells = {(e["core"], e["group"]): e for e in result["cells"]}
+    assert sorted(cells) == [("diagonal unit", "S3"), ("gru", "Z5")], f"one entry per cell: {sorted(cells)}"
+    g, u = cells[("gru", "Z5")], cells[("diagonal unit", "S3")]
+    assert (g["delayed"]["schedule"], u["delayed"]["schedule"]) == ("datauto", "dat5000"), "schedules by theory"
+    assert (g["plain"]["n_fail"], g["delayed"]["n_fail"], g["delayed"]["n_reads_without_attention"]) == (6, 0, 10), g
+    assert (g["plain"]["n_probe_holds"], g["plain"]["n_reads_without_attention"]) == (4, 0), \
+        f"the probe's column counts probe_state_acc, attention-off's attn_off.state_acc: {g['plain']}"
+    assert "4 of 10 [0.17, 0.69] / 10 of 10" in cores_hybrid.markdown(result) and \
+        "0 of 10 [0.00, 0.28] / 10 of 10" in cores_hybrid.markdown(result), "both columns in the table"
+    assert (g["alone"]["n"], g["alone"]["k_3x"]) == (1, 1), "the core alone is counted from the ladder's run"
+    assert g["held"] and u["held"], "a cured can-cell and a cannot-cell lost under both schedules hold"
+    assert result["other_schedules"] == 1, "the GRU hybrid under DAT 5000 is left out and counted"
+    fake_run(root, "gru-auto-s10", 10, "none", 0.9, finished=False, flags=("--group", "Z5", *gru, *auto))
+    text = cores_hybrid.markdown(cores_hybrid.cores_hybrid(plot.load_runs([root])))
+    assert "- gru on Z5 datauto: seeds 10" in text, "an unfinished run is listed, not counted"
+    hybrid("unit-dat", 10, unit, "S3", ("--dat",), 0.9, 1.0)  # one delayed core that holds the state
+    hybrid("gru-plain", 10, gru, "Z5", (), 0.9, 1.0)
+    cells = {(e["core"], e["group"]): e for e in cores_hybrid.cores_hybrid(plot.load_runs([root]))["cells"]}
+    assert cells[("diagonal unit", "S3")]["held"] is False, "a core that cannot track the group but holds it: not held"
+    assert cells[("gru", "Z5")]["held"] is True, "11 plain runs against 10 delayed are judged alike"
+    shutil.rmtree(root)
+
+def test_tables_keep_the_probe_and_attention_off_apart():
+    """The atlas, the ladder and results/mechanism.py count "the recurrent part holds the state" from eval.json's
+    probe_state_acc and "the model reads it without attention" from attn_off.state_acc, never one for the other."""
+    root = tmpdir()
+    holds, not_ = (lambda m: 1.0), (lambda m: 0.5)
+    fake_run(root, "pool/a-s0", 0, "none", 0.9, probe=holds, attn_off=not_)  # passes; the probe holds, off not
+    fake_run(root, "pool/a-s1", 1, "none", 0.1, probe=not_, attn_off=not_)   # fails; neither
+    fake_run(root, "pool/a-s2", 2, "none", 0.9, probe=not_, attn_off=holds)  # passes; only attention off
+    fake_run(root, "pool/b-s0", 0, "none", 0.9, probe=holds, attn_off=holds, flags=("--dat",))
+    cell = atlas.atlas(plot.load_runs([f"{root}/pool"]), ["plain", "dat5000"])["cells"][0]
+    assert (cell["n_probe_holds"], cell["n_reads_without_attention"]) == (1, 1), f"the atlas's two counts: {cell}"
+    text = atlas.atlas_markdown(atlas.atlas(plot.load_runs([f"{root}/pool"]), ["plain", "dat5000"]), ["plain"])
+    assert "LSTM holds the state (probe) 1 of 3" in text and "without attention (attention off) 1 of 3" in text, text
+    pool, fresh, settings = mechanism.cells_of(plot.load_runs([f"{root}/pool"]), "mechanism")
+    plain = mechanism.two_by_two(pool[("lstm_attn-S3", "plain")])
+    assert (plain["n_holds"], plain["n_pass_holds"], plain["n_pass_not"], plain["n_reads"]) == (1, 1, 1, 1), plain
+    assert not fresh and settings["lstm_attn-S3"] == {"pos": "none", "pooled": True, "after_attention": False}
+    fake_run(root, "alone-s0", 0, "none", 0.0, flags=("--model", "lstm", "--group", "Z5", "--core", "gru"),
+             probe=holds)  # the head reads the state at 0.9 (fake_run's state_acc): below the line; the probe holds
+    gru = {(e["core"], e["group"]): e for e in ladder.ladder(plot.load_runs([f"{root}/alone-s0"]))["cells"]}
+    assert (gru[("gru", "Z5")]["k_3x"], gru[("gru", "Z5")]["k_probe_3x"]) == (0, 1), "the ladder's head and probe"
+    shutil.rmtree(root)
+
+def test_mechanism_judges_the_confirmation_apart_from_the_pool():
+    """results/mechanism.py: runs in folders named --new are predicted from their probe at 3x (P3) and 2x (P2) and
+    judged once JUDGED_AT of them are finished, apart from the committed pool; the figure and tables are written."""
+    root = tmpdir()
+    fake_run(root, "headline/a-s0", 0, "none", 0.9, probe=lambda m: 1.0, attn_off=lambda m: 0.5)
+    fake_run(root, "headline/b-s0", 0, "none", 0.9, probe=lambda m: 1.0, attn_off=lambda m: 1.0, flags=("--dat",))
+    # every 5th run fails though its probe holds at 2x (even seeds: at 3x too)
+    for seed in range(100, 100 + mechanism.JUDGED_AT):
+        passes, fooled = seed % 2 == 0, seed % 5 == 0
+        fake_run(root, f"mechanism/a-s{seed}", seed, "none", 0.9 if passes and not fooled else 0.1,
+                 probe=lambda m, p=passes, f=fooled: 1.0 if p or (f and m <= 2) else 0.7, attn_off=lambda m: 0.5)
+    out = f"{root}/mech"
+    code, printed, err = run_cli(mechanism.main, [f"{root}/headline", f"{root}/mechanism", "--out", out])
+    assert code == 0 and os.path.isfile(out + ".png"), f"mechanism.py draws its figure: {err}"
+    result = json.load(open(out + ".json"))["confirmation"]
+    hits = result["cells"]["all"]["hits"]
+    assert (hits["P3"]["k"], hits["P2"]["k"]) == (36, 32), f"P3 misses the 4 fooled passes, P2 all 8 fooled: {hits}"
+    assert result["held"] == {"P3": True, "P2": True, "attention-off separates nothing": True}, result["held"]
+    assert "P3 held; P2 held" in open(out + ".md").read(), "the verdicts are in the table"
+    shutil.rmtree(root)
+
+def test_atlas_gives_the_step_delay_auto_switched_at():
+    """The atlas lists the step each --delay auto seed switched attention on at, or never."""
+    root, auto = tmpdir(), ("--dat", "--delay", "auto")
+    fake_run(root, "auto-s0", 0, "none", 0.9, flags=auto, attn_on_step=700)
+    fake_run(root, "auto-s1", 1, "none", 0.1, flags=auto)  # the state never learned: attention never on
+    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "datauto"])
+    assert code == 0, err
+    with open(f"{root}/atlas.md") as f:
+        assert "- lstm_attn-S3 datauto: s0 700, s1 never" in f.read().splitlines()
+    shutil.rmtree(root)
+
 def test_atlas_of_runs_none_finished_is_refused():
+    """An atlas of runs none of which is finished is one error line and writes nothing."""
     root = tmpdir()
     for seed in (0, 1):
         fake_run(root, f"a-s{seed}", seed, "none", 0.9, finished=False)
@@ -1548,85 +1595,7 @@ def test_atlas_of_runs_none_finished_is_refused():
     shutil.rmtree(root)
 
 # -----------------------------------------------------------------------------
-
-def test_readme_quick_start_figures_are_the_committed_runs():
-    """The quick start's expected figures at 3x are the committed record of the same run."""
-    text = " ".join(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")).read().split())
-    number = r"([\d.]+)"
-    found = re.search(rf"has at 3x state {number}, recall {number}, token {number} and sequence {number} \(`([^`]+)`",
-                      text)
-    assert found, "the README's quick start names its expected figures and their file"
-    record = next(r for r in json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), found[5])))
-                  if r["mult"] == 3)
-    figures = [f"{record[k]:.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")]
-    assert figures == list(found.groups()[:4]), f"the README says {found.groups()[:4]}, {found[5]} holds {record}"
-
-def test_readme_results_table_is_copied_from_the_generated_tables():
-    """Every row of the README's results table is a row of a table results/atlas.py wrote (a stale copy fails)."""
-    with open("README.md") as f:
-        table = [line for line in f.read().split("\n\n") if line.startswith("| setting | plain fails")][0]
-    generated = set()
-    for name in os.listdir("results"):
-        if name.endswith(".md") and name not in ("README.md", "PREREGISTRATION.md"):
-            with open(os.path.join("results", name)) as f:
-                generated |= set(f.read().splitlines())
-    rows = table.splitlines()[2:]
-    assert 0 < len(rows) <= 10, f"the README's table has {len(rows)} rows"
-    for row in rows:
-        assert row in generated, f"README row not in any table of results/: {row}"
-
-def test_tiny_train_eval_plot():
-    root = tmpdir()
-    for seed in (0, 1):
-        argv = TINY + ["--dat", "--delay", "10", "--ramp", "8", "--max_iters", "30", "--seed", str(seed),
-                       "--out_dir", f"{root}/lstm_attn-dat-s{seed}"]
-        code, out, err = run_cli(train.main, argv)
-        assert code == 0, err
-        assert "ms/step" in out and "left" in out
-        code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
-                                                   "--probe", "--by_age", "--mults", "1,3,4"])
-        assert code == 0, err
-    with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
-        records = json.load(f)
-    assert [r["n"] for r in records] == [4, 12, 16] and [r["mult"] for r in records] == [1, 3, 4]
-    for r in records:
-        for view in (r, r["attn_off"]):
-            assert all(0 <= view[k] <= 1 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
-        assert 0 <= r["probe_state_acc"] <= 1
-        assert len(r["recall_by_age"]) == r["mult"] and all(0 <= a <= 1 for a in r["recall_by_age"])
-    with open(f"{root}/lstm_attn-dat-s0/log.jsonl") as f:
-        log = [json.loads(line) for line in f]
-    assert {"step", "loss", "lr", "gate", "ms_per_step", "token_acc_3x"} <= log[-1].keys()
-    assert [e["gate"] for e in log] == [0.0, 0.0, 0.625, 1.0, 1.0, 1.0]
-    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png", "--summary", f"{root}/summary.md"])
-    assert code == 0, err
-    assert "2 runs, 1 labels" in out and os.path.getsize(f"{root}/fig.png") > 10000
-    with open(f"{root}/summary.md") as f:
-        rows = f.read().splitlines()[2:]
-    label = "lstm_attn-S3-len4-keys16-q3-d16-bs16-iters30-dat10r8"  # every option that differs from the defaults
-    assert len(rows) == 3 and rows[0].startswith(f"| {label} (0,1) | 1x |"), rows
-    tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
-    assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
-    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "dat10r8"])
-    bands = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["recall_by_age"] for s in (0, 1)]
-    means = " | ".join(f"{np.mean(b):.3f}" for b in zip(*bands))
-    row = f"| {label.removesuffix('-dat10r8')} | dat10r8 | 2 | 4x | {means} |"
-    assert code == 0 and row in open(f"{root}/atlas.md").read().splitlines(), (err, row)
-    code, out, err = run_cli(plot.main, [root, "--sweep", "seed", "--out", f"{root}/sweep.png"])
-    assert code == 0 and "2 runs, 2 values of seed" in out, err
-    expect_refusal(plot.main, [root, "--sweep", "group"])  # not numeric
-    code, out, err = run_cli(attention.main, [f"{root}/lstm_attn-dat-s0", "--out", f"{root}/attn.png"])
-    assert code == 0 and os.path.getsize(f"{root}/attn.png") > 10000, err
-    code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
-    arrays = np.load(f"{root}/a5.npz")
-    assert arrays["tokens"].shape == arrays["targets"].shape == (5, 2 * 6 + 1 + 6)
-    assert arrays["tokens"].dtype == np.int64
-    shutil.rmtree(root)
-
-# -----------------------------------------------------------------------------
-
-# -----------------------------------------------------------------------------
-# the grid launcher (results/commands.sh, results/launch.py) on a small grid of its own
+# the grid (results/commands.sh, results/launch.py) on a small grid of its own, and the committed one
 
 TINY_GRID = """
 TINY = "--max_iters 20 --d_model 8 --batch_size 4"
@@ -1646,14 +1615,14 @@ def tiny_grid(root):
         f.write(f"OUT = {out!r}\n" + TINY_GRID)
     env = {**os.environ, "GRID": path, "RUNS": os.path.join(root, "runs [here]*")}
     with launcher_in_process(env):
-        first = launch.Line(1, next(launch.load_grid().grid()))
+        first = contents.Line(1, next(contents.load_grid().grid()))
         fake_finished_run(first.folder, first.options, [1, 2])
-        return env, [launch.Line(k, text) for k, text in enumerate(launch.load_grid().grid(), 1)]
+        return env, [contents.Line(k, text) for k, text in enumerate(contents.load_grid().grid(), 1)]
 
-def fake_finished_run(folder, options, mults):
+def fake_finished_run(folder, flags, mults):
     """A run folder as train.py and eval.py leave it (no checkpoint, like a committed one), scored at mults."""
-    config = vars(train.check_args(train.parser.parse_args([*options, "--out_dir", folder])))
-    config["model_config"] = dataclasses.asdict(train.model_config_of(config))
+    config = vars(options.check_args(options.parser.parse_args([*flags, "--out_dir", folder])))
+    config["model_config"] = dataclasses.asdict(options.model_config_of(config))
     os.makedirs(folder)
     records = [{"n": 8 * m, "mult": m, "seq_acc": 1.0} for m in mults]
     for name, text in (("config.json", json.dumps(config)), ("eval.json", json.dumps(records)),
@@ -1664,19 +1633,19 @@ def fake_finished_run(folder, options, mults):
 def fake_checkpoint(folder):
     """A checkpoint of the run in folder, as train.py saves it at its last step (freshly initialised weights)."""
     config = json.load(open(os.path.join(folder, "config.json")))
-    model_config = train.model_config_of(config)
-    runs.save_checkpoint(os.path.join(folder, "ckpt.pt"), model=Model(model_config).state_dict(), config=config,
+    model_config = options.model_config_of(config)
+    run_folder.save_checkpoint(os.path.join(folder, "ckpt.pt"), model=Model(model_config).state_dict(), config=config,
                          model_config=dataclasses.asdict(model_config), step=config["max_iters"], gate=1.0)
 
 @contextlib.contextmanager
 def launcher_in_process(env):
     """results/launch.py in this process, pointed at env's grid and runs; its signal handlers undone after."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    launch.RUNS, os.environ["GRID"] = env["RUNS"], env["GRID"]
+    contents.RUNS, os.environ["GRID"] = env["RUNS"], env["GRID"]
     try:
         yield
     finally:
-        launch.RUNS = os.environ.get("RUNS", "results/runs")
+        contents.RUNS = os.environ.get("RUNS", "results/runs")
         del os.environ["GRID"]
         for s, handler in handlers.items():
             signal.signal(s, handler)
@@ -1688,18 +1657,20 @@ def mtimes(folder):
     return {name: os.stat(os.path.join(folder, name)).st_mtime_ns for name in os.listdir(folder)}
 
 def test_grid_selection_status_and_skipping():
+    """The grid's lines: their run names, --only's selection, each line's state and --status's counts;
+    a CUDA line is skipped on a machine without CUDA."""
     root = tmpdir()
     env, lines = tiny_grid(root)
     names = [line.name() for line in lines]
     assert names[:3] == ["done/lstm_attn-S3-d8-bs4-iters20-plain-s0", "todo/lstm_attn-S3-d8-bs4-iters20-plain-s0",
                          "todo/lstm_attn-S3-d8-bs4-iters20-plain-s1"], f"run names of the tiny grid: {names}"
-    assert [line.number for line in launch.select(lines, "todo/.*-s1$")] == [3], "--only selects by EXPERIMENT/NAME"
+    assert [line.number for line in contents.select(lines, "todo/.*-s1$")] == [3], "--only selects by EXPERIMENT/NAME"
     states = [line.state for line in lines]
     cuda = "finished" if torch.cuda.is_available() else "needs CUDA"
     assert states == ["finished", "new", "new", "new" if cuda == "finished" else cuda], f"states: {states}"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = launch.status(launch.select(lines, "todo|done"))
+        code = launch.status(contents.select(lines, "todo|done"))
     table = {row.split()[0]: row.split()[1:] for row in out.getvalue().splitlines()[1:]}
     assert code == 0 and table["done"][:4] == ["1", "0", "0", "0"] and table["todo"][:4] == ["0", "0", "0", "2"] \
         and table["all"][:4] == ["1", "0", "0", "2"], f"--status counts per experiment: {out.getvalue()}"
@@ -1712,14 +1683,15 @@ def test_grid_selection_status_and_skipping():
     shutil.rmtree(root)
 
 def test_grid_job_failures_and_a_held_folder():
+    """A grid job on a folder another process holds is skipped, not failed; a failing job fails alone."""
     root = tmpdir()
     env, lines = tiny_grid(root)
     # a run folder another process holds (train.py exit code runs.IN_USE): skipped, not failed
-    runs.lock(lines[1].folder)
+    run_folder.lock(lines[1].folder)
     try:
         done = launcher(env, "--job", "2")
     finally:
-        runs.release_locks()
+        run_folder.release_locks()
     assert done.returncode == 0 and "in use by another process: skipped" in done.stdout, f"IN_USE is a skip: {done}"
     assert not os.path.exists(os.path.join(lines[1].folder, "log.jsonl")), "a held folder is left alone"
     # a log that cannot be read: one error line, exit code 1, nothing written (no eval.txt anywhere)
@@ -1776,7 +1748,7 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
     with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:
         json.dump([{"n": 8, "mult": 1, "seq_acc": 1.0}], f)
     with launcher_in_process(env):
-        line = launch.Line(1, lines[0].text)
+        line = contents.Line(1, lines[0].text)
     assert line.state == "error" and line.error == f"line 1: {lines[0].folder}: eval.json lacks 2x and there is no " \
         "checkpoint to score it from", f"a finished folder scored at 1x only, no checkpoint: {line.error}"
     code, out, err = launch_main(env, "--status", "--only", "^done/")
@@ -1784,12 +1756,12 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
         f"--status counts it as an error, said in one line, exit code 1: {code} {out} {err}"
     fake_checkpoint(lines[0].folder)
     with launcher_in_process(env):
-        line = launch.Line(1, lines[0].text)
+        line = contents.Line(1, lines[0].text)
     assert line.state == "trained" and line.error is None, f"with a checkpoint it is scored again: {line.state}"
     with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:  # scored at every length, its report lost
         json.dump([{"n": 8 * m, "mult": m, "seq_acc": 1.0} for m in (1, 2)], f)
     with launcher_in_process(env):
-        line = launch.Line(1, lines[0].text)
+        line = contents.Line(1, lines[0].text)
     assert not os.path.exists(os.path.join(lines[0].folder, "eval.txt")) and line.state == "trained", \
         f"eval.json without eval.txt (a kill between the two), a checkpoint there: scored again: {line.state}"
     shutil.rmtree(root)
@@ -1866,14 +1838,14 @@ def test_grid_figures_go_under_runs_and_a_failing_one_fails():
     env, lines = tiny_grid(root)
     with launcher_in_process(env):
         figure = ("results/x", "rates", ["done"], "--summary results/s.md")
-        command, reason, _ = launch.figure_command(figure, root)
+        command, reason, _ = contents.figure_command(figure, root)
         runs_here = env["RUNS"]
         assert command[2:] == [f"{runs_here}/done", "--out", f"{runs_here}/x", "--summary", f"{runs_here}/s.md"], \
             f"outputs under RUNS, folders found though RUNS has glob characters: {command} {reason}"
-        assert launch.figure_command(("results/a.png", "attention", ["done"], ""), root)[1:] == \
+        assert contents.figure_command(("results/a.png", "attention", ["done"], ""), root)[1:] == \
             ("it needs the checkpoints (not committed)", False), "an attention picture without checkpoints: skipped"
-    launch.RUNS = "results/runs"
-    assert launch.output("results/x.md") == "results/x.md", "with the kit's own RUNS, results/ is written"
+    contents.RUNS = "results/runs"
+    assert contents.output("results/x.md") == "results/x.md", "with the kit's own RUNS, results/ is written"
     code, out, err = launch_main(env, "--plots")
     assert code == 1 and err == f"error: {os.path.join(root, 'todo.png')}: none of its runs are here\n", \
         f"a figure that cannot be drawn fails --plots: {code} {err}"
@@ -1891,6 +1863,7 @@ def has_child(pid):
     return False
 
 def test_grid_signal_while_drawing_exits_128_plus_signal():
+    """A signal while the grid draws its figures stops it with exit code 128 + the signal's number."""
     root = tmpdir()
     env, lines = tiny_grid(root)
     os.makedirs(os.path.join(env["RUNS"], "todo"))  # a folder for the figure: its drawing starts
@@ -1914,12 +1887,12 @@ def test_grid_job_decides_again_and_writes_its_report_whole():
         fake_finished_run(todo.folder, todo.options, [1, 2])  # another launcher finished it meanwhile
         assert todo.state == "new" and launch.run_job(todo) == "skipped" and todo.state == "finished", \
             f"a line finished since the launcher started is skipped: {todo.state}"
-        runs.lock(lines[2].folder)  # another process holds it
+        run_folder.lock(lines[2].folder)  # another process holds it
         try:
             assert launch.run_job(lines[2]) == "skipped" and "in use by another process" in out.getvalue(), \
                 f"a folder held by another process is skipped: {out.getvalue()}"
         finally:
-            runs.release_locks()
+            run_folder.release_locks()
         os.remove(os.path.join(todo.folder, "eval.json"))
         fake_checkpoint(todo.folder)  # trained, not scored
         with open(os.path.join(todo.folder, "eval.txt.tmp"), "w") as f:
@@ -1965,8 +1938,89 @@ def test_grid_committed_lines_and_figures_all_work():
     """results/grid.py: no line that cannot work, every committed run scored at its line's test lengths, every
     figure's --schedules among its lines'."""
     code, out, err = launch_main({**os.environ, "GRID": "results/grid.py", "RUNS": "results/runs"}, "--status")
-    total = dict(zip(launch.STATES, map(int, out.splitlines()[-1].split()[1:])))
+    total = dict(zip(contents.STATES, map(int, out.splitlines()[-1].split()[1:])))
     assert code == 0 and not err and total["error"] == 0 and total["finished"] > 0, f"the grid: {code} {out} {err}"
+
+# -----------------------------------------------------------------------------
+# the documents: the README's commands, figures and tables are the kit's
+
+def test_readme_quick_start_figures_are_the_committed_runs():
+    """The quick start's expected figures at 3x are the committed record of the same run."""
+    text = " ".join(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")).read().split())
+    number = r"([\d.]+)"
+    found = re.search(rf"has at 3x state {number}, recall {number}, token {number} and sequence {number} \(`([^`]+)`",
+                      text)
+    assert found, "the README's quick start names its expected figures and their file"
+    record = next(r for r in json.load(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), found[5])))
+                  if r["mult"] == 3)
+    figures = [f"{record[k]:.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")]
+    assert figures == list(found.groups()[:4]), f"the README says {found.groups()[:4]}, {found[5]} holds {record}"
+
+def test_readme_results_table_is_copied_from_the_generated_tables():
+    """Every row of the README's results table is a row of a table results/atlas.py wrote (a stale copy fails)."""
+    with open("README.md") as f:
+        table = [line for line in f.read().split("\n\n") if line.startswith("| setting | plain fails")][0]
+    generated = set()
+    for name in os.listdir("results"):
+        if name.endswith(".md") and name not in ("README.md", "PREREGISTRATION.md"):
+            with open(os.path.join("results", name)) as f:
+                generated |= set(f.read().splitlines())
+    rows = table.splitlines()[2:]
+    assert 0 < len(rows) <= 10, f"the README's table has {len(rows)} rows"
+    for row in rows:
+        assert row in generated, f"README row not in any table of results/: {row}"
+
+def test_tiny_train_eval_plot():
+    """The quick start's path on a tiny run: train.py, eval.py with every extra score, plot.py's figure
+    and table, and data.py's --save, end to end."""
+    root = tmpdir()
+    for seed in (0, 1):
+        argv = TINY + ["--dat", "--delay", "10", "--ramp", "8", "--max_iters", "30", "--seed", str(seed),
+                       "--out_dir", f"{root}/lstm_attn-dat-s{seed}"]
+        code, out, err = run_cli(train.main, argv)
+        assert code == 0, err
+        assert "ms/step" in out and "left" in out
+        code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
+                                                   "--probe", "--by_age", "--mults", "1,3,4"])
+        assert code == 0, err
+    with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
+        records = json.load(f)
+    assert [r["n"] for r in records] == [4, 12, 16] and [r["mult"] for r in records] == [1, 3, 4]
+    for r in records:
+        for view in (r, r["attn_off"]):
+            assert all(0 <= view[k] <= 1 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
+        assert 0 <= r["probe_state_acc"] <= 1
+        assert len(r["recall_by_age"]) == r["mult"] and all(0 <= a <= 1 for a in r["recall_by_age"])
+    with open(f"{root}/lstm_attn-dat-s0/log.jsonl") as f:
+        log = [json.loads(line) for line in f]
+    assert {"step", "loss", "lr", "gate", "ms_per_step", "token_acc_3x"} <= log[-1].keys()
+    assert [e["gate"] for e in log] == [0.0, 0.0, 0.625, 1.0, 1.0, 1.0]
+    code, out, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png", "--summary", f"{root}/summary.md"])
+    assert code == 0, err
+    assert "2 runs, 1 labels" in out and os.path.getsize(f"{root}/fig.png") > 10000
+    with open(f"{root}/summary.md") as f:
+        rows = f.read().splitlines()[2:]
+    label = "lstm_attn-S3-len4-keys16-q3-d16-bs16-iters30-dat10r8"  # every option that differs from the defaults
+    assert len(rows) == 3 and rows[0].startswith(f"| {label} (0,1) | 1x |"), rows
+    tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
+    assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
+    code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "dat10r8"])
+    bands = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["recall_by_age"] for s in (0, 1)]
+    means = " | ".join(f"{np.mean(b):.3f}" for b in zip(*bands))
+    row = f"| {label.removesuffix('-dat10r8')} | dat10r8 | 2 | 4x | {means} |"
+    assert code == 0 and row in open(f"{root}/atlas.md").read().splitlines(), (err, row)
+    code, out, err = run_cli(plot.main, [root, "--sweep", "seed", "--out", f"{root}/sweep.png"])
+    assert code == 0 and "2 runs, 2 values of seed" in out, err
+    expect_refusal(plot.main, [root, "--sweep", "group"])  # not numeric
+    code, out, err = run_cli(attention.main, [f"{root}/lstm_attn-dat-s0", "--out", f"{root}/attn.png"])
+    assert code == 0 and os.path.getsize(f"{root}/attn.png") > 10000, err
+    code, out, err = run_cli(data.main, ["--group", "A5", "--n", "6", "--num", "5", "--save", f"{root}/a5.npz"])
+    arrays = np.load(f"{root}/a5.npz")
+    assert arrays["tokens"].shape == arrays["targets"].shape == (5, 2 * 6 + 1 + 6)
+    assert arrays["tokens"].dtype == np.int64
+    shutil.rmtree(root)
+
+# -----------------------------------------------------------------------------
 
 if __name__ == "__main__":
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -16,7 +16,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import SCHEDULE, ArgParser, die, identity, run_script, schedule_name, setting_name, write_json, write_text
+from runs import ArgParser, die, run_script, write_json, write_text
 
 import matplotlib
 matplotlib.use("Agg")
@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from plot import check_out, load_runs, probed_after_attention, record, recurrent_part, save_figure, shared_lengths
-from train import IDENTITY
+from options import IDENTITY, SCHEDULE, identity, schedule_name, setting_name
 
 FAIL_BELOW = 0.80  # a run fails if its sequence accuracy at 3x is below this (pre-registered)
 STATE_OK = 0.98    # a failure is a state failure if its state accuracy at 3x is below this, else a recall failure
@@ -56,10 +56,10 @@ def atlas_entry(runs, schedule):
             die(f"{os.path.join(run['dir'], 'eval.json')} has no 3x record: score it with eval.py --mults 1,3,...")
     fails = [r for r in done if at(r, 3)["seq_acc"] < FAIL_BELOW]
     config = runs[0]["config"]
-    setting = {k: v for k, v in identity(config, IDENTITY).items() if k not in SCHEDULE}
+    setting = {k: v for k, v in identity(config).items() if k not in SCHEDULE}
     changed = {k: v for k, v in setting.items()
                if k in ("model", "group", "pos", "device") or v != IDENTITY[k]}
-    entry = {"setting": setting_name(config, IDENTITY), "schedule": schedule, "config": changed,
+    entry = {"setting": setting_name(config), "schedule": schedule, "config": changed,
              "seeds": [r["config"]["seed"] for r in done], "n": len(done), "n_fail": len(fails),
              "n_state_fail": sum(at(r, 3)["state_acc"] < STATE_OK for r in fails),
              "n_fail_1x": sum(at(r, 1).get("seq_acc", 1.0) < FAIL_BELOW for r in fails),  # not learned at all
@@ -90,8 +90,8 @@ def atlas(runs, schedules):
     """One entry per setting and schedule; every schedule after the first is tested against the first."""
     groups = defaultdict(list)
     for run in runs:
-        if schedule_name(run["config"], IDENTITY) in schedules:
-            groups[(setting_name(run["config"], IDENTITY), schedule_name(run["config"], IDENTITY))].append(run)
+        if schedule_name(run["config"]) in schedules:
+            groups[(setting_name(run["config"]), schedule_name(run["config"]))].append(run)
     by_name = lambda name: [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]  # d32 < d128
     entries = [atlas_entry(sorted(rs, key=lambda r: r["config"]["seed"]), schedule) for (_, schedule), rs in
                sorted(groups.items(), key=lambda kv: (by_name(kv[0][0]), schedules.index(kv[0][1])))]
@@ -245,7 +245,7 @@ def plot_atlas_sweep(result, schedules, key, out):
     for e in result["cells"]:
         value = e["config"].get(key, default)
         if e["n"]:
-            lines[(setting_name({**e["config"], key: default}, IDENTITY), e["schedule"])].append((value, e))
+            lines[(setting_name({**e["config"], key: default}), e["schedule"])].append((value, e))
     if not lines:
         die(f"--sweep {key}: no cell has a finished run")
     labels = list(dict.fromkeys(label for label, _ in lines))
@@ -294,7 +294,7 @@ def main(argv=None):
     if not runs:
         die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")
     schedules = list(dict.fromkeys(args.schedules.split(",")))  # a repeated name counts once
-    found = {schedule_name(r["config"], IDENTITY) for r in runs}
+    found = {schedule_name(r["config"]) for r in runs}
     missing = [s for s in schedules if s not in found]
     if missing:
         die(f"--schedules: no run has schedule {missing[0]!r} (the runs have {', '.join(sorted(found))})")

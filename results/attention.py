@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import ArgParser, die, load_checkpoint, run_script
+from runs import ArgParser, die, run_script
 
 import matplotlib.pyplot as plt
 import torch
@@ -17,6 +17,7 @@ import torch
 from data import eval_batch, group_table, token_names
 from eval import EVAL_SEED, model_from_checkpoint
 from plot import check_out, save_figure
+from run_folder import load_checkpoint
 
 def plot_attention(run_dir, out, mult=3):
     """The attention weights of every block and head on one eval sequence at mult x the training length."""

@@ -19,6 +19,7 @@ from runs import run_script
 
 import torch
 
+import options
 import train
 from data import sample_batch, seq_width
 from grid import CORES
@@ -55,7 +56,7 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, 
     return medians
 
 def run(argv, gates=(0.0, 1.0)):
-    args = train.check_args(train.parser.parse_args(argv))
+    args = options.check_args(options.parser.parse_args(argv))
     model, _, _, table, data_rng = train.build(args, None)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()

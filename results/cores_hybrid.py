@@ -19,12 +19,12 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import ArgParser, die, run_script, schedule_name, write_json, write_text
+from runs import ArgParser, die, run_script, write_json, write_text
 
 from atlas import FAIL_BELOW, STATE_OK, atlas_entry, fisher_exact, wilson
 from ladder import FLOOR, GROUPS, TRACKS, core_cell, ladder
 from plot import load_runs
-from train import IDENTITY
+from options import schedule_name
 
 LOST = 0.8  # a hybrid whose core cannot track the group is predicted lost: at least this share of its runs fail
 REFERENCE = ("lstm",)  # the kit's own core: its cells are committed runs, shown beside the others, not judged
@@ -54,7 +54,7 @@ def cores_hybrid(all_runs):
         where = core_cell(run["config"])
         if where is None or run["config"]["model"] != "lstm_attn":  # the ladder's runs, or another setting
             continue
-        schedule = schedule_name(run["config"], IDENTITY)
+        schedule = schedule_name(run["config"])
         if schedule in ("plain", delayed(*where)):
             cells[where + (schedule,)].append(run)
         else:

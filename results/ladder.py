@@ -16,7 +16,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import SCHEDULE, ArgParser, die, identity, is_default, run_script, schedule_name, write_json, write_text
+from runs import ArgParser, die, run_script, write_json, write_text
 
 import matplotlib
 matplotlib.use("Agg")
@@ -25,7 +25,7 @@ import numpy as np
 
 from atlas import STATE_OK, wilson
 from plot import check_out, load_runs, record, save_figure
-from train import ALL_CORE_OPTIONS, IDENTITY
+from options import ALL_CORE_OPTIONS, IDENTITY, SCHEDULE, identity, is_default, schedule_name
 
 NAMES_A_CORE = ("core",) + ALL_CORE_OPTIONS  # a run's core and its sub-options; the group names the task
 GROUPS = ("Z2", "Z5", "S3")
@@ -34,7 +34,7 @@ FLOOR = 10  # seeds a cell needs before its prediction is judged
 
 def core_name(config):
     """The core of a run as the ladder names it, e.g. gru, diagonal signed, delta beta 2 x2."""
-    c = identity(config, IDENTITY)
+    c = identity(config)
     if c["core"] == "diagonal":
         return f"diagonal {c['transitions']}"
     if c["core"] == "delta":
@@ -50,9 +50,9 @@ TRACKS = {"lstm": GROUPS, "gru": GROUPS, "diagonal unit": (), "diagonal signed":
 def core_cell(config):
     """(core, group) of a run of the default setting but for its model, core, group and schedule, with a core and group
     the ladder holds; None for any other run (e.g. delta beta 1, or a run at d_model 128)."""
-    c = identity(config, IDENTITY)
+    c = identity(config)
     other = [k for k in IDENTITY if k not in NAMES_A_CORE + SCHEDULE + ("group", "model")
-             and not is_default(k, c[k], c, IDENTITY)]
+             and not is_default(k, c[k], c)]
     return None if other or c["group"] not in GROUPS or core_name(config) not in TRACKS else \
         (core_name(config), c["group"])
 
@@ -65,7 +65,7 @@ def ladder(all_runs):
     cells, left_out = defaultdict(list), []
     for run in all_runs:
         where = core_cell(run["config"])
-        if where is None or run["config"]["model"] != "lstm" or schedule_name(run["config"], IDENTITY) != "plain":
+        if where is None or run["config"]["model"] != "lstm" or schedule_name(run["config"]) != "plain":
             left_out.append(run["dir"])
         elif run["finished"]:
             cells[where].append(run)
@@ -82,8 +82,9 @@ def ladder(all_runs):
                             **{f"k_probe_{m}x": probe[m] for m in LENGTHS}})
     return {"rule": f"a run learns a group at 1x, or extends it to 3x or 8x, if its state accuracy there (the model's "
                     f"head) is at least {STATE_OK}; the probe's counts: the same with the linear probe of the core "
-                    f"(eval.py --probe) in place of the head; prediction held: for a group the core can track, at least half the seeds extend to "
-                    "3x; for one it cannot, no seed extends to 8x", "cells": entries, "left_out": len(left_out)}
+                    f"(eval.py --probe) in place of the head; prediction held: for a group the core can track, at "
+                    "least half the seeds extend to 3x; for one it cannot, no seed extends to 8x",
+            "cells": entries, "left_out": len(left_out)}
 
 def overview(result):
     """Core by group, each cell: the seeds that learn the group at 1x / extend it to 3x / to 8x, of n, by the head and

@@ -21,7 +21,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import ArgParser, die, identity, run_script, schedule_name, setting_name, write_json, write_text
+from runs import ArgParser, die, run_script, write_json, write_text
 
 import matplotlib
 matplotlib.use("Agg")
@@ -30,7 +30,7 @@ import numpy as np
 
 from atlas import FAIL_BELOW, STATE_OK, fisher_exact, wilson
 from plot import check_out, layout_of, load_runs, probed_after_attention, record, save_figure
-from train import IDENTITY
+from options import identity, schedule_name, setting_name
 
 SCHEDULES = ("plain", "dat5000", "datauto")
 PREDICTORS = {"P3": 3, "P2": 2}  # entry 68: a run is predicted to pass if its probe at this length is >= STATE_OK
@@ -44,7 +44,8 @@ def measures(run):
     if "probe_state_acc" not in at(3) or "attn_off" not in at(3):
         die(f"{run['dir']}: its eval.json has no probe or attention-off score at 3x: score it with eval.py --mults "
             "1,2,3,... --attn_off --probe")
-    return {"dir": run["dir"], "seed": run["config"]["seed"], "passes": at(3)["seq_acc"] >= FAIL_BELOW,
+    return {"dir": run["dir"], "seed": run["config"]["seed"], "group": run["config"]["group"],
+            "passes": at(3)["seq_acc"] >= FAIL_BELOW,
             "state_fail": at(3)["state_acc"] < STATE_OK, "probe_3x": at(3)["probe_state_acc"],
             "holds": at(3)["probe_state_acc"] >= STATE_OK, "reads": at(3)["attn_off"]["state_acc"] >= STATE_OK,
             **{name: at(mult).get("probe_state_acc", 0.0) >= STATE_OK for name, mult in PREDICTORS.items()},
@@ -69,12 +70,12 @@ def cells_of(runs, new):
     encoding, whether its first block is recurrent (pooled) and whether its probe reads a block after attention."""
     pool, fresh, settings = defaultdict(list), defaultdict(list), {}
     for run in runs:
-        c, schedule = run["config"], schedule_name(run["config"], IDENTITY)
-        if not run["finished"] or schedule not in SCHEDULES or identity(c, IDENTITY)["core"] != "lstm" or \
+        c, schedule = run["config"], schedule_name(run["config"])
+        if not run["finished"] or schedule not in SCHEDULES or identity(c)["core"] != "lstm" or \
                 c["model"] in ("lstm", "transformer"):
             continue
-        key = (setting_name(c, IDENTITY), schedule)
-        settings[key[0]] = {"pos": identity(c, IDENTITY)["pos"], "pooled": layout_of(c)[0] == "rnn",
+        key = (setting_name(c), schedule)
+        settings[key[0]] = {"pos": identity(c)["pos"], "pooled": layout_of(c)[0] == "rnn",
                             "after_attention": probed_after_attention(c)}
         (fresh if os.path.basename(os.path.dirname(run["dir"])) == new else pool)[key].append(measures(run))
     return pool, fresh, settings
@@ -128,45 +129,44 @@ def disagreements(cells, settings):
              if schedule == "plain" and settings[setting]["pooled"]]
     show = lambda r: f"`{r['dir'].split('runs/')[-1]}` {r['probe_3x']:.3f}"
     kinds = [("pass though the probe does not hold", lambda r: r["passes"] and not r["holds"]),
-             ("fail though the probe holds (by the state)", lambda r: not r["passes"] and r["holds"] and r["state_fail"]),
-             ("fail though the probe holds (by recall)", lambda r: not r["passes"] and r["holds"] and not r["state_fail"])]
-    lines = []
-    for label, kind in kinds:
-        found = [r for r in plain if kind(r)]
-        lines += [f"- plain runs that {label} ({len(found)}; the probe at 3x after each): "
-                  + ", ".join(map(show, found))]
-    return lines
+             ("fail though the probe holds (by the state)", lambda r: not r["passes"] and r["holds"] and
+              r["state_fail"]),
+             ("fail though the probe holds (by recall)", lambda r: not (r["passes"] or r["state_fail"]) and r["holds"])]
+    return [f"- plain runs that {label} ({len(found)}; the probe at 3x after each): " + ", ".join(map(show, found))
+            for label, found in ((label, [r for r in plain if kind(r)]) for label, kind in kinds)]
+
+def confirmation_lines(c):
+    """Entry 68's table, its verdicts and every new run."""
+    judged = {None: f"to be judged at {JUDGED_AT} runs", True: "held", False: "did not hold"}
+    right = lambda r, name: "yes" if r[name] == r["passes"] else "NO"
+    return ["The confirmation (entry 68: new seeds, judged apart from the pool): hits of each predictor (P3: the probe "
+            f"at 3x >= {STATE_OK}; P2: the probe at 2x >= {STATE_OK}, no 3x sequence read):", "",
+            "| cell | runs | fail | P3 right | P2 right | failing runs whose probe is below the line at 2x |",
+            "| --- | --- | --- | --- | --- | --- |",
+            *[f"| {label} | {e['n']} | {e['n'] - e['n_pass']} | {rate(e['hits']['P3'])} | {rate(e['hits']['P2'])} | "
+              f"{e['fail_below_at_2x']} of {e['n'] - e['n_pass']} |" for label, e in c["cells"].items()], "",
+            *table(["cell"], [([label], e) for label, e in c["cells"].items()]), "",
+            f"Predictions (at least {HITS_NEEDED:.0%} of {JUDGED_AT} right; attention off reaches the line in none): "
+            + "; ".join(f"{k} {judged[v]}" for k, v in c["held"].items()) + ".", "",
+            "Run by run (seed, group, verdict, the probe at 3x, P3 right, P2 right): " + ", ".join(
+                f"s{r['seed']} {r['group']} {'pass' if r['passes'] else 'fail'} {r['probe_3x']:.3f} {right(r, 'P3')} "
+                f"{right(r, 'P2')}" for r in c["runs"]), ""]
 
 def markdown(result):
-    judged = {None: f"to be judged at {JUDGED_AT} runs", True: "held", False: "did not hold"}
+    pooled_table = lambda entries: table(["schedule", "position encoding", "cells"],
+                                         [([e["schedule"], e["pos"], str(e["cells"])], e) for e in entries])
+    after = lambda setting: " (after attention)" * result["settings"][setting]["after_attention"]
     lines = [f"Rule: {result['rule']}.", "", "Pooled over the committed runs (layouts whose first block is recurrent: "
-             "lstm_attn and interleaved; interleaved's probe reads its second LSTM, which sees attention's output):", "",
-             *table(["schedule", "position encoding", "cells"],
-                    [([e["schedule"], e["pos"], str(e["cells"])], e) for e in result["pooled"]]), ""]
-    c = result["confirmation"]
-    if c["runs"]:
-        lines += ["The confirmation (entry 68: new seeds, judged apart from the pool): hits of each predictor "
-                  f"(P3: the probe at 3x >= {STATE_OK}; P2: the probe at 2x >= {STATE_OK}, no 3x sequence read):", "",
-                  "| cell | runs | fail | P3 right | P2 right | failing runs whose probe is below the line at 2x |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {label} | {e['n']} | {e['n'] - e['n_pass']} | {rate(e['hits']['P3'])} | {rate(e['hits']['P2'])} "
-                  f"| {e['fail_below_at_2x']} of {e['n'] - e['n_pass']} |" for label, e in c["cells"].items()]
-        lines += ["", *table(["cell"], [([label], e) for label, e in c["cells"].items()]), "",
-                  "Predictions (at least {:.0%} of {} right; attention-off reaches the line in none): ".format(
-                      HITS_NEEDED, JUDGED_AT) + "; ".join(f"{k} {judged[v]}" for k, v in c["held"].items()) + ".", "",
-                  "Run by run (pass, the probe at 3x, P3 right, P2 right): " + ", ".join(
-                      f"s{r['seed']} {r['dir'].split('lstm_attn-')[-1].split('-')[0]} {'pass' if r['passes'] else 'fail'}"
-                      f" {r['probe_3x']:.3f} {'yes' if r['P3'] == r['passes'] else 'NO'}"
-                      f" {'yes' if r['P2'] == r['passes'] else 'NO'}" for r in c["runs"]), "",
-                  "The committed pool and the new runs together:", "",
-                  *table(["schedule", "position encoding", "cells"],
-                         [([e["schedule"], e["pos"], str(e["cells"])], e) for e in result["pooled_with_new"]]), ""]
-    lines += curves_table(result["curves"])
-    lines += ["Where the probe and the verdict disagree (committed runs, the pooled layouts):", "", *disagreements(result["cell_rows"], result["settings"]), "",
-              "Per cell (setting and schedule; \"after attention\": the probed block sees attention's output):", "",
-              *table(["setting", "schedule"], [([s + " (after attention)" * result["settings"][s]["after_attention"], sch], e)
-                                               for (s, sch), e in result["per_cell"]])]
-    return "\n".join(lines) + "\n"
+             "lstm_attn and interleaved; interleaved's probe reads its second LSTM, which sees attention's output):",
+             "", *pooled_table(result["pooled"]), ""]
+    if result["confirmation"]["runs"]:
+        lines += [*confirmation_lines(result["confirmation"]), "The committed pool and the new runs together:", "",
+                  *pooled_table(result["pooled_with_new"]), ""]
+    return "\n".join(lines + curves_table(result["curves"]) + [
+        "Where the probe and the verdict disagree (committed runs, the pooled layouts):", "",
+        *disagreements(result["cell_rows"], result["settings"]), "",
+        "Per cell (setting and schedule; \"after attention\": the probed block sees attention's output):", "",
+        *table(["setting", "schedule"], [([s + after(s), sch], e) for (s, sch), e in result["per_cell"]])]) + "\n"
 
 MEASURE_NAMES = {"probe": "the LSTM holds the state: linear probe of its output",
                  "off": "the model reads the state without attention: attention gated off"}
@@ -175,7 +175,8 @@ def curves(cells):
     """The figure's curves, in the default setting's cell: plain runs that pass, plain runs that fail, DAT 5000 runs;
     per measure the median and the min and max over runs at each test length all of them were scored at."""
     plain = cells.get((HEADLINE, "plain"), [])
-    groups = [("plain, pass", [r for r in plain if r["passes"]]), ("plain, fail", [r for r in plain if not r["passes"]]),
+    groups = [("plain, pass", [r for r in plain if r["passes"]]),
+              ("plain, fail", [r for r in plain if not r["passes"]]),
               ("DAT 5000", cells.get((HEADLINE, "dat5000"), []))]
     out = []
     for label, rows in groups:
@@ -228,7 +229,7 @@ def main(argv=None):
     for k, v in fresh.items():
         both[k] += v
     rule = (f"a run passes if its sequence accuracy at 3x is at least {FAIL_BELOW}; the recurrent part holds the state "
-            f"if the linear probe of its last recurrent block (eval.py --probe, fit on a 1x set of its own) is at least "
+            "if the linear probe of its last recurrent block (eval.py --probe, fit on a 1x set of its own) is at least "
             f"{STATE_OK} at 3x; the model reads the state without attention if its state accuracy at 3x with attention "
             f"gated off (eval.py --attn_off) is at least {STATE_OK}. Intervals: 95% Wilson; Fisher p: two-sided exact "
             "test of pass against holds")

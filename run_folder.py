@@ -1,0 +1,233 @@
+"""
+A run folder's records and their checks: config.json, log.jsonl (appended), ckpt.pt (enough to resume and to
+evaluate), eval.json. One process at a time holds a folder (lock); its state (new, interrupted, trained, finished) is
+judged by its own records; its config, checkpoint and model are checked against the options (options.py) whenever a
+run is resumed, scored, plotted or counted, so a folder made before a change says what differs.
+"""
+import argparse
+import fcntl
+import json
+import os
+import sys
+import warnings
+from dataclasses import asdict
+
+import torch
+
+from model import Model, ModelConfig
+from options import IDENTITY, SAFE_ON_RESUME, check_args, checked_config, model_config_of, parser
+from runs import IN_USE, die, read_json, read_text, write_file, write_text
+
+# -----------------------------------------------------------------------------
+# lock, log, state, checkpoint
+
+_held = {}  # (device, inode) of each folder this process holds: its descriptor, whose lock lasts as long as the process
+
+def lock(folder, create=True):
+    """Hold folder for this process (an advisory lock on the folder itself, gone when the process ends, however it
+    ends): a second trainer or evaluator of the same folder refuses in one line and leaves it untouched. Readers that
+    write (eval.py, --resume) hold it before they read anything in it. create=False: the folder must exist."""
+    if os.path.islink(folder) and not os.path.exists(folder):
+        die(f"{folder} is a symbolic link to nothing")
+    if not create and not os.path.isdir(folder):
+        die(f"no run folder at {folder}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        inode = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+        if inode in _held:  # this process holds it already (train.py, then eval.py in the same process)
+            return
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError as e:
+        die(f"cannot write {folder}: {e.strerror or e}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        die(f"{folder} is in use by another process", code=IN_USE)
+    _held[inode] = fd
+
+def release_locks():
+    """Let go of every folder this process holds (for a process that runs several scripts in turn: the tests)."""
+    while _held:
+        os.close(_held.popitem()[1])
+
+def read_log(path):
+    """The entries of a log.jsonl, each with an integer step. A last line without its newline (a live trainer's
+    line half written, or one a crash or a full disk cut short) is not an entry: readers leave it alone, and the
+    process that holds the folder cuts it off (start_log). Anything else malformed is one error line."""
+    lines, log = read_text(path).split("\n")[:-1], []  # the last piece: "" after a whole line, else unfinished
+    for i, line in enumerate(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            die(f"{path}: line {i + 1} is not JSON")
+        if not isinstance(entry, dict) or type(entry.get("step")) is not int:
+            die(f"{path}: line {i + 1} has no integer step")
+        log.append(entry)
+    return log
+
+RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "eval.json", "eval.txt")  # any of them: a run folder
+
+def run_state(out_dir, log=None):
+    """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
+    run's max_iters), trained (the log at max_iters, a checkpoint, no eval.json yet) or finished (the log at
+    max_iters and eval.json: a committed run folder has no checkpoint). Judged by the folder's own config.json, never
+    by the options of the command that asks. log: the folder's log entries, if the caller has read them already."""
+    path = lambda name: os.path.join(out_dir, name)
+    if not os.path.isfile(path("config.json")):
+        if any(os.path.exists(path(name)) for name in RUN_FILES[1:]):
+            die(f"{out_dir} holds run records without their config.json")
+        return "new"
+    config = read_json(path("config.json"))
+    max_iters = config.get("max_iters") if isinstance(config, dict) else None
+    if type(max_iters) is not int:
+        die(f"{path('config.json')}: max_iters is not an integer")
+    if log is None:
+        log = read_log(path("log.jsonl")) if os.path.exists(path("log.jsonl")) else []
+    at_end = bool(log) and log[-1]["step"] == max_iters
+    if at_end and os.path.isfile(path("eval.json")):
+        return "finished"
+    if not os.path.isfile(path("ckpt.pt")):
+        if at_end:
+            die(f"{out_dir}: its log reaches max_iters {max_iters} but it has neither eval.json nor a checkpoint to "
+                f"score")
+        return "new"
+    return "trained" if at_end else "interrupted"
+
+def start_log(path, ckpt):
+    """Write log.jsonl as a run starts or resumes: the lines up to the checkpoint's step (the loop writes the later
+    ones again), with the checkpoint's own line if a stop came between writing the two; an unfinished last line (a
+    crash or a full disk) cut off, said once; untouched if it is so already."""
+    text = read_text(path) if ckpt and os.path.exists(path) else ""
+    old = read_log(path) if text else []
+    log = [e for e in old if e["step"] <= ckpt["step"]] if ckpt else []
+    if ckpt and ckpt.get("entry") and (not log or log[-1]["step"] < ckpt["step"]):
+        log.append(ckpt["entry"])
+    new_text = "".join(json.dumps(entry) + "\n" for entry in log)
+    if text and not text.endswith("\n"):
+        print(f"warning: {path}: cut off an unfinished last line", file=sys.stderr)
+    if not ckpt or new_text != text:
+        write_text(path, new_text)
+
+def save_checkpoint(path, **state):
+    write_file(path, lambda tmp: torch.save({"kit": "dat-kit", **state}, tmp))
+
+CKPT_KEYS = ("model", "config", "model_config", "step", "gate")  # what eval needs; resuming needs the rest too
+RESUME_KEYS = CKPT_KEYS + ("optimizer", "streak", "data_rng")
+CONFIG_KEYS = ("model", "group", "train_len", "num_keys", "num_queries", "seed", "max_iters")
+
+def load_checkpoint(path, for_resume=False):
+    """A dat-kit checkpoint, or one clear error line for a missing, truncated, foreign or incomplete file.
+    model_config fields newer than the checkpoint are not required: they take the dataclass's defaults."""
+    if not os.path.isfile(path):
+        die(f"no checkpoint at {path}")
+    try:
+        with warnings.catch_warnings():  # torch warns before refusing a file that is not a zip archive
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated files and foreign pickles both land here
+        reason = str(e).split("\n")[0].split(". ")[0]
+        die(f"cannot read checkpoint {path} ({type(e).__name__}: {reason}): not a file train.py wrote, or damaged")
+    if not isinstance(ckpt, dict) or ckpt.get("kit") != "dat-kit":
+        die(f"{path} is not a dat-kit checkpoint")
+    missing = [k for k in (RESUME_KEYS if for_resume else CKPT_KEYS) if k not in ckpt]
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    missing += [f"config {k}" for k in CONFIG_KEYS if k not in config]
+    missing += ["model_config"] * (not isinstance(ckpt.get("model_config"), dict))
+    if missing:
+        die(f"{path} is incomplete: it lacks {', '.join(missing)}")
+    return ckpt
+
+def check_agreement(folder, config, model_config, ckpt=None):
+    """The one consistency check of a run folder: its config.json's model_config is the model its options make now
+    (model_config, a dict), and a checkpoint holds the same run (identifying options and seed, and the folder it
+    was written for; the options a resume may change aside) and the same model. One error line names the field
+    that differs. Fields newer than a record take their defaults (the kit's older runs load as before)."""
+    def compare(saved, now, what):
+        if not isinstance(saved, dict) or set(saved) - set(now):
+            unknown = sorted(set(saved) - set(now)) if isinstance(saved, dict) else ["(not a JSON object)"]
+            die(f"{what}: model_config field {unknown[0]} is unknown to this kit")
+        for key, value in now.items():
+            if saved.get(key, getattr(ModelConfig, key)) != value:
+                shown = repr(saved[key]) if key in saved else f"missing (so {getattr(ModelConfig, key)!r})"
+                die(f"{what}: model_config {key} is {shown}, but its options make {value!r} (a run made before its "
+                    f"option reached the model? train it again)")
+    compare(config.get("model_config", {}), model_config, os.path.join(folder, "config.json"))
+    if ckpt is None:
+        return
+    where = os.path.join(folder, "ckpt.pt")
+    theirs, ours = ckpt["config"], config
+    name = lambda c: os.path.basename(os.path.normpath(str(c.get("out_dir"))))
+    for key in [k for k in IDENTITY if k not in SAFE_ON_RESUME] + ["seed"]:
+        if theirs.get(key, IDENTITY.get(key)) != ours.get(key, IDENTITY.get(key)):
+            die(f"{where} holds another run: its {key} is {theirs.get(key)!r}, config.json's {ours.get(key)!r}")
+    if name(theirs) != name(ours):
+        die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
+    compare(ckpt["model_config"], model_config, where)
+
+def check_weights(weights, model, where):
+    """The checkpoint's weights fit the model its options make now: the same parameters, of the same shapes (a run
+    trained before the model's code changed does not). One error line names the first that differs."""
+    now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
+    for key in sorted(now.keys() | saved.keys()):
+        if now.get(key) != saved.get(key):
+            die(f"{where}: its weights do not fit the model its options make: {key} is {saved.get(key, 'missing')} "
+                f"there, {now.get(key, 'missing')} here (a run made before the model changed? train it again)")
+
+# -----------------------------------------------------------------------------
+# the run in a folder, held to the options
+
+def checked_run(folder, ckpt=None):
+    """The run in folder: its config.json held to the options' meaning and in agreement with its model_config and
+    its checkpoint, if it has one (check_agreement, check_weights); one error line where they differ."""
+    where = os.path.join(folder, "config.json")
+    if not os.path.isfile(where):
+        die(f"{folder} has no config.json")
+    config = checked_config(read_json(where), where)
+    for key in CONFIG_KEYS + ("model_config",):
+        if key not in config:
+            die(f"{where} lacks {key}")
+    model_config = model_config_of(config)
+    if ckpt is None and os.path.isfile(os.path.join(folder, "ckpt.pt")):
+        ckpt = load_checkpoint(os.path.join(folder, "ckpt.pt"))
+    if ckpt is not None:
+        checked_config(ckpt["config"], os.path.join(folder, "ckpt.pt"))
+    check_agreement(folder, config, asdict(model_config), ckpt)
+    if ckpt is not None:
+        with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
+            check_weights(ckpt["model"], Model(model_config), os.path.join(folder, "ckpt.pt"))
+    return config
+
+def folder_state(args):
+    """The state of the folder args.out_dir (run_state: judged by the folder's own config), which must hold this
+    run if it holds any: a folder whose identifying options or seed differ is one error line."""
+    state = run_state(args.out_dir)
+    if os.path.isfile(os.path.join(args.out_dir, "config.json")):
+        theirs = checked_run(args.out_dir)
+        for key in list(IDENTITY) + ["seed"]:
+            if theirs.get(key, IDENTITY.get(key)) != getattr(args, key):
+                die(f"{args.out_dir} holds another run: its {key} is {theirs.get(key, IDENTITY.get(key))!r}, not "
+                    f"{getattr(args, key)!r}; choose another --out_dir")
+    return state
+
+def resumed(argv):
+    """The options of the run in --out_dir (checked again by check_args), with the few SAFE_ON_RESUME allows taken
+    from argv;
+    options newer than the run take their defaults. The folder is held first, then read. (args, checkpoint)."""
+    unset = object()  # the options typed on the command line are those not left unset
+    namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
+    given = {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}
+    if given.get("out_dir") is None:
+        die("--resume needs --out_dir, the run folder to continue")
+    if given.get("dry_run"):
+        die("--dry_run starts no run: not with --resume")
+    lock(given["out_dir"], create=False)
+    ckpt = load_checkpoint(os.path.join(given["out_dir"], "ckpt.pt"), for_resume=True)
+    run = checked_config(ckpt["config"], os.path.join(given["out_dir"], "ckpt.pt"))
+    args = check_args(parser.parse_args([], argparse.Namespace(**{**run, **given})))  # out_dir: the folder passed
+    for name in given:
+        if name not in SAFE_ON_RESUME + ("resume", "out_dir") and getattr(args, name) != run.get(name):
+            die(f"--{name} {getattr(args, name)} differs from the run's {run.get(name)}: a resumed run keeps its "
+                f"options; only {', '.join('--' + s for s in SAFE_ON_RESUME)} may change")
+    return args, ckpt
