@@ -52,17 +52,20 @@ def release_locks():
         os.close(_held.popitem()[1])
 
 def read_log(path):
-    """The entries of a log.jsonl, each with an integer step. A last line without its newline (a live trainer's
-    line half written, or one a crash or a full disk cut short) is not an entry: readers leave it alone, and the
-    process that holds the folder cuts it off (start_log). Anything else malformed is one error line."""
+    """The entries of a log.jsonl, each with an integer step, the steps strictly increasing. A last line without its
+    newline (a live trainer's line half written, or one a crash or a full disk cut short) is not an entry: readers
+    leave it alone, and the process that holds the folder cuts it off (start_log). Anything else malformed is one
+    error line."""
     lines, log = read_text(path).split("\n")[:-1], []  # the last piece: "" after a whole line, else unfinished
     for i, line in enumerate(lines):
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             die(f"{path}: line {i + 1} is not JSON")
         if not isinstance(entry, dict) or type(entry.get("step")) is not int:
             die(f"{path}: line {i + 1} has no integer step")
+        if log and entry["step"] <= log[-1]["step"]:
+            die(f"{path}: line {i + 1} has step {entry['step']}, not after line {i}'s {log[-1]['step']}")
         log.append(entry)
     return log
 
@@ -70,9 +73,11 @@ RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "eval.json", "eval.txt")  # 
 
 def run_state(out_dir, log=None):
     """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
-    run's max_iters), trained (the log at max_iters, a checkpoint, no eval.json yet) or finished (the log at
-    max_iters and eval.json: a committed run folder has no checkpoint). Judged by the folder's own config.json, never
-    by the options of the command that asks. log: the folder's log entries, if the caller has read them already."""
+    run's max_iters), trained (a checkpoint at max_iters, no eval.json yet) or finished (eval.json, and a checkpoint
+    at max_iters if there is one: a committed run folder has none). The checkpoint's step is the truth where there is
+    one, the log's is not; a folder without one is judged by its eval.json (a log that lost its last newline never
+    makes a finished run new). Judged by the folder's own config.json, never by the options of the command that asks.
+    log: the folder's log entries, if the caller has read them already."""
     path = lambda name: os.path.join(out_dir, name)
     if not os.path.isfile(path("config.json")):
         if any(os.path.exists(path(name)) for name in RUN_FILES[1:]):
@@ -82,17 +87,17 @@ def run_state(out_dir, log=None):
     max_iters = config.get("max_iters") if isinstance(config, dict) else None
     if type(max_iters) is not int:
         die(f"{path('config.json')}: max_iters is not an integer")
+    scored = os.path.isfile(path("eval.json"))
+    if os.path.isfile(path("ckpt.pt")):
+        at_end = load_checkpoint(path("ckpt.pt"))["step"] == max_iters
+        return ("finished" if scored else "trained") if at_end else "interrupted"
+    if scored:
+        return "finished"
     if log is None:
         log = read_log(path("log.jsonl")) if os.path.exists(path("log.jsonl")) else []
-    at_end = bool(log) and log[-1]["step"] == max_iters
-    if at_end and os.path.isfile(path("eval.json")):
-        return "finished"
-    if not os.path.isfile(path("ckpt.pt")):
-        if at_end:
-            die(f"{out_dir}: its log reaches max_iters {max_iters} but it has neither eval.json nor a checkpoint to "
-                f"score")
-        return "new"
-    return "trained" if at_end else "interrupted"
+    if log and log[-1]["step"] == max_iters:
+        die(f"{out_dir}: its log reaches max_iters {max_iters} but it has neither eval.json nor a checkpoint to score")
+    return "new"
 
 def start_log(path, ckpt):
     """Write log.jsonl as a run starts or resumes: the lines up to the checkpoint's step (the loop writes the later

@@ -990,6 +990,22 @@ def test_every_identifying_option_changes_the_run_name():
     finally:
         del options.IDENTITY["rnn"]
 
+def test_names_are_exact_for_every_numeric_option():
+    """A number in a run name parses back to the option's value, for every numeric option: values one float step or
+    one integer apart get two names, -0 and 0 one, and a round value keeps its short form (1.0 is 1)."""
+    numeric = [a for a in options.parser._actions if getattr(a.type, "kind", None) and a.dest in options.IDENTITY]
+    assert numeric, "the numeric identifying options are found"
+    for action in numeric:
+        name, kind = action.dest, action.type.kind
+        if kind is float:
+            value = 0.001234567
+            assert options.tag(name, value) != options.tag(name, np.nextafter(value, 1.0)), f"--{name}: one float step"
+            assert options.tag(name, -0.0) == options.tag(name, 0.0), f"--{name}: -0 is 0"
+            assert options.tag(name, 1.0).endswith("1") and options.tag(name, 0.003).endswith("0.003"), \
+                f"--{name}: round values keep their short form"
+        else:
+            assert options.tag(name, 1234567) != options.tag(name, 1234568), f"--{name}: one integer apart"
+
 # a tiny base where every option can show its effect in a few steps; its schedules: plain, DAT, --delay auto
 PROPERTY_BASE = ["--train_len", "2", "--num_keys", "8", "--num_queries", "1", "--d_model", "8", "--batch_size", "4",
                  "--max_iters", "4", "--warmup", "2", "--grad_clip", "0.01", "--log_interval", "1",
@@ -1286,6 +1302,38 @@ def test_run_state_decides_skip_and_resume():
     assert dry_run(argv + ["--out_dir", run])[1] == "finished"
     os.remove(os.path.join(run, "ckpt.pt"))  # a committed run folder: no checkpoint, still finished
     assert dry_run(argv + ["--out_dir", run])[1] == "finished"
+    shutil.rmtree(root)
+
+def test_records_in_order_the_checkpoint_rules_and_a_scored_folder_is_never_emptied():
+    """The checkpoint's step, not the log's, decides a resumable folder's state; a log's steps strictly increase; a
+    folder with eval.json and no checkpoint (every committed run) stays finished when its log loses its last newline,
+    and nothing in it is written or deleted."""
+    root = tmpdir()
+    run, argv = os.path.join(root, "run"), TINY + ["--max_iters", "20"]
+    train_until_crash(argv + ["--out_dir", run], crash_after=15)  # checkpoint at step 10
+    log = open(f"{run}/log.jsonl").read()
+    with open(f"{run}/log.jsonl", "a") as f:
+        f.write('{"step": 20}\n')  # a stray line at max_iters
+    assert run_folder.run_state(run) == "interrupted", "a stray log line at max_iters: the checkpoint says step 10"
+    with open(f"{run}/log.jsonl", "w") as f:
+        f.write(log + '{"step": 5}\n')  # a step going back
+    code, _, err = run_cli(train.main, ["--resume", "--out_dir", run])
+    assert code == 2 and "not after" in err and len(err.splitlines()) == 1, f"a decreasing step is one line: {err!r}"
+    with open(f"{run}/log.jsonl", "w") as f:
+        f.write(log)
+    assert run_cli(train.main, ["--resume", "--out_dir", run])[0] == 0, "the repaired run resumes"
+    assert run_cli(evaluation.main, [run, "--n_eval", "20"])[0] == 0, "and is scored"
+    os.remove(f"{run}/ckpt.pt")  # as committed
+    with open(f"{run}/log.jsonl") as f:
+        text = f.read()
+    with open(f"{run}/log.jsonl", "w") as f:
+        f.write(text[:-1])  # the last newline lost
+    before = {name: open(f"{run}/{name}", "rb").read() for name in os.listdir(run)}
+    assert dry_run(argv + ["--out_dir", run])[1] == "finished", "judged by its eval.json, not by its log"
+    code, _, err = run_cli(train.main, argv + ["--out_dir", run])
+    assert code == 2 and "finished" in err, f"a new run into a scored folder is refused: {err!r}"
+    after = {name: open(f"{run}/{name}", "rb").read() for name in os.listdir(run)}
+    assert after == before, "nothing in the scored folder was written or deleted"
     shutil.rmtree(root)
 
 def edit_json(path, edit):
@@ -1730,6 +1778,32 @@ def test_grid_job_leaves_a_finished_run_alone():
         if not torch.cuda.is_available():  # the --device cuda line
             assert launch.run_job(lines[3]) == "skipped" and not os.path.exists(os.path.join(env["RUNS"], "gpu")), \
                 "a --device cuda line is skipped, not failed, on a machine without CUDA"
+    shutil.rmtree(root)
+
+def test_grid_lines_name_their_device_and_start_no_other_command():
+    """A line that names no device is a CPU line: on a CUDA machine (patched in) the grid's states and run folders are
+    the CPU machine's, and train.py is told --device cpu; a line's own --device (=cuda too; the last one given)
+    decides; --help, --resume and --dry_run in a line are one error line at --list."""
+    root = tmpdir()
+    env, lines = tiny_grid(root)
+    real = torch.cuda.is_available
+    torch.cuda.is_available = lambda: True
+    try:
+        with launcher_in_process(env):
+            on_cuda = [contents.Line(line.number, line.text) for line in lines[:3]]
+    finally:
+        torch.cuda.is_available = real
+    assert [(l.folder, l.state) for l in on_cuda] == [(l.folder, l.state) for l in lines[:3]], \
+        "a CUDA machine sees the CPU lines as a CPU machine does"
+    assert on_cuda[1].run_options[-2:] == ["--device", "cpu"], "train.py is told the line's device"
+    with launcher_in_process(env):
+        line = lambda options: contents.Line(9, "todo 1,2 " + options)
+        cuda = "new" if torch.cuda.is_available() else "needs CUDA"
+        assert line("--device=cuda --seed 5").state == cuda, "--device=cuda is a CUDA line"
+        assert line("--device cuda --device cpu --seed 5").state == "new", "the last --device decides"
+        for option in ("--help", "--resume", "--dry_run"):
+            assert line(f"{option} --seed 5").error.endswith("is not for a grid line: the launcher resumes and "
+                                                           "scores each line itself"), f"{option} in a line"
     shutil.rmtree(root)
 
 def launch_main(env, *argv):

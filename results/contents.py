@@ -3,6 +3,7 @@ The grid read, with nothing run (results/launch.py does the running): the table 
 file in $GRID) loaded and checked; each line's run folder under $RUNS and its state, decided from what the folder
 holds now; which figures a selection of lines draws, why one cannot be drawn, and the command that draws it.
 """
+import argparse
 import contextlib
 import fcntl
 import fnmatch
@@ -27,6 +28,8 @@ TOOLS = {"rates": "results/atlas.py", "draw": "plot.py", "attention": "results/a
          "ladder": "results/ladder.py", "cores_hybrid": "results/cores_hybrid.py",
          "mechanism": "results/mechanism.py"}
 ATLAS_SCHEDULES = "plain,dat5000"  # results/atlas.py's default --schedules
+
+NOT_IN_A_LINE = ("-h", "--help", "--resume", "--dry_run")  # options of train.py that start no run of the line
 
 def load_grid():
     """The module in $GRID (results/grid.py by default); a file that is missing, not Python, or without grid() and
@@ -80,6 +83,7 @@ class Line:
         self.number, self.text = number, text
         fields = text.split() if isinstance(text, str) else []
         self.experiment, self.mults, self.options = (fields + ["?"])[0], (fields + ["", ""])[1], fields[2:]
+        self.run_options = self.options  # with the line's device named: what train.py is given (decide)
         self.folder, self.state, self.error, self.schedule = self.decide()
 
     def decide(self):
@@ -93,14 +97,20 @@ class Line:
                 if not re.fullmatch(r"[\w.+-]+", self.experiment) or set(self.experiment) == {"."}:
                     die(f"experiment {self.experiment!r}: give a folder name (letters, digits, _ . + -)")
                 mults = parse_mults(self.mults)
-                # a CUDA run on a machine without CUDA: its options checked on this CPU, named with its device
-                cuda = " --device cuda " in f" {' '.join(self.options)} " and not torch.cuda.is_available()
+                banned = [o for o in self.options if o.split("=")[0] in NOT_IN_A_LINE]
+                if banned:
+                    die(f"{banned[0]} is not for a grid line: the launcher resumes and scores each line itself")
+                # the line's device: the one it names (the last --device), else cpu, so that a CUDA machine names and
+                # trains the committed CPU lines as they were; a CUDA line on a machine without CUDA is checked on
+                # this CPU and named with its device
+                device = parser.parse_args(self.options, argparse.Namespace(device=None)).device or "cpu"
+                self.run_options = self.options + ["--device", device]
+                cuda = device == "cuda" and not torch.cuda.is_available()
                 args = check_args(parser.parse_args(
-                    self.options + ["--out_root", out_root] + ["--device", "cpu"] * cuda))
+                    self.options + ["--out_root", out_root, "--device", "cpu" if cuda else device]))
                 longest = max(mults) * args.train_len
                 if longest > args.num_keys:
-                    die(f"test length {longest} ({max(mults)}x) is above --num_keys {args.num_keys}: "
-                             f"keys would repeat")
+                    die(f"test length {longest} ({max(mults)}x) is above --num_keys {args.num_keys}: keys would repeat")
                 if cuda:
                     args.device = "cuda"
                     args.out_dir = os.path.join(out_root, f"{run_name(vars(args))}-s{args.seed}")
@@ -110,8 +120,8 @@ class Line:
                     lacking = [f"{m}x" for m in mults if m not in scored_mults(folder)]
                     has_ckpt = os.path.isfile(os.path.join(folder, "ckpt.pt"))
                     if lacking and not has_ckpt:
-                        die(f"{folder}: eval.json lacks {', '.join(lacking)} and there is no checkpoint to "
-                                 f"score it from")
+                        die(f"{folder}: eval.json lacks {', '.join(lacking)} and there is no checkpoint to score it "
+                            "from")
                     report_lost = not os.path.isfile(os.path.join(folder, "eval.txt"))  # killed between the two
                     state = "trained" if lacking or report_lost and has_ckpt else state
                 return folder, "needs CUDA" if cuda and state != "finished" else state, None, schedule

@@ -96,7 +96,7 @@ def run_job(line):
     if in_use(line.folder):
         return finish(say, line, runs.IN_USE, "")
     python = [sys.executable, "-u"]
-    commands = {"new": [python + ["train.py", *line.options, "--out_dir", line.folder, "--threads", "1"]],
+    commands = {"new": [python + ["train.py", *line.run_options, "--out_dir", line.folder, "--threads", "1"]],
                 "interrupted": [python + ["train.py", "--resume", "--out_dir", line.folder, "--threads", "1"]],
                 "trained": []}[line.state]
     for command in commands:
