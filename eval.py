@@ -20,7 +20,7 @@ import torch
 from data import IGNORE, describe, eval_batch, group_table, recall_ages, seq_width, target_masks
 from model import Model, ModelConfig
 from options import model_config_of
-from run_folder import checked_run, load_checkpoint, lock
+from run_folder import checked_run, load_checkpoint, lock, still_held
 
 EVAL_SEED = 1234
 
@@ -160,7 +160,8 @@ def main(argv=None):
             record["probe_state_acc"] = accuracy
     seconds = time.time() - t0
     path = os.path.join(args.run_dir, "eval.json")
-    write_json(path, [r for r, _ in records])  # before the report: a terminal or file that fails loses no score
+    still_held(args.run_dir)
+    write_json(path, [r for r, _ in records], new_folder=False)  # before the report: a terminal or file that fails loses no score
     print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, "
           f"{seconds:.1f} s")
     header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"

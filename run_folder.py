@@ -46,6 +46,16 @@ def lock(folder, create=True):
         die(f"{folder} is in use by another process", code=IN_USE)
     _held[inode] = fd
 
+def still_held(folder):
+    """Stop with one line unless folder is still the folder this process locked (same inode): a folder moved or
+    replaced while its run trained is never written again, by this process or by making it anew."""
+    try:
+        inode = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+    except OSError:
+        inode = None
+    if inode not in _held:
+        die(f"{folder} is no longer the folder this run holds (moved or replaced while it ran): stopped")
+
 def release_locks():
     """Let go of every folder this process holds (for a process that runs several scripts in turn: the tests)."""
     while _held:
@@ -112,10 +122,10 @@ def start_log(path, ckpt):
     if text and not text.endswith("\n"):
         print(f"warning: {path}: cut off an unfinished last line", file=sys.stderr)
     if not ckpt or new_text != text:
-        write_text(path, new_text)
+        write_text(path, new_text, new_folder=False)
 
 def save_checkpoint(path, **state):
-    write_file(path, lambda tmp: torch.save({"kit": "dat-kit", **state}, tmp))
+    write_file(path, lambda tmp: torch.save({"kit": "dat-kit", **state}, tmp), new_folder=False)
 
 CKPT_KEYS = ("model", "config", "model_config", "step", "gate")  # what eval needs; resuming needs the rest too
 RESUME_KEYS = CKPT_KEYS + ("optimizer", "streak", "data_rng")

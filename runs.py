@@ -124,15 +124,17 @@ fraction, unit = number(float, 0, 1, above=True), number(float, 0, 1)  # (0, 1] 
 UMASK = os.umask(0o022)
 os.umask(UMASK)  # (reading the umask means setting it)
 
-def write_file(path, write):
+def write_file(path, write, new_folder=True):
     """write(tmp_path) writes the file whole, then it replaces path at once: a crash leaves the old file, a failed
     write (a full disk, an error inside torch or matplotlib) removes its temporary file and is one error line. The
-    temporary name is this process's own (two writers of one file never share it) and short (any name fits)."""
+    temporary name is this process's own (two writers of one file never share it) and short (any name fits).
+    new_folder=False: the file's folder must exist (a run record is never written by making its folder anew)."""
     if os.path.isdir(path):
         die(f"cannot write {path}: a folder is in the way")
     tmp = None
     try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if new_folder:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".", suffix=".tmp")
         os.close(fd)
         write(tmp)
@@ -148,16 +150,16 @@ def write_file(path, write):
             reason = "the file could not be written whole (is the disk full?)"
         die(f"cannot write {path}: {reason}")
 
-def write_text(path, text):
-    write_file(path, lambda tmp: pathlib.Path(tmp).write_text(text))
+def write_text(path, text, new_folder=True):
+    write_file(path, lambda tmp: pathlib.Path(tmp).write_text(text), new_folder)
 
-def write_json(path, value):
+def write_json(path, value, new_folder=True):
     """Strict JSON: a NaN or infinity is an error here, not a file other readers cannot parse."""
     try:
         text = json.dumps(value, indent=1, allow_nan=False)
     except ValueError:
         die(f"cannot write {path}: it would hold a NaN or an infinity")
-    write_text(path, text)
+    write_text(path, text, new_folder)
 
 def append_line(path, text):
     try:

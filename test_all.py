@@ -1196,6 +1196,32 @@ def test_a_checkpoint_older_than_a_model_config_field_loads_with_its_default():
     assert json.load(open(f"{run}/config.json"))["auto_window"] == 3, "the missing option takes its default"
     shutil.rmtree(root)
 
+def test_a_run_folder_moved_or_replaced_mid_run_is_never_written_again():
+    """A trainer whose folder is renamed, or renamed and replaced by a new one, while it trains stops with one line at
+    its next log line: it never makes the folder anew nor writes into the new one; the moved folder resumes."""
+    root = tmpdir()
+    for replaced in (False, True):
+        run, moved = f"{root}/run{replaced}", f"{root}/moved{replaced}"
+        real, calls = train.sample_batch, []
+        def sample_then_move(*a, **kw):
+            calls.append(1)
+            if len(calls) == 13:  # after the checkpoint at step 10
+                os.rename(run, moved)
+                if replaced:
+                    os.makedirs(run)
+            return real(*a, **kw)
+        train.sample_batch = sample_then_move
+        try:
+            code, _, err = run_cli(train.main, TINY + ["--max_iters", "20", "--out_dir", run])
+        finally:
+            train.sample_batch = real
+        run_folder.release_locks()
+        assert code == 2 and "no longer the folder this run holds" in err and len(err.splitlines()) == 1, \
+            f"a {'replaced' if replaced else 'moved'} folder stops the trainer in one line: {err!r}"
+        assert os.listdir(run) == [] if replaced else not os.path.exists(run), "nothing is written at the old path"
+        assert run_cli(train.main, ["--resume", "--out_dir", moved])[0] == 0, "the moved folder resumes"
+    shutil.rmtree(root)
+
 def test_the_log_is_appended_not_rewritten():
     """log.jsonl is written whole once when a run starts or resumes, then one line is appended per log line."""
     root = tmpdir()

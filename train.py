@@ -61,7 +61,8 @@ def main(argv=None):
     # 2. the run folder: config.json, log.jsonl up to the checkpoint's step, no stale eval.json
     step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see state_learned
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
-    write_config = lambda: write_json(config_path, {**vars(args), "model_config": asdict(model_config)})
+    write_config = lambda: write_json(config_path, {**vars(args), "model_config": asdict(model_config)},
+                                      new_folder=False)
     if step >= args.max_iters:
         run_folder.start_log(log_path, ckpt)  # restores the checkpoint's log line, if a stop lost it
         return print(f"{args.out_dir} is finished: step {step} of --max_iters {args.max_iters}; nothing to do")
@@ -113,7 +114,8 @@ def main(argv=None):
             if not (is_eval_step or step % args.log_interval == 0):
                 continue
 
-            # log line
+            # log line (and checkpoint), into the folder this process holds
+            run_folder.still_held(args.out_dir)
             mean_loss, ms_per_step = sums[0].item() / steps_timed, 1000 * (time.time() - t_log) / steps_timed
             if not math.isfinite(mean_loss):
                 die(f"loss is {mean_loss} at step {step}: stopped; " + kept(args, saved_step))

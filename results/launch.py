@@ -112,7 +112,7 @@ def run_job(line):
     if code:
         return finish(say, line, code, "eval.py")
     try:
-        runs.write_text(os.path.join(line.folder, "eval.txt"), report)
+        runs.write_text(os.path.join(line.folder, "eval.txt"), report, new_folder=False)
     except SystemExit:  # its error line is said
         return "failed"
     say(f"{line.folder} done")
