@@ -46,16 +46,23 @@ def find_runs(paths):
             runs += [folder] * bool(held)
     return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
 
-def eval_problem(records):
-    """What makes an eval.json's records unreadable, or None."""
+def accuracies(value, key=""):
+    """Every accuracy in an eval.json record, at any depth (attention off's, the probe's, recall by age's bands)."""
+    if isinstance(value, dict):
+        return [a for k, v in value.items() for a in accuracies(v, k)]
+    if isinstance(value, list):
+        return [a for v in value for a in accuracies(v, key)]
+    return [value] if key.endswith("_acc") or key == "recall_by_age" else []
+
+def eval_problem(records, config):
+    """What makes an eval.json's records unreadable for the run of config, or None."""
     if not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys() for r in records)):
         return f"eval.json is not a list of eval.py records (with {', '.join(sorted(RECORD_KEYS))})"
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for r in records for k, v in r.items()
-               if k.endswith("_acc")):
-        return "eval.json holds an accuracy that is not a finite number"
-    if not (all(type(r["mult"]) is int and r["mult"] >= 1 for r in records)
+    if not all(isinstance(a, (int, float)) and math.isfinite(a) and 0 <= a <= 1 for a in accuracies(records)):
+        return "eval.json holds an accuracy that is not a number from 0 to 1"
+    if not (all(type(r["mult"]) is int and 1 <= r["mult"] * config["train_len"] <= config["num_keys"] for r in records)
             and len({r["mult"] for r in records}) == len(records)):
-        return "eval.json's test lengths (mult) are not distinct whole numbers, at least 1"
+        return "eval.json's test lengths (mult) are not distinct whole numbers from 1 to the run's --num_keys steps"
     return None
 
 def load_run(run_dir):
@@ -64,7 +71,7 @@ def load_run(run_dir):
     log = read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
     records = read_json(eval_path) if os.path.isfile(eval_path) else None
-    problem = records is not None and eval_problem(records)
+    problem = records is not None and eval_problem(records, config)
     if problem:
         die(f"{run_dir}: {problem}")
     finished = run_state(run_dir, log=log) == "finished"
@@ -258,6 +265,8 @@ def main(argv=None):
         die("--summary tables accuracy against test length: not with --sweep")
     if args.summary is not None and not args.summary.endswith(".md"):
         die(f"--summary {args.summary!r}: the file name must end in .md")
+    if args.summary is not None:
+        outside_runs(args.summary, "--summary")
     runs = load_runs(args.runs)
     if not runs:
         die(f"no run folders (with config.json and log.jsonl) in {' '.join(args.runs)}")
@@ -271,12 +280,20 @@ def main(argv=None):
         write_text(args.summary, summary_table(runs_by_label, lengths))
         print(f"wrote {args.summary}")
 
-def check_out(path):
-    """A figure's file name must end in a format matplotlib writes, in any case (fig.PNG is a png)."""
+def check_out(path, option="--out"):
+    """A figure's file name must end in a format matplotlib writes, in any case (fig.PNG is a png); no output lands
+    on a run's records (outside_runs)."""
+    outside_runs(path, option)
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
     if os.path.splitext(path)[1][1:].lower() not in formats:
-        die(f"--out {path!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
+        die(f"{option} {path!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
+
+def outside_runs(path, option="--out"):
+    """An output (a figure or table) never lands inside a run folder, beside or on its records."""
+    folder = os.path.dirname(path) or "."
+    if os.path.basename(path) in RUN_FILES or any(os.path.exists(os.path.join(folder, f)) for f in RUN_FILES):
+        die(f"{option} {path!r}: inside a run folder, beside its {', '.join(RUN_FILES)}: write it elsewhere")
 
 if __name__ == "__main__":
     run_script(main)

@@ -7,6 +7,7 @@ run is resumed, scored, plotted or counted, so a folder made before a change say
 import argparse
 import fcntl
 import json
+import math
 import os
 import sys
 import warnings
@@ -151,6 +152,14 @@ def load_checkpoint(path, for_resume=False):
     missing += ["model_config"] * (not isinstance(ckpt.get("model_config"), dict))
     if missing:
         die(f"{path} is incomplete: it lacks {', '.join(missing)}")
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    checks = {"model": lambda w: isinstance(w, dict) and all(isinstance(t, torch.Tensor) for t in w.values()),
+              "step": lambda s: type(s) is int and s >= 0, "gate": lambda g: number(g) and 0 <= g <= 1,
+              "optimizer": lambda o: isinstance(o, dict) and {"state", "param_groups"} <= o.keys(),
+              "streak": lambda s: type(s) is int and s >= 0, "data_rng": lambda r: isinstance(r, torch.Tensor)}
+    wrong = [k for k, fits in checks.items() if k in ckpt and not fits(ckpt[k])]
+    if wrong:
+        die(f"{path} is damaged: its {wrong[0]} is not what train.py writes ({type(ckpt[wrong[0]]).__name__})")
     return ckpt
 
 def check_agreement(folder, config, model_config, ckpt=None):
@@ -159,9 +168,10 @@ def check_agreement(folder, config, model_config, ckpt=None):
     was written for; the options a resume may change aside) and the same model. One error line names the field
     that differs. Fields newer than a record take their defaults (the kit's older runs load as before)."""
     def compare(saved, now, what):
-        if not isinstance(saved, dict) or set(saved) - set(now):
-            unknown = sorted(set(saved) - set(now)) if isinstance(saved, dict) else ["(not a JSON object)"]
-            die(f"{what}: model_config field {unknown[0]} is unknown to this kit")
+        if not isinstance(saved, dict):
+            die(f"{what}: model_config is not a JSON object")
+        if set(saved) - set(now):
+            die(f"{what}: model_config field {sorted(set(saved) - set(now))[0]} is unknown to this kit")
         for key, value in now.items():
             if saved.get(key, getattr(ModelConfig, key)) != value:
                 shown = repr(saved[key]) if key in saved else f"missing (so {getattr(ModelConfig, key)!r})"

@@ -180,6 +180,8 @@ def read_json(path):
         return json.loads(read_text(path))
     except ValueError as e:
         die(f"cannot read {path}: {e}")
+    except RecursionError:
+        die(f"cannot read {path}: nested too deeply to be a file of this kit")
 
 # -----------------------------------------------------------------------------
 # the machine

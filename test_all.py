@@ -647,7 +647,10 @@ def bad_input_fixtures(root):
                "foreign": {"model": {}}, "no_config": {"kit": "dat-kit"},
                "config_lacks_keys": {**ckpt, "config": {"model": "lstm_attn"}},
                "wrong_weights": {**ckpt, "model": {"emb.weight": torch.zeros(3, 3)}},
-               "pickle": argparse.Namespace(kit="dat-kit")}
+               "pickle": argparse.Namespace(kit="dat-kit"), "gate_text": {**ckpt, "gate": "x"},
+               "gate_nan": {**ckpt, "gate": float("nan")}, "step_float": {**ckpt, "step": 20.0},
+               "step_negative": {**ckpt, "step": -5}, "optimizer_empty": {**ckpt, "optimizer": {}},
+               "weights_not_tensors": {**ckpt, "model": {k: 0 for k in ckpt["model"]}}}
     for name, content in damaged.items():
         os.makedirs(f"{root}/ckpt_{name}")
         if isinstance(content, bytes):
@@ -656,7 +659,17 @@ def bad_input_fixtures(root):
             pickle.dump(content, open(f"{root}/ckpt_{name}/ckpt.pt", "wb"))
         else:
             torch.save(content, f"{root}/ckpt_{name}/ckpt.pt")
-    for name, file, text in (("config_truncated", "config.json", '{"model": "lstm'),
+    deep = "[" * 100000 + "]" * 100000  # nested past any reader's recursion
+    config, records = json.load(open(f"{run}/config.json")), json.load(open(f"{run}/eval.json"))
+    nan_off, above_one, huge_mult = ([{**records[0], **change}] + records[1:] for change in (
+        {"attn_off": {"state_acc": float("nan")}}, {"state_acc": 1.5}, {"mult": 10**300}))
+    for name, file, text in (("config_deep", "config.json", deep), ("eval_deep", "eval.json", deep),
+                             ("config_model_config_list", "config.json", json.dumps({**config, "model_config": []})),
+                             ("eval_nan_attn_off", "eval.json", json.dumps(nan_off)),
+                             ("eval_above_one", "eval.json", json.dumps(above_one)),
+                             ("eval_huge_mult", "eval.json", json.dumps(huge_mult)),
+                             ("log_deep", "log.jsonl", deep + "\n"),
+                             ("config_truncated", "config.json", '{"model": "lstm'),
                              ("config_lacks_keys", "config.json", "{}"),
                              ("eval_truncated", "eval.json", "[{"), ("eval_not_records", "eval.json", '{"a": 1}'),
                              ("log_bad_middle", "log.jsonl", '{"step": 5}\nnot json\n{"step": 10}\n')):
@@ -845,6 +858,23 @@ plot {root}/config_lacks_keys --out {root}/new/fig.png
 plot {root}/eval_truncated --out {root}/new/fig.png
 plot {root}/eval_not_records --out {root}/new/fig.png
 plot {root}/log_bad_middle --out {root}/new/fig.png
+plot {root}/config_deep --out {root}/new/fig.png
+plot {root}/eval_deep --out {root}/new/fig.png
+plot {root}/log_deep --out {root}/new/fig.png
+plot {root}/config_model_config_list --out {root}/new/fig.png
+plot {root}/eval_nan_attn_off --out {root}/new/fig.png
+plot {root}/eval_above_one --out {root}/new/fig.png
+plot {root}/eval_huge_mult --out {root}/new/fig.png
+train --out_dir {root}/config_deep --dry_run
+eval {root}/ckpt_gate_text
+eval {root}/ckpt_gate_nan
+eval {root}/ckpt_step_float
+eval {root}/ckpt_step_negative
+eval {root}/ckpt_weights_not_tensors
+resume --out_dir {root}/ckpt_optimizer_empty
+atlas {run} --out {run}/config
+plot {run} --out {run}/fig.png
+plot {run} --summary {run}/t.md --out {root}/new/fig.png
 data --group Q7
 data --group Z05
 data --group D33

@@ -23,7 +23,7 @@ from runs import ArgParser, die, run_script, write_json, write_text
 
 from atlas import FAIL_BELOW, STATE_OK, atlas_entry, fisher_exact, wilson
 from ladder import FLOOR, GROUPS, TRACKS, core_cell, ladder
-from plot import load_runs
+from plot import load_runs, outside_runs
 from options import schedule_name
 
 LOST = 0.8  # a hybrid whose core cannot track the group is predicted lost: at least this share of its runs fail
@@ -133,6 +133,7 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", help="run folders, or folders holding them (the hybrids and the ladder)")
     parser.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.md and PREFIX.json")
     args = parser.parse_args(argv)
+    outside_runs(args.out)
     result = cores_hybrid(load_runs(args.runs))
     if not result["cells"]:
         die(f"no run in {' '.join(args.runs)} is an lstm_attn hybrid of the default setting but for its core")
