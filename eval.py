@@ -59,8 +59,12 @@ def recall_by_age(predictions, tokens, targets, train_len):
     """Recall accuracy per band of train_len steps back to the key's bookmark: band 0 holds the keys bookmarked
     0..train_len-1 steps before SEP (the only ages training shows), band b the next train_len, and so on."""
     band = recall_ages(tokens, targets).div(train_len, rounding_mode="floor")
-    right = predictions == targets
-    return [right[band == b].float().mean().item() for b in range(int(band.max()) + 1)]
+    right, bands = predictions == targets, range(int(band.max()) + 1)
+    empty = [b for b in bands if not (band == b).any()]
+    if empty:
+        die(f"--by_age: no query of these {len(tokens)} sequences of {tokens.shape[1]} tokens looks back "
+            f"{empty[0] * train_len}..{(empty[0] + 1) * train_len - 1} steps (band {empty[0]}): give a larger --n_eval")
+    return [right[band == b].float().mean().item() for b in bands]
 
 def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
     """One record per test length; with attn_off, each record also holds the scores with the gate at 0; with

@@ -28,18 +28,22 @@ import numpy as np
 
 from model import block_layout
 from options import identity, model_config_of, run_name
-from run_folder import RUN_FILES, checked_run, read_log, run_state
+from run_folder import RUN_FILES, checked_run, in_use, read_log, run_state
 
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 def find_runs(paths):
     """Run folders among paths and their direct subfolders, each once. A folder holding any file of a run folder
-    (RUN_FILES) is one, and one without config.json or log.jsonl is an error line; a folder with none is no run."""
+    (RUN_FILES) is one, and one without config.json or log.jsonl is an error line, unless a trainer holds it (it is
+    writing its first records: left out, in a warning line); a folder with none is no run."""
     runs = []
     for path in paths:
         candidates = [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else []))
         for folder in candidates:
             held = [f for f in RUN_FILES if os.path.exists(os.path.join(folder, f))]
             lacks = [f for f in RUN_FILES[:2] if not os.path.isfile(os.path.join(folder, f))]
+            if held and lacks and in_use(folder):
+                print(f"warning: {folder}: a run starting (no {' and '.join(lacks)} yet): left out", file=sys.stderr)
+                continue
             if held and lacks:
                 die(f"{folder}: a run folder without {' and '.join(lacks)} (it holds {', '.join(held)}): "
                     "restore it or move the folder away")

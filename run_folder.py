@@ -57,6 +57,23 @@ def still_held(folder):
     if inode not in _held:
         die(f"{folder} is no longer the folder this run holds (moved or replaced while it ran): stopped")
 
+def in_use(folder):
+    """Whether another process holds folder (lock) right now: it may be writing the folder's first records."""
+    try:
+        if (os.stat(folder).st_dev, os.stat(folder).st_ino) in _held:  # this process's own
+            return False
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
 def release_locks():
     """Let go of every folder this process holds (for a process that runs several scripts in turn: the tests)."""
     while _held:

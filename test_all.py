@@ -819,6 +819,7 @@ eval {run} --mults x
 eval {run} --mults 0
 eval {run} --mults ''
 eval {run} --n_eval 0
+eval {run} --by_age --n_eval 1 --mults 1,4
 eval {run} --n_eval 1000000000
 eval {run} --mistakes -1
 eval {run} --threads 0
@@ -1250,6 +1251,26 @@ def test_a_run_folder_moved_or_replaced_mid_run_is_never_written_again():
             f"a {'replaced' if replaced else 'moved'} folder stops the trainer in one line: {err!r}"
         assert os.listdir(run) == [] if replaced else not os.path.exists(run), "nothing is written at the old path"
         assert run_cli(train.main, ["--resume", "--out_dir", moved])[0] == 0, "the moved folder resumes"
+    shutil.rmtree(root)
+
+def test_a_reader_racing_a_starting_trainer_leaves_its_folder_out():
+    """A folder with config.json and no log.jsonl yet, held by a trainer (it is writing its first records), is left
+    out by plot.py's readers with a warning; the same folder held by no one is damaged: one error line."""
+    root = tmpdir()
+    fake_run(root, "a-s0", 0, "none", 0.9)
+    os.makedirs(f"{root}/b-s1")
+    shutil.copy(f"{root}/a-s0/config.json", f"{root}/b-s1/config.json")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print(flush=True); sys.stdin.read()", f"{root}/b-s1"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()  # the trainer holds its folder
+        code, _, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png"])
+    finally:
+        holder.communicate("")
+    assert code == 0 and "b-s1: a run starting" in err, f"a starting run is left out: {code} {err!r}"
+    code, _, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png"])
+    assert code == 2 and "b-s1: a run folder without log.jsonl" in err, f"unheld, it is damaged: {err!r}"
     shutil.rmtree(root)
 
 def test_the_log_is_appended_not_rewritten():

@@ -5,7 +5,6 @@ holds now; which figures a selection of lines draws, why one cannot be drawn, an
 """
 import argparse
 import contextlib
-import fcntl
 import fnmatch
 import functools
 import glob
@@ -136,21 +135,6 @@ class Line:
 def select(lines, only):
     pattern = re.compile(only) if only else None
     return [line for line in lines if pattern is None or pattern.search(line.name())]
-
-def in_use(folder):
-    """Whether another process holds folder (run_folder.lock) right now."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 # -----------------------------------------------------------------------------
 # figures

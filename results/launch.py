@@ -37,10 +37,11 @@ os.chdir(sys.path[0])  # the grid's paths (results/..., train.py) are the kit's
 import runs  # first of the kit: it answers Ctrl-C during the slow imports below with one line
 
 import contents
-from contents import (STATES, TOOLS, Line, drawn, figure_command, figure_errors, figure_name, grid_texts, in_use,
-                      load_grid, of_selection, output, select)
+from contents import (STATES, TOOLS, Line, drawn, figure_command, figure_errors, figure_name, grid_texts, load_grid,
+                      of_selection, output, select)
 from eval import extra_scores
 from options import parser
+from run_folder import in_use
 
 # -----------------------------------------------------------------------------
 # children: each in its own process group, so a Ctrl-C reaches them once, through stop()
