@@ -165,7 +165,8 @@ def main(argv=None):
     seconds = time.time() - t0
     path = os.path.join(args.run_dir, "eval.json")
     still_held(args.run_dir)
-    write_json(path, [r for r, _ in records], new_folder=False)  # before the report: a terminal or file that fails loses no score
+    # before the report: a terminal or file that fails loses no score
+    write_json(path, [r for r, _ in records], new_folder=False)
     print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, "
           f"{seconds:.1f} s")
     header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"

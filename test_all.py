@@ -1883,6 +1883,19 @@ def test_grid_lines_name_their_device_and_start_no_other_command():
                                                            "scores each line itself"), f"{option} in a line"
     shutil.rmtree(root)
 
+def test_grid_relative_runs_is_from_the_current_folder():
+    """RUNS=relative/path is the folder under the one the launcher is started from, not under the kit."""
+    root = tmpdir()
+    kit = os.path.dirname(os.path.abspath(__file__))
+    command = ["bash", os.path.join(kit, "results", "commands.sh"), "--list", "--only", "^headline/.*-s0$"]
+    listed = subprocess.run(command, cwd=root, env={**os.environ, "RUNS": "mine"}, capture_output=True, text=True)
+    folders = [line.split("\t")[1] for line in listed.stdout.splitlines()]
+    mine = os.path.join(root, "mine", "headline")
+    assert listed.returncode == 0 and folders and all(f.startswith(mine) for f in folders), \
+        f"RUNS is resolved from the current folder: {listed.stdout!r} {listed.stderr!r}"
+    assert os.listdir(root) == [], "--list creates nothing"
+    shutil.rmtree(root)
+
 def launch_main(env, *argv):
     """results/launch.py's main in this process with env's GRID and RUNS: (exit code, stdout, stderr)."""
     with launcher_in_process(env):

@@ -13,8 +13,8 @@
 # --max_iters and an eval.json holding every test length of its line) is never touched again; an interrupted one
 # (a ckpt.pt short of --max_iters) resumes from its checkpoint; a folder without a checkpoint starts afresh. A line
 # or figure that cannot work is one error line before anything runs; a figure that fails makes the exit code 1.
-# RUNS=folder puts the run folders elsewhere, and the figures and tables with them (results/X is written as
-# folder/X); GRID=file.py reads another table of contents (results/launch.py says more).
+# RUNS=folder puts the run folders elsewhere (a relative path is from the current folder), and the figures and
+# tables with them (results/X is written as folder/X); GRID=file.py reads another table of contents (a relative path
+# is from the kit's folder; results/launch.py says more).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-exec python results/launch.py "$@"
+exec python "$(dirname "$0")/launch.py" "$@"

@@ -33,6 +33,8 @@ import threading
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's folder
+if os.environ.get("RUNS"):  # a relative RUNS is from the folder the launcher was started in
+    os.environ["RUNS"] = os.path.abspath(os.environ["RUNS"])
 os.chdir(sys.path[0])  # the grid's paths (results/..., train.py) are the kit's
 import runs  # first of the kit: it answers Ctrl-C during the slow imports below with one line
 

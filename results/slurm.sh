@@ -16,6 +16,7 @@ set -euo pipefail
 if [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then  # a task: sbatch ran a copy of this file in the submit folder
   exec bash results/commands.sh --job "$SLURM_ARRAY_TASK_ID"
 fi
+[ -z "${RUNS:-}" ] || export RUNS="$(realpath -m -- "$RUNS")"  # a relative RUNS is from the current folder
 cd "$(dirname "$0")/.."
 lines=$(bash results/commands.sh --array "$@")
 [ -n "$lines" ] || { echo "nothing to run: every selected line is finished"; exit 0; }
