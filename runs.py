@@ -18,6 +18,7 @@ import json
 import math
 import pathlib
 import re
+import shutil
 import tempfile
 
 import torch
@@ -75,7 +76,16 @@ def run_script(main):
             stream.flush()
         except OSError:
             pass
+    remove_matplotlib_folder()
     os._exit(code)
+
+def remove_matplotlib_folder():
+    """The folder matplotlib makes in the temporary folder where HOME is not writable: its own clean-up runs at the
+    interpreter's exit, which os._exit skips, so it is removed here (one would be left per figure)."""
+    matplotlib = sys.modules.get("matplotlib")
+    made = matplotlib.get_configdir() if matplotlib else ""
+    if os.path.basename(made).startswith("matplotlib-") and os.path.dirname(made) == tempfile.gettempdir():
+        shutil.rmtree(made, ignore_errors=True)
 
 class ShowDefaults(argparse.HelpFormatter):
     """--help gives each option's bounds, if it has any, and its default, where it has one to give (not None, not an

@@ -1273,6 +1273,16 @@ def test_a_reader_racing_a_starting_trainer_leaves_its_folder_out():
     assert code == 2 and "b-s1: a run folder without log.jsonl" in err, f"unheld, it is damaged: {err!r}"
     shutil.rmtree(root)
 
+def test_an_unwritable_home_leaves_no_matplotlib_folder_behind():
+    """Where HOME is not writable matplotlib makes a folder in the temporary folder; the scripts' fast exit removes it
+    (one would be left per figure)."""
+    root = tmpdir()
+    env = {**os.environ, "HOME": "/proc", "TMPDIR": root}
+    env.pop("MPLCONFIGDIR", None)
+    assert subprocess.run([sys.executable, "plot.py", "--help"], env=env, capture_output=True).returncode == 0, "help"
+    assert os.listdir(root) == [], f"left behind: {os.listdir(root)}"
+    shutil.rmtree(root)
+
 def test_the_log_is_appended_not_rewritten():
     """log.jsonl is written whole once when a run starts or resumes, then one line is appended per log line."""
     root = tmpdir()
