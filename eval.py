@@ -10,7 +10,8 @@ targets) and sequence accuracy (every target of a sequence right). Eval sets com
 so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import ArgParser, check_fits, count, die, number, pick_device, positive_int, run_script, write_json
+from runs import (ArgParser, check_fits, count, die, number, pick_device, positive_int, printable, run_script,
+                  write_json)
 import argparse
 import os
 import time
@@ -139,6 +140,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     mults = args.mults
+    printable(args.run_dir, "run folder")
     device = pick_device(args.device)
     lock(args.run_dir, create=False)  # held before it is read: no trainer or other evaluator writes it meanwhile
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))

@@ -212,6 +212,7 @@ def check_args(args):
         args.out_dir = os.path.join(args.out_root, f"{run_name(vars(args))}-s{args.seed}")
     if not args.out_dir.strip():
         die("--out_dir is empty")
+    runs.printable(args.out_dir, "--out_dir")
     return args
 
 # -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ compared at the test lengths all of them were scored at (a warning line says whe
 ones). Failure rates per setting and schedule (the atlas) are the study's own analysis: results/atlas.py.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import ArgParser, die, read_json, run_script, write_file, write_text
+from runs import ArgParser, die, printable, read_json, run_script, write_file, write_text
 import json
 import math
 import os
@@ -294,7 +294,9 @@ def check_out(path, option="--out"):
         die(f"{option} {path!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
 
 def outside_runs(path, option="--out"):
-    """An output (a figure or table) never lands inside a run folder, beside or on its records."""
+    """An output (a figure or table) never lands inside a run folder, beside or on its records, and its name can be
+    printed."""
+    printable(path, option)
     folder = os.path.dirname(path) or "."
     if os.path.basename(path) in RUN_FILES or any(os.path.exists(os.path.join(folder, f)) for f in RUN_FILES):
         die(f"{option} {path!r}: inside a run folder, beside its {', '.join(RUN_FILES)}: write it elsewhere")

@@ -28,6 +28,13 @@ IN_USE = 75  # the exit code of a refusal because another process holds the run 
 # -----------------------------------------------------------------------------
 # the error line, the scripts' entry point, and the argument parser
 
+def printable(text, what):
+    """Refuse, before anything is written, a name (a path) the terminal's encoding cannot print."""
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except UnicodeEncodeError:
+        die(f"{what} {ascii(text)}: the output's encoding ({sys.stdout.encoding}) cannot print it")
+
 def die(message, code=2):
     """One line on stderr and the exit code: 2 for bad input or a failed write (never a traceback), IN_USE for a
     folder another process holds, 128 + N for signal N."""
@@ -68,6 +75,8 @@ def run_script(main):
         except OSError as e:  # standard output on a full disk, say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             die(f"cannot write the output: {e.strerror or e}")
+        except UnicodeEncodeError as e:  # a name the output's encoding lacks, past the checks of printable()
+            die(f"cannot print {ascii(e.object[e.start:e.end])} in the output's encoding ({e.encoding})")
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1

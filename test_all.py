@@ -1283,6 +1283,18 @@ def test_an_unwritable_home_leaves_no_matplotlib_folder_behind():
     assert os.listdir(root) == [], f"left behind: {os.listdir(root)}"
     shutil.rmtree(root)
 
+def test_a_name_the_output_cannot_print_is_one_line_before_anything_is_written():
+    """Under an output encoding that cannot print a run folder's or a figure's name (PYTHONIOENCODING=ascii), train.py
+    and plot.py stop with one error line before they write anything."""
+    root = tmpdir()
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for argv in (["train.py", *TINY, "--out_dir", f"{root}/\u00e9"], ["plot.py", root, "--out", f"{root}/\u00e9.png"]):
+        done = subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1 \
+            and "encoding (ascii)" in done.stderr, f"{argv[0]}: {done.stderr!r}"
+        assert os.listdir(root) == [], f"{argv[0]} wrote nothing: {os.listdir(root)}"
+    shutil.rmtree(root)
+
 def test_the_log_is_appended_not_rewritten():
     """log.jsonl is written whole once when a run starts or resumes, then one line is appended per log line."""
     root = tmpdir()
