@@ -123,7 +123,9 @@ class AttentionBlock(nn.Module):
 
 # -----------------------------------------------------------------------------
 # the recurrent cores: (B, T, d_model) -> (B, T, d_model), causal. The linear ones compute every token's projections
-# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here).
+# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here). A core
+# declares transition_range = (i, low, high) if coefficients(x)[i] (its modulus, if complex) keeps in [low, high]:
+# the range test reads it.
 
 class LSTMCore(nn.LSTM):
     """The LSTM (Hochreiter & Schmidhuber 1997): f_t, i_t, o_t = sigmoid(W x_t + U h_(t-1) + b), one each;
@@ -156,6 +158,7 @@ class DiagonalCore(nn.Module):
         super().__init__()
         self.transitions, d = cfg.transitions, cfg.d_model
         self.is_complex = cfg.transitions == "complex"
+        self.transition_range = (0, -1.0 if cfg.transitions == "signed" else 0.0, 1.0)  # a_t's
         parts = 4 if self.is_complex else 2  # z, b (and u, b_im)
         self.in_proj = nn.Linear(d, parts * d)
         self.out = nn.Linear(2 * d if self.is_complex else d, d)
@@ -191,6 +194,7 @@ class DeltaCore(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.beta_max, self.steps, d = cfg.beta_max, cfg.householder, cfg.d_model
+        self.transition_range = (3, 0.0, float(cfg.beta_max))  # beta_t's
         self.in_proj = nn.Linear(d, d + cfg.householder * (2 * d + 1))  # q, then per step k, v, z
         self.out = nn.Linear(d, d)
 

@@ -256,21 +256,43 @@ def test_gate_zero_is_the_model_without_attention():
             model.gate = 1.0
             assert not torch.equal(before, model(tokens)[0])
 
-def test_every_core_keeps_its_transitions_in_their_declared_range():
-    """On random inputs: the diagonal core's a_t lies in [0, 1] (unit), [-1, 1] (signed) or on the unit disc
-    (complex), reaching near each end of its range; the delta core's beta_t in [0, beta_max], reaching both ends."""
+def test_every_core_carries_earlier_tokens_and_keeps_the_sequences_of_a_batch_apart():
+    """Every core of model.CORES (a new one included), in an lstm with the embedding skip at 0 so that only the core
+    carries a token: a change to sequence 0's token 2 moves its output at every later position, and no other
+    sequence's output (a core that ignores its input or recurs over the batch fails)."""
     torch.manual_seed(0)
-    x = 20 * torch.randn(4, 50, 16)
-    for transitions in TRANSITIONS:
-        a = CORES["diagonal"](ModelConfig(d_model=16, core="diagonal", transitions=transitions)).coefficients(x)[0]
-        low, high = (a.abs().min(), a.abs().max()) if transitions == "complex" else (a.min(), a.max())
-        low_end = {"unit": 0, "signed": -1, "complex": 0}[transitions]
-        assert low_end <= low < low_end + 0.01 and 0.99 < high <= 1, f"{transitions}: a_t in [{low}, {high}]"
-        if transitions == "complex":
-            assert (a.angle() < -1).any() and (a.angle() > 1).any(), "complex: a_t turns both ways"
-    for beta_max in (1, 2):
-        beta = CORES["delta"](ModelConfig(d_model=16, core="delta", beta_max=beta_max)).coefficients(x)[3]
-        assert 0 <= beta.min() < 0.01 and beta_max - 0.01 < beta.max() <= beta_max, f"beta_max {beta_max}: {beta}"
+    tokens = torch.randint(2, 30, (3, 8))
+    changed = tokens.clone()
+    changed[0, 2] = (changed[0, 2] + 5) % 28 + 2
+    for core in CORE_VARIANTS:
+        model = Model(tiny_config("lstm", emb_skip=0.0, **core)).eval()
+        with torch.no_grad():
+            a, b = model(tokens)[0], model(changed)[0]
+        moved = (a[0, 3:] - b[0, 3:]).abs().amax(dim=-1)
+        assert (moved > 0).all(), f"{core}: the outputs after a changed token moved by {moved.tolist()}: the core " \
+            "must carry earlier tokens"
+        assert torch.allclose(a[1:], b[1:], atol=1e-6, rtol=0), f"{core}: a change to sequence 0 moved another " \
+            "sequence's output: the core mixes the sequences of a batch (batch_first?)"
+
+def test_every_core_keeps_its_transitions_in_their_declared_range():
+    """Every core of CORE_VARIANTS that declares transition_range = (i, low, high) (model.py; a new linear core by
+    declaring it): on random inputs coefficients(x)[i] (its modulus, if complex) lies in [low, high] and reaches near
+    both ends; a complex transition turns both ways."""
+    torch.manual_seed(0)
+    x, declared = 20 * torch.randn(4, 50, 16), set()
+    for variant in CORE_VARIANTS:
+        core = CORES[variant["core"]](ModelConfig(d_model=16, **variant))
+        if not hasattr(core, "transition_range"):
+            continue
+        declared.add(variant["core"])
+        i, low, high = core.transition_range
+        values = core.coefficients(x)[i]
+        size = values.abs() if values.is_complex() else values
+        assert low <= size.min() < low + 0.01 and high - 0.01 < size.max() <= high, \
+            f"{variant}: its transitions lie in [{size.min()}, {size.max()}], declared [{low}, {high}]"
+        if values.is_complex():
+            assert (values.angle() < -1).any() and (values.angle() > 1).any(), f"{variant}: it turns both ways"
+    assert {"diagonal", "delta"} <= declared, f"the linear cores declare their ranges: only {declared} do"
 
 # Expressivity: a core class the runs train, its parameters set by hand, tracks a group over 1,000 random actions:
 # token 0 starts the state, token 1 + a is action a; the core's output is decoded by a hand-set linear readout.
