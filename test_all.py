@@ -64,7 +64,7 @@ def tmpdir():
     return tempfile.mkdtemp(prefix="datkit_test_")
 
 # -----------------------------------------------------------------------------
-# the composite task: group tables and labels against a slow reference that shares no code with data.py
+# the composite task: group tables and labels against a slow reference that shares no code with data.py; the metrics
 
 # Every kind of data.KINDS built again here, without data.py's code: m -> (elements, compose, identity), the elements
 # in the order data.py documents (an action or state is an index into them), compose(s, a) the state s followed by a.
@@ -192,6 +192,22 @@ def test_fixed_length_and_key_errors():
         raise AssertionError("a length above num_keys must be refused")
     except ValueError:
         pass
+
+def test_every_metric_is_one_when_right_and_zero_when_wrong():
+    """Every metric eval.py's score returns (a new one included) and each band of recall by age, at every test length
+    of the grid: 1.0 when the predictions are the targets and 0.0 when every scored one is wrong, whatever is
+    predicted where nothing is scored (PAD, SEP, keys): a metric counts scored targets only."""
+    table, train_len = data.group_table("S3"), 8
+    for n in [1] + [m * train_len for m in (1, 2, 3, 4, 6, 8)]:
+        tokens, targets = data.eval_batch(table, n, 64, 8, 50, evaluation.EVAL_SEED)
+        scored = targets != data.IGNORE
+        elsewhere = torch.randint(0, len(table), targets.shape, generator=torch.Generator().manual_seed(n))
+        for want, right in ((1.0, targets), (0.0, (targets + 1) % len(table))):
+            predictions = torch.where(scored, right, elsewhere)
+            got = {k: v.item() for k, v in evaluation.score(predictions, tokens, targets).items()}
+            got["recall_by_age"] = evaluation.recall_by_age(predictions, tokens, targets, train_len)
+            assert all(v == want for v in got.values() if not isinstance(v, list)) and \
+                all(v == want for v in got["recall_by_age"]), f"n = {n}: every metric {want} expected: {got}"
 
 # -----------------------------------------------------------------------------
 # the models and cores: causality, the gate, each core's range and what a hand-set core can track
