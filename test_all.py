@@ -1070,7 +1070,7 @@ def differs(a, b, tolerance=0.0):
 def assert_other_values_compute_or_are_refused(base, reference, names, how_many, folder):
     """folder: the base run's. Each of the first how_many other values of each option in names, set on base: it
     changes what the run computes (and its name), or is refused in one line, or check_args resolves it to the base's
-    options; an option in NOT_IDENTITY changes nothing (ROUNDING: up to float rounding)."""
+    options; an option in NOT_IDENTITY or SAFE_ON_RESUME changes nothing (ROUNDING: up to float rounding)."""
     for action in (a for a in options.parser._actions if a.dest in names):
         name = action.dest
         resolved = options.check_args(options.parser.parse_args(base))
@@ -1079,9 +1079,9 @@ def assert_other_values_compute_or_are_refused(base, reference, names, how_many,
             # --resume continues the base's own folder (finished: it must leave the run as it is)
             got = computed(with_value(base, action, value), folder if name == "resume" else f"{folder}-{name}-{value}")
             change = f"{base[len(PROPERTY_BASE):]}: --{name} {value}"
-            if name in options.NOT_IDENTITY:
+            if name in options.NOT_IDENTITY + options.SAFE_ON_RESUME:  # neither may change what a run computes
                 assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
-                    f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY"
+                    f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY or SAFE_ON_RESUME"
             elif got is not None and got[0] != reference[0]:
                 assert differs(got, reference), f"{change} computes the same as the base: refuse it " \
                     "for this model or core (UNUSED_BY) or make it reach the model"
@@ -1100,8 +1100,9 @@ def tried_here(name, model, schedule):
 def test_every_option_changes_what_a_run_computes_or_is_refused():
     """For every model and every option of train.py (a new one included, automatically): a value of an identifying
     option other than the base's changes the weights a tiny deterministic run ends with, or is refused for that
-    model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY
-    changes nothing (ROUNDING: up to float rounding). The seed alone is exempt. The base model gets every other
+    model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY or in
+    SAFE_ON_RESUME (what --resume may change) changes nothing (ROUNDING: up to float rounding). The seed alone is
+    exempt. The base model gets every other
     value, the other models the first; the schedule's options are tried from the DAT and --delay auto bases; each
     core's sub-options (options.CORE_OPTIONS) every other value from an lstm with that core."""
     root, real_compile = tmpdir(), torch.compile
