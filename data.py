@@ -123,8 +123,9 @@ def check_table(name, table):
     wrong = table[table] != table[:, table]  # at [s, a, b]: s followed by a then b against s followed by (a then b)
     if wrong.any():
         s, a, b = first(wrong)
+        product = table[a, b].item()
         raise ValueError(f"{name} is not a group: state {s} followed by action {a}, then action {b}, is "
-                         f"{table[table[s, a], b]}, but followed by their product {table[a, b]} it is {table[s, table[a, b]]}")
+                         f"{table[table[s, a], b]}, but followed by their product {product} it is {table[s, product]}")
 
 def vocab_size(group_size, num_keys):
     """PAD, SEP, one action per group element, one key per key."""
