@@ -7,7 +7,9 @@ Score a trained run at several test lengths and show a few of its mistakes.
 
 Per length: state accuracy (targets at actions), recall accuracy (targets at queries), token accuracy (all
 targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
-so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
+so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json: {"scored": how (every option that
+changes a score, the eval seed, the checkpoint's step), "records": one per length}; a report of an earlier scoring
+(RUN_DIR/eval.txt, the grid's) is removed.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import ArgParser, check_fits, count, die, number, pick_device, positive_int, run_script, write_json
@@ -103,9 +105,25 @@ def probe(model, config, mults, n_eval):
     return accuracies
 
 def extra_scores(model):
-    """The scores eval.py can add for a model: --attn_off needs attention and recurrent blocks, --probe recurrent
-    blocks."""
-    return {"transformer": [], "lstm": ["--probe"]}.get(model, ["--attn_off", "--probe"])
+    """The scores eval.py can add for a model, all of which the grid asks for: --attn_off needs attention and recurrent
+    blocks, --probe recurrent blocks."""
+    return {"transformer": [], "lstm": ["--probe"]}.get(model, ["--attn_off", "--probe"]) + ["--by_age"]
+
+def grid_options(model, mults):
+    """eval.py's options as the grid scores a run of model (results/launch.py): its test lengths, every extra score,
+    the defaults else."""
+    return ["--mults", ",".join(map(str, mults)), *extra_scores(model)]
+
+def scoring(args, step):
+    """How a run is scored (eval.json's "scored"): every option of eval.py but UNSCORED, a new one too, the eval seed
+    and the checkpoint's step."""
+    options = {a.dest: getattr(args, a.dest) for a in parser._actions if a.dest not in UNSCORED}
+    return {"eval_seed": EVAL_SEED, **options, "step": step}
+
+def grid_scoring(model, mults, step):
+    """scoring as the grid scores a run (grid_options); a plain list of records (an eval.json written before it said
+    how it was scored: every committed one) counts as scored so."""
+    return scoring(parser.parse_args(["", *grid_options(model, mults)]), step)
 
 # -----------------------------------------------------------------------------
 
@@ -119,20 +137,24 @@ def mults_option(text):
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
     return mults
 
+parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
+parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
+parser.add_argument("--mults", default="1,2,3,4", type=mults_option, help="test lengths as multiples of "
+                    "the run's --train_len, comma-separated (each at most the run's --num_keys steps)")
+parser.add_argument("--n_eval", type=positive_int, default=1000, help="sequences per test length")
+parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
+parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the last "
+                    "recurrent block's output at 1x and score it at each length (needs a recurrent block)")
+parser.add_argument("--by_age", action="store_true", help="also score recall per band of --train_len steps "
+                    "back to the key's bookmark (band 0: the ages training shows)")
+parser.add_argument("--mistakes", type=count, default=3, help="decoded mistakes to print (at the longest length)")
+parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="where to score")
+parser.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice)")
+
+# what changes no score (what is shown, where and how fast it runs): every other option is recorded (scoring)
+UNSCORED = ("help", "run_dir", "mistakes", "device", "threads")
+
 def main(argv=None):
-    parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
-    parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
-    parser.add_argument("--mults", default="1,2,3,4", type=mults_option, help="test lengths as multiples of "
-                        "the run's --train_len, comma-separated (each at most the run's --num_keys steps)")
-    parser.add_argument("--n_eval", type=positive_int, default=1000, help="sequences per test length")
-    parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
-    parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the last "
-                        "recurrent block's output at 1x and score it at each length (needs a recurrent block)")
-    parser.add_argument("--by_age", action="store_true", help="also score recall per band of --train_len steps "
-                        "back to the key's bookmark (band 0: the ages training shows)")
-    parser.add_argument("--mistakes", type=count, default=3, help="decoded mistakes to print (at the longest length)")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="where to score")
-    parser.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
     mults = args.mults
     device = pick_device(args.device)
@@ -159,8 +181,11 @@ def main(argv=None):
         for (record, _), accuracy in zip(records, probe(model, config, mults, args.n_eval)):
             record["probe_state_acc"] = accuracy
     seconds = time.time() - t0
-    path = os.path.join(args.run_dir, "eval.json")
-    write_json(path, [r for r, _ in records])  # before the report: a terminal or file that fails loses no score
+    path, report = os.path.join(args.run_dir, "eval.json"), os.path.join(args.run_dir, "eval.txt")
+    if os.path.isfile(report):  # the grid's report of an earlier scoring: written again from this one, or not at all
+        os.remove(report)
+    # before the report: a terminal or file that fails loses no score
+    write_json(path, {"scored": scoring(args, ckpt["step"]), "records": [r for r, _ in records]})
     print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, "
           f"{seconds:.1f} s")
     header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"

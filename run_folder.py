@@ -68,6 +68,14 @@ def read_log(path):
 
 RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "eval.json", "eval.txt")  # any of them: a run folder
 
+def read_eval(path):
+    """An eval.json: (how it was scored, its records). eval.py writes {"scored": {...}, "records": [...]}; a plain list
+    of records, written before eval.json said how it was scored (every committed one), has None for the first."""
+    value = read_json(path)
+    if isinstance(value, dict) and value.keys() == {"scored", "records"} and isinstance(value["scored"], dict):
+        return value["scored"], value["records"]
+    return None, value
+
 def run_state(out_dir, log=None):
     """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
     run's max_iters), trained (the log at max_iters, a checkpoint, no eval.json yet) or finished (the log at

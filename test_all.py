@@ -1299,6 +1299,39 @@ def test_two_writers_of_one_file_never_share_a_temporary_file():
         assert open(path).read() in texts and os.listdir(root) == ["fig.txt"], "one whole text, no debris"
     shutil.rmtree(root)
 
+def test_eval_json_says_how_it_was_scored():
+    """eval.json's "scored" holds the eval seed, the checkpoint's step and every option of eval.py but those in
+    eval.UNSCORED (a new one too), as given; an option in UNSCORED changes no score, or is refused; eval.py removes a
+    report of an earlier scoring (eval.txt); plot.py reads how a run was scored from it."""
+    root, threads = tmpdir(), torch.get_num_threads()
+    run, base = f"{root}/run", [f"{root}/run", "--n_eval", "4", "--mults", "1,2"]
+    assert run_cli(train.main, PROPERTY_BASE + ["--out_dir", run])[0] == 0, "a run to score"
+    def score(argv):
+        with open(f"{run}/eval.txt", "w") as f:
+            f.write("the report of an earlier scoring")
+        code, _, err = run_cli(evaluation.main, argv)
+        assert code in (0, 2) and (code == 0) != os.path.exists(f"{run}/eval.txt"), f"{argv}: eval.txt: {err}"
+        return run_folder.read_eval(f"{run}/eval.json") if code == 0 else None
+    try:
+        (scored, records), recorded = score(base), set()
+        assert (scored["eval_seed"], scored["step"]) == (evaluation.EVAL_SEED, 4), f"seed and step: {scored}"
+        for action in evaluation.parser._actions[2:]:  # after --help and the run folder
+            value = getattr(evaluation.parser.parse_args(base), action.dest)
+            others = {"mults": ["1,3"], "threads": [1]}.get(action.dest) or other_values(action, value)
+            for other in others[:2]:
+                got = score(with_value(base, action, other))
+                if action.dest in evaluation.UNSCORED:
+                    assert got is None or got[1] == records, f"--{action.dest} {other} changes a score: not UNSCORED"
+                elif got is not None and got[0].get(action.dest) != scored[action.dest]:
+                    recorded.add(action.dest)
+        scored_options = {a.dest for a in evaluation.parser._actions[2:]} - set(evaluation.UNSCORED)
+        assert recorded == scored_options, f"options that change a score but not eval.json's: {scored_options - recorded}"
+        assert score(base)[0] == scored and plot.load_runs([run])[0]["scored"] == scored, "plot.py reads it"
+    finally:
+        torch.set_num_threads(threads)
+        run_folder.release_locks()
+    shutil.rmtree(root)
+
 def test_readers_refuse_copies_and_non_finite_accuracies():
     """Readers refuse a copied run folder (one run counted twice) and an eval.json with a NaN accuracy."""
     root = tmpdir()
@@ -1394,6 +1427,21 @@ def test_readers_match_seeds_by_test_length():
     code, out, err = run_cli(plot.main, [root, "--out", f"{root}/sweep.png", "--sweep", "seed"])
     assert code == 0 and err.startswith("warning: --sweep seed: 1 finished run") and "a-s1" in err, \
         f"--sweep: a run without a 3x record is left out, said in one line: {err}"
+    shutil.rmtree(root)
+
+def test_readers_warn_when_seeds_were_scored_differently():
+    """Seeds of one config scored with other settings (eval.json's "scored"; a plain list of records counts as scored
+    as the grid scores) are pooled with one warning line, from plot.py and the atlas, naming what differs."""
+    root = tmpdir()
+    for seed in (0, 1, 2):
+        fake_run(root, f"a-s{seed}", seed, "none", 0.9)
+    for seed, n_eval in ((1, 1000), (2, 20)):  # seed 1 as the grid scores it, said in the header; seed 2 otherwise
+        scored = {**evaluation.grid_scoring("lstm_attn", [1, 2, 3, 8], 8000), "n_eval": n_eval}
+        edit_json(f"{root}/a-s{seed}/eval.json", lambda records: {"scored": scored, "records": records})
+    for script, argv in ((plot, ["--out", f"{root}/fig.png"]), (atlas, ["--out", f"{root}/at", "--schedules", "plain"])):
+        code, out, err = run_cli(script.main, [root] + argv)
+        assert code == 0 and err == "warning: lstm_attn-S3-plain: its seeds were scored differently (n_eval 1000: " \
+            "seed 0,1; n_eval 20: seed 2); pooled as they are\n", f"{script.__name__}: one warning line: {err!r}"
     shutil.rmtree(root)
 
 def test_readers_refuse_a_damaged_config_and_load_an_older_one():
@@ -1809,8 +1857,9 @@ def one_error_line(result, code):
     return result[0] == code and len(result[2].splitlines()) == 1 and result[2].startswith("error: ")
 
 def test_grid_line_is_finished_only_when_scored_at_every_length():
-    """eval.json must hold every test length of the line's MULTS: else its checkpoint is scored again (trained),
-    or, with none (a committed run folder has none), the line is refused in one line."""
+    """eval.json must hold every test length of the line's MULTS, scored as the launcher scores (eval.grid_scoring;
+    a plain list of records counts as scored so), with its report (eval.txt): else its checkpoint is scored again
+    (trained), or, with none (a committed run folder has none), the line is refused in one line."""
     root = tmpdir()
     env, lines = tiny_grid(root)
     with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:
@@ -1832,6 +1881,20 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
         line = contents.Line(1, lines[0].text)
     assert not os.path.exists(os.path.join(lines[0].folder, "eval.txt")) and line.state == "trained", \
         f"eval.json without eval.txt (a kill between the two), a checkpoint there: scored again: {line.state}"
+    with open(os.path.join(lines[0].folder, "eval.txt"), "w") as f:
+        f.write("the report\n")
+    records = [{"n": 8 * m, "mult": m, "seq_acc": 1.0} for m in (1, 2)]
+    for n_eval, state in ((1000, "finished"), (20, "trained"), (20, "error")):  # the last without its checkpoint
+        scored = {**evaluation.grid_scoring("lstm_attn", [1, 2], 20), "n_eval": n_eval}
+        with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:
+            json.dump({"scored": scored, "records": records}, f)
+        if state == "error":
+            os.remove(os.path.join(lines[0].folder, "ckpt.pt"))
+        with launcher_in_process(env):
+            line = contents.Line(1, lines[0].text)
+        assert line.state == state, f"scored with --n_eval {n_eval} (the grid: 1000): {line.state} {line.error}"
+    assert line.error == f"line 1: {lines[0].folder}: eval.json was scored with n_eval 20, not the grid's 1000 and " \
+        "there is no checkpoint to score it from", f"scored otherwise without a checkpoint: one error line: {line.error}"
     shutil.rmtree(root)
 
 BAD_GRID = """
@@ -1946,8 +2009,9 @@ def test_grid_signal_while_drawing_exits_128_plus_signal():
     shutil.rmtree(root)
 
 def test_grid_job_decides_again_and_writes_its_report_whole():
-    """A job decides its line's state again as it starts (another launcher may have finished it or hold it); eval.py's
-    report is written whole as eval.txt once eval.py succeeded; a failed score touches no other process's file."""
+    """A job decides its line's state again as it starts (another launcher may have finished it or hold it); it scores
+    as eval.grid_scoring says; eval.py's report is written whole as eval.txt once eval.py succeeded; a failed score
+    touches no other process's file."""
     root = tmpdir()
     env, lines = tiny_grid(root)
     with launcher_in_process(env), contextlib.redirect_stdout(io.StringIO()) as out:
@@ -1974,11 +2038,15 @@ def test_grid_job_decides_again_and_writes_its_report_whole():
             assert f.read() == "another process's report", "a failed score leaves another process's file alone"
         assert not os.path.exists(os.path.join(todo.folder, "eval.txt")), "no report from a failed score"
         os.remove(os.path.join(todo.folder, "eval.txt.tmp"))
-        call, launch.call = launch.call, lambda command, **kwargs: (0, "the report\n")
+        commands = []
+        call, launch.call = launch.call, lambda command, **kwargs: commands.append(command) or (0, "the report\n")
         try:
             assert launch.run_job(todo) == "done", "a score that succeeds is done"
         finally:
             launch.call = call
+        score = evaluation.scoring(evaluation.parser.parse_args(commands[0][3:]), 20)
+        assert commands[0][2] == "eval.py" and score == evaluation.grid_scoring("lstm_attn", [1, 2], 20), \
+            f"the launcher scores as the grid's lines ask (eval.grid_scoring): {commands}"
         with open(os.path.join(todo.folder, "eval.txt")) as f:
             assert f.read() == "the report\n", "eval.txt holds eval.py's output"
         assert sorted(os.listdir(todo.folder)) == ["ckpt.pt", "config.json", "eval.txt", "log.jsonl"], \
@@ -2051,8 +2119,7 @@ def test_tiny_train_eval_plot():
         code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
                                                    "--probe", "--by_age", "--mults", "1,3,4"])
         assert code == 0, err
-    with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
-        records = json.load(f)
+    scored, records = run_folder.read_eval(f"{root}/lstm_attn-dat-s0/eval.json")
     assert [r["n"] for r in records] == [4, 12, 16] and [r["mult"] for r in records] == [1, 3, 4]
     for r in records:
         for view in (r, r["attn_off"]):
@@ -2070,10 +2137,11 @@ def test_tiny_train_eval_plot():
         rows = f.read().splitlines()[2:]
     label = "lstm_attn-S3-len4-keys16-q3-d16-bs16-iters30-dat10r8"  # every option that differs from the defaults
     assert len(rows) == 3 and rows[0].startswith(f"| {label} (0,1) | 1x |"), rows
-    tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
+    records = [run_folder.read_eval(f"{root}/lstm_attn-dat-s{s}/eval.json")[1] for s in (0, 1)]
+    tokens_4x = [r[2]["token_acc"] for r in records]
     assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
     code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "dat10r8"])
-    bands = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["recall_by_age"] for s in (0, 1)]
+    bands = [r[2]["recall_by_age"] for r in records]
     means = " | ".join(f"{np.mean(b):.3f}" for b in zip(*bands))
     row = f"| {label.removesuffix('-dat10r8')} | dat10r8 | 2 | 4x | {means} |"
     assert code == 0 and row in open(f"{root}/atlas.md").read().splitlines(), (err, row)
