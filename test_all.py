@@ -1325,7 +1325,7 @@ def test_eval_json_says_how_it_was_scored():
                 elif got is not None and got[0].get(action.dest) != scored[action.dest]:
                     recorded.add(action.dest)
         scored_options = {a.dest for a in evaluation.parser._actions[2:]} - set(evaluation.UNSCORED)
-        assert recorded == scored_options, f"options that change a score but not eval.json's: {scored_options - recorded}"
+        assert recorded == scored_options, f"options that change a score, not eval.json: {scored_options - recorded}"
         assert score(base)[0] == scored and plot.load_runs([run])[0]["scored"] == scored, "plot.py reads it"
     finally:
         torch.set_num_threads(threads)
@@ -1438,7 +1438,8 @@ def test_readers_warn_when_seeds_were_scored_differently():
     for seed, n_eval in ((1, 1000), (2, 20)):  # seed 1 as the grid scores it, said in the header; seed 2 otherwise
         scored = {**evaluation.grid_scoring("lstm_attn", [1, 2, 3, 8], 8000), "n_eval": n_eval}
         edit_json(f"{root}/a-s{seed}/eval.json", lambda records: {"scored": scored, "records": records})
-    for script, argv in ((plot, ["--out", f"{root}/fig.png"]), (atlas, ["--out", f"{root}/at", "--schedules", "plain"])):
+    for script, argv in ((plot, ["--out", f"{root}/fig.png"]), (atlas, ["--out", f"{root}/at", "--schedules",
+                                                                          "plain"])):
         code, out, err = run_cli(script.main, [root] + argv)
         assert code == 0 and err == "warning: lstm_attn-S3-plain: its seeds were scored differently (n_eval 1000: " \
             "seed 0,1; n_eval 20: seed 2); pooled as they are\n", f"{script.__name__}: one warning line: {err!r}"
@@ -1894,7 +1895,7 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
             line = contents.Line(1, lines[0].text)
         assert line.state == state, f"scored with --n_eval {n_eval} (the grid: 1000): {line.state} {line.error}"
     assert line.error == f"line 1: {lines[0].folder}: eval.json was scored with n_eval 20, not the grid's 1000 and " \
-        "there is no checkpoint to score it from", f"scored otherwise without a checkpoint: one error line: {line.error}"
+        "there is no checkpoint to score it from", f"scored otherwise, no checkpoint: one error line: {line.error}"
     shutil.rmtree(root)
 
 BAD_GRID = """
