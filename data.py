@@ -109,23 +109,18 @@ def check_table(name, table):
     """Refuse (ValueError), naming the first entry that fails, a table that is not a function from (state, action) to
     state (an entry that is none of the states) or not a group (no identity, an element without an inverse, a
     product that is not associative)."""
-    n, first = len(table), lambda wrong: wrong.nonzero()[0].tolist()
-    if ((table < 0) | (table >= n)).any():
-        s, a = first((table < 0) | (table >= n))
-        raise ValueError(f"{name}: state {s} followed by action {a} is none of its {n} states")
-    every = torch.arange(n)
-    identities = [e for e in range(n) if table[e].equal(every) and table[:, e].equal(every)]
-    if not identities:
+    def refuse(wrong, says):  # wrong: where the table fails; says(the first such entry's indices): how
+        if wrong.any():
+            raise ValueError(f"{name}{says(*wrong.nonzero()[0].tolist())}")
+    n, every = len(table), torch.arange(len(table))
+    refuse((table < 0) | (table >= n), lambda s, a: f": state {s} followed by action {a} is none of its {n} states")
+    e = next((e for e in range(n) if table[e].equal(every) and table[:, e].equal(every)), None)
+    if e is None:
         raise ValueError(f"{name} is not a group: no element e has e followed by a = a and s followed by e = s")
-    inverse = ((table == identities[0]) & (table.T == identities[0])).any(dim=1)
-    if not inverse.all():
-        raise ValueError(f"{name} is not a group: its element {first(~inverse)[0]} has no inverse")
-    wrong = table[table] != table[:, table]  # at [s, a, b]: s followed by a then b against s followed by (a then b)
-    if wrong.any():
-        s, a, b = first(wrong)
-        product = table[a, b].item()
-        raise ValueError(f"{name} is not a group: state {s} followed by action {a}, then action {b}, is "
-                         f"{table[table[s, a], b]}, but followed by their product {product} it is {table[s, product]}")
+    refuse(~((table == e) & (table.T == e)).any(dim=1), lambda s: f" is not a group: its element {s} has no inverse")
+    refuse(table[table] != table[:, table], lambda s, a, b: f" is not a group: state {s} followed by action {a}, then "
+           f"action {b}, is {table[table[s, a], b]}, but followed by their product {table[a, b]} it is "
+           f"{table[s, table[a, b]]}")  # table[table] at [s, a, b] is s followed by a then b, table[:, table] s by ab
 
 def vocab_size(group_size, num_keys):
     """PAD, SEP, one action per group element, one key per key."""

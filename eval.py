@@ -156,15 +156,14 @@ UNSCORED = ("help", "run_dir", "mistakes", "device", "threads")
 
 def main(argv=None):
     args = parser.parse_args(argv)
-    mults = args.mults
     device = pick_device(args.device)
     lock(args.run_dir, create=False)  # held before it is read: no trainer or other evaluator writes it meanwhile
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
     config = checked_run(args.run_dir, ckpt)  # config.json, the checkpoint and its model agree
     cfg = model_config_of(config)
-    longest = max(mults) * config["train_len"]
+    longest = max(args.mults) * config["train_len"]
     if longest > config["num_keys"]:
-        die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
+        die(f"test length {longest} ({max(args.mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
     check_fits("--n_eval", args.n_eval, seq_width(longest, config["num_queries"]), device, config["num_keys"],
                cfg.d_model, cfg.n_lstm + cfg.n_attn, cfg.n_heads, chunk=500)  # predict() runs 500 at a time
     for extra in ("attn_off", "probe"):
@@ -176,9 +175,9 @@ def main(argv=None):
     model = model_from_checkpoint(ckpt, device)
 
     t0 = time.time()
-    records = evaluate(model, config, mults, args.n_eval, args.attn_off, args.by_age)
+    records = evaluate(model, config, args.mults, args.n_eval, args.attn_off, args.by_age)
     if args.probe:
-        for (record, _), accuracy in zip(records, probe(model, config, mults, args.n_eval)):
+        for (record, _), accuracy in zip(records, probe(model, config, args.mults, args.n_eval)):
             record["probe_state_acc"] = accuracy
     seconds = time.time() - t0
     path, report = os.path.join(args.run_dir, "eval.json"), os.path.join(args.run_dir, "eval.txt")
@@ -188,18 +187,13 @@ def main(argv=None):
     write_json(path, {"scored": scoring(args, ckpt["step"]), "records": [r for r, _ in records]})
     print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, "
           f"{seconds:.1f} s")
-    header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
-    print(header + ("   | attention off: state  recall   token     seq" if args.attn_off else "")
-          + ("   | probe" if args.probe else ""))
+    print(f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
+          + "   | attention off: state  recall   token     seq" * args.attn_off + "   | probe" * args.probe)
+    accuracies = lambda rec: "".join(f" {rec[k]:7.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
     for record, _ in records:
-        line = f"{record['n']:>4} {record['mult']:>3}x" + "".join(
-            f" {record[k]:7.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
-        if args.attn_off:
-            line += "   |              " + "".join(f" {record['attn_off'][k]:7.4f}"
-                                                 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
-        if args.probe:
-            line += f"   | {record['probe_state_acc']:.4f}"
-        print(line)
+        print(f"{record['n']:>4} {record['mult']:>3}x" + accuracies(record)
+              + ("   |              " + accuracies(record["attn_off"]) if args.attn_off else "")
+              + (f"   | {record['probe_state_acc']:.4f}" if args.probe else ""))
     if args.by_age:
         print(f"\nrecall accuracy by how far back the key was bookmarked, in bands of {config['train_len']} steps "
               f"(band 0: the ages training shows)")

@@ -10,6 +10,7 @@ An attention block adds  gate * Attn(LN(x))  to the stream, and, if the config a
 one non-trainable number held by the model: Delayed Attention Training keeps it at 0 for the first --delay steps.
 At exactly 0 the attention is skipped, not computed.
 """
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -42,19 +43,14 @@ def default_pos(model):
     return "rope" if model == "transformer" else "none"
 
 def block_layout(cfg):
-    """The order of blocks, e.g. ['rnn', 'attn', 'attn'] for lstm_attn with 1 recurrent and 2 attention blocks."""
-    if cfg.model == "lstm":
-        return ["rnn"] * cfg.n_lstm
-    if cfg.model == "transformer":
-        return ["attn"] * cfg.n_attn
-    if cfg.model == "lstm_attn":
-        return ["rnn"] * cfg.n_lstm + ["attn"] * cfg.n_attn
-    if cfg.model == "attn_lstm":
-        return ["attn"] * cfg.n_attn + ["rnn"] * cfg.n_lstm
-    if cfg.model == "interleaved":  # R A R A ..., leftovers at the end
-        pairs = [["rnn"] * (i < cfg.n_lstm) + ["attn"] * (i < cfg.n_attn) for i in range(max(cfg.n_lstm, cfg.n_attn))]
-        return sum(pairs, [])
-    raise ValueError(f"unknown model {cfg.model!r}: use one of {', '.join(MODELS)}")
+    """The order of blocks, e.g. ['rnn', 'attn', 'attn'] for lstm_attn with 1 recurrent and 2 attention blocks
+    (interleaved: R A R A ..., the leftovers at the end)."""
+    rnn, attn = ["rnn"] * cfg.n_lstm, ["attn"] * cfg.n_attn
+    layouts = {"lstm": rnn, "transformer": attn, "lstm_attn": rnn + attn, "attn_lstm": attn + rnn,
+               "interleaved": [kind for pair in itertools.zip_longest(rnn, attn) for kind in pair if kind]}
+    if cfg.model not in layouts:
+        raise ValueError(f"unknown model {cfg.model!r}: use one of {', '.join(MODELS)}")
+    return layouts[cfg.model]
 
 # -----------------------------------------------------------------------------
 

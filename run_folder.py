@@ -221,8 +221,7 @@ def folder_state(args):
 
 def resumed(argv):
     """The options of the run in --out_dir (checked again by check_args), with the few SAFE_ON_RESUME allows taken
-    from argv;
-    options newer than the run take their defaults. The folder is held first, then read. (args, checkpoint)."""
+    from argv; options newer than the run take their defaults. The folder is held first, then read. (args, ckpt)."""
     unset = object()  # the options typed on the command line are those not left unset
     namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
     given = {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}
