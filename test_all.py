@@ -313,11 +313,11 @@ def test_every_core_carries_earlier_tokens_and_keeps_the_sequences_of_a_batch_ap
         model = Model(tiny_config("lstm", emb_skip=0.0, **core)).eval()
         with torch.no_grad():
             a, b = model(tokens)[0], model(changed)[0]
+        assert torch.allclose(a[1:], b[1:], atol=1e-6, rtol=0), f"{core}: a change to sequence 0 moved another " \
+            "sequence's output: the core mixes the sequences of a batch (batch_first?)"
         moved = (a[0, 3:] - b[0, 3:]).abs().amax(dim=-1)
         assert (moved > 0).all(), f"{core}: the outputs after a changed token moved by {moved.tolist()}: the core " \
             "must carry earlier tokens"
-        assert torch.allclose(a[1:], b[1:], atol=1e-6, rtol=0), f"{core}: a change to sequence 0 moved another " \
-            "sequence's output: the core mixes the sequences of a batch (batch_first?)"
 
 def test_every_core_keeps_its_transitions_in_their_declared_range():
     """Every core of CORE_VARIANTS that declares transition_range = (i, low, high) (model.py; a new linear core by
