@@ -1894,7 +1894,7 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
         with launcher_in_process(env):
             line = contents.Line(1, lines[0].text)
         assert line.state == state, f"scored with --n_eval {n_eval} (the grid: 1000): {line.state} {line.error}"
-    assert line.error == f"line 1: {lines[0].folder}: eval.json was scored with n_eval 20, not the grid's 1000 and " \
+    assert line.error == f"line 1: {lines[0].folder}: eval.json was scored with n_eval 20 (the grid's: 1000) and " \
         "there is no checkpoint to score it from", f"scored otherwise, no checkpoint: one error line: {line.error}"
     shutil.rmtree(root)
 

@@ -77,9 +77,9 @@ def scored_otherwise(folder, args, mults):
     held = {r.get("mult") for r in records if isinstance(r, dict)} if isinstance(records, list) else set()
     lacking = [f"{m}x" for m in mults if m not in held]
     asked, scored = grid_scoring(args.model, mults, args.max_iters), scored or {}
-    differ = [f"{k} {scored.get(k)!r}, not the grid's {asked.get(k)!r}" for k in sorted(asked.keys() | scored.keys())
+    differ = [f"{k} {scored.get(k)!r} (the grid's: {asked.get(k)!r})" for k in sorted(asked.keys() | scored.keys())
               if scored and k != "mults" and scored.get(k) != asked.get(k)]
-    return [f"lacks {', '.join(lacking)}"] * bool(lacking) + [f"was scored with {'; '.join(differ)}"] * bool(differ)
+    return [f"lacks {', '.join(lacking)}"] * bool(lacking) + [f"was scored with {', '.join(differ)}"] * bool(differ)
 
 class Line:
     """Line number (from 1) of the grid; experiment, mults, options; run folder, state (STATES) and schedule name;
