@@ -39,8 +39,7 @@ from runs import append_line, die, run_script, write_json
 def main(argv=None):
     # 1. options: a new run, or the run in --out_dir to resume (held by this process before it is read)
     resuming = "--resume" in (sys.argv[1:] if argv is None else argv)
-    args, ckpt = run_folder.resumed(argv) if resuming else \
-        (check_args(parser.parse_args(argv)), None)
+    args, ckpt = run_folder.resumed(argv) if resuming else (check_args(parser.parse_args(argv)), None)
     if args.dry_run:
         return print(args.out_dir, folder_state(args))
     if os.path.isdir(os.path.join(args.out_dir, "eval.json")):
