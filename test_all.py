@@ -1315,7 +1315,8 @@ def test_eval_json_says_how_it_was_scored():
     try:
         (scored, records), recorded = score(base), set()
         assert (scored["eval_seed"], scored["step"]) == (evaluation.EVAL_SEED, 4), f"seed and step: {scored}"
-        for action in evaluation.parser._actions[2:]:  # after --help and the run folder
+        options = [a for a in evaluation.parser._actions if a.dest not in ("help", "run_dir")]
+        for action in options:
             value = getattr(evaluation.parser.parse_args(base), action.dest)
             others = {"mults": ["1,3"], "threads": [1]}.get(action.dest) or other_values(action, value)
             for other in others[:2]:
@@ -1324,7 +1325,7 @@ def test_eval_json_says_how_it_was_scored():
                     assert got is None or got[1] == records, f"--{action.dest} {other} changes a score: not UNSCORED"
                 elif got is not None and got[0].get(action.dest) != scored[action.dest]:
                     recorded.add(action.dest)
-        scored_options = {a.dest for a in evaluation.parser._actions[2:]} - set(evaluation.UNSCORED)
+        scored_options = {a.dest for a in options} - set(evaluation.UNSCORED)
         assert recorded == scored_options, f"options that change a score, not eval.json: {scored_options - recorded}"
         assert score(base)[0] == scored and plot.load_runs([run])[0]["scored"] == scored, "plot.py reads it"
     finally:
