@@ -18,6 +18,7 @@ python data.py --group S3 --n 16 --num 1000 --save s3.npz
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import ArgParser, check_fits, die, number, positive_int, run_script, write_file
 import argparse
+import functools
 import itertools
 import re
 
@@ -50,8 +51,8 @@ def dihedral(m):
 
 # every group the kit knows: a kind's letter, its sizes m (the name is the letter then m) and its elements' constructor.
 # Elements are the integers of Z<m> or permutation tuples (s followed by a maps i to a[s[i]]); the identity need not
-# come first. A new kind is one line here, its independent construction in test_all.REFERENCES and a setting in
-# test_all.LABEL_CASES.
+# come first; its table is checked to be a group as it is built (table_of). A new kind is one line here, a construction
+# in test_all.REFERENCES independent of it (e.g. by matrices or a presentation) and a setting in test_all.LABEL_CASES.
 KINDS = {"Z": (range(2, 65), cyclic), "S": (range(3, 6), symmetric), "A": (range(4, 6), alternating),
          "D": (range(3, 33), dihedral)}
 
@@ -77,22 +78,49 @@ def group_elements(name):
     raise ValueError(f"unknown group {name!r}: use {GROUPS}")
 
 def group_option(name):
-    """An argparse type: the name of a group that group_elements knows."""
+    """An argparse type: the name of a group that group_elements knows and whose table is a group (group_table)."""
     try:
-        group_elements(name)
+        group_table(name)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e))
     return name
 
 def group_table(name, device="cpu"):
-    """table[s, a] = index of the state reached from state s by action a (s followed by a)."""
-    elements = group_elements(name)
-    if isinstance(elements[0], int):
-        m = len(elements)
-        return (torch.arange(m)[:, None] + torch.arange(m)[None, :]).remainder(m).to(device)
-    index = {p: i for i, p in enumerate(elements)}
-    rows = [[index[tuple(a[s[i]] for i in range(len(s)))] for a in elements] for s in elements]
-    return torch.tensor(rows, device=device)
+    """table[s, a] = index of the state reached from state s by action a (s followed by a), checked (table_of)."""
+    return table_of(name, tuple(group_elements(name))).to(device, copy=True)
+
+@functools.cache
+def table_of(name, elements):
+    """The table of a group's elements, built once: each element a state of its kind (an integer of Z<m>, else a
+    permutation tuple), none repeated; the products of elements not among them are -1, refused by check_table."""
+    m, index, cyclic = len(elements), {e: i for i, e in enumerate(elements)}, isinstance(elements[0], int)
+    for i, e in enumerate(elements):
+        kind = f"an integer below {m}" if cyclic else f"a permutation of 0..{len(elements[0]) - 1}"
+        if not (e in range(m) if cyclic else isinstance(e, tuple) and sorted(e) == list(range(len(elements[0])))):
+            raise ValueError(f"{name}: its element {i}, {e!r}, is not {kind}")
+        if index[e] != i:
+            raise ValueError(f"{name}: its element {i}, {e!r}, repeats its element {index[e]}")
+    compose = (lambda s, a: (s + a) % m) if cyclic else (lambda s, a: tuple(a[x] for x in s))
+    table = torch.tensor([[index.get(compose(s, a), -1) for a in elements] for s in elements])
+    check_table(name, table)
+    return table
+
+def check_table(name, table):
+    """Refuse (ValueError), naming the first entry that fails, a table that is not a function from (state, action) to
+    state (an entry that is none of the states) or not a group (no identity, an element without an inverse, a
+    product that is not associative)."""
+    def refuse(wrong, says):  # wrong: where the table fails; says(the first such entry's indices): how
+        if wrong.any():
+            raise ValueError(f"{name}{says(*wrong.nonzero()[0].tolist())}")
+    n, every = len(table), torch.arange(len(table))
+    refuse((table < 0) | (table >= n), lambda s, a: f": state {s} followed by action {a} is none of its {n} states")
+    e = next((e for e in range(n) if table[e].equal(every) and table[:, e].equal(every)), None)
+    if e is None:
+        raise ValueError(f"{name} is not a group: no element e has e followed by a = a and s followed by e = s")
+    refuse(~((table == e) & (table.T == e)).any(dim=1), lambda s: f" is not a group: its element {s} has no inverse")
+    refuse(table[table] != table[:, table], lambda s, a, b: f" is not a group: state {s} followed by action {a}, then "
+           f"action {b}, is {table[table[s, a], b]}, but followed by their product {table[a, b]} it is "
+           f"{table[s, table[a, b]]}")  # table[table] at [s, a, b] is s followed by a then b, table[:, table] s by ab
 
 def vocab_size(group_size, num_keys):
     """PAD, SEP, one action per group element, one key per key."""

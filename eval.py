@@ -7,7 +7,9 @@ Score a trained run at several test lengths and show a few of its mistakes.
 
 Per length: state accuracy (targets at actions), recall accuracy (targets at queries), token accuracy (all
 targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
-so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json, one record per length.
+so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json: {"scored": how (every option that
+changes a score, the eval seed, the checkpoint's step), "records": one per length}; a report of an earlier scoring
+(RUN_DIR/eval.txt, the grid's) is removed.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import (ArgParser, check_fits, count, die, number, pick_device, positive_int, printable, run_script,
@@ -108,9 +110,25 @@ def probe(model, config, mults, n_eval):
     return accuracies
 
 def extra_scores(model):
-    """The scores eval.py can add for a model: --attn_off needs attention and recurrent blocks, --probe recurrent
-    blocks."""
-    return {"transformer": [], "lstm": ["--probe"]}.get(model, ["--attn_off", "--probe"])
+    """The scores eval.py can add for a model, all of which the grid asks for: --attn_off needs attention and recurrent
+    blocks, --probe recurrent blocks."""
+    return {"transformer": [], "lstm": ["--probe"]}.get(model, ["--attn_off", "--probe"]) + ["--by_age"]
+
+def grid_options(model, mults):
+    """eval.py's options as the grid scores a run of model (results/launch.py): its test lengths, every extra score,
+    the defaults else."""
+    return ["--mults", ",".join(map(str, mults)), *extra_scores(model)]
+
+def scoring(args, step):
+    """How a run is scored (eval.json's "scored"): every option of eval.py but UNSCORED, a new one too, the eval seed
+    and the checkpoint's step."""
+    options = {a.dest: getattr(args, a.dest) for a in parser._actions if a.dest not in UNSCORED}
+    return {"eval_seed": EVAL_SEED, **options, "step": step}
+
+def grid_scoring(model, mults, step):
+    """scoring as the grid scores a run (grid_options); a plain list of records (an eval.json written before it said
+    how it was scored: every committed one) counts as scored so."""
+    return scoring(parser.parse_args(["", *grid_options(model, mults)]), step)
 
 # -----------------------------------------------------------------------------
 
@@ -124,31 +142,34 @@ def mults_option(text):
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
     return mults
 
+parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
+parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
+parser.add_argument("--mults", default="1,2,3,4", type=mults_option, help="test lengths as multiples of "
+                    "the run's --train_len, comma-separated (each at most the run's --num_keys steps)")
+parser.add_argument("--n_eval", type=positive_int, default=1000, help="sequences per test length")
+parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
+parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the last "
+                    "recurrent block's output at 1x and score it at each length (needs a recurrent block)")
+parser.add_argument("--by_age", action="store_true", help="also score recall per band of --train_len steps "
+                    "back to the key's bookmark (band 0: the ages training shows)")
+parser.add_argument("--mistakes", type=count, default=3, help="decoded mistakes to print (at the longest length)")
+parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="where to score")
+parser.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice)")
+
+# what changes no score (what is shown, where and how fast it runs): every other option is recorded (scoring)
+UNSCORED = ("help", "run_dir", "mistakes", "device", "threads")
+
 def main(argv=None):
-    parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
-    parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
-    parser.add_argument("--mults", default="1,2,3,4", type=mults_option, help="test lengths as multiples of "
-                        "the run's --train_len, comma-separated (each at most the run's --num_keys steps)")
-    parser.add_argument("--n_eval", type=positive_int, default=1000, help="sequences per test length")
-    parser.add_argument("--attn_off", action="store_true", help="also score with the attention gate forced to 0")
-    parser.add_argument("--probe", action="store_true", help="also fit a linear probe of the state on the last "
-                        "recurrent block's output at 1x and score it at each length (needs a recurrent block)")
-    parser.add_argument("--by_age", action="store_true", help="also score recall per band of --train_len steps "
-                        "back to the key's bookmark (band 0: the ages training shows)")
-    parser.add_argument("--mistakes", type=count, default=3, help="decoded mistakes to print (at the longest length)")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"), help="where to score")
-    parser.add_argument("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    mults = args.mults
     printable(args.run_dir, "run folder")
     device = pick_device(args.device)
     lock(args.run_dir, create=False)  # held before it is read: no trainer or other evaluator writes it meanwhile
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
     config = checked_run(args.run_dir, ckpt)  # config.json, the checkpoint and its model agree
     cfg = model_config_of(config)
-    longest = max(mults) * config["train_len"]
+    longest = max(args.mults) * config["train_len"]
     if longest > config["num_keys"]:
-        die(f"test length {longest} ({max(mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
+        die(f"test length {longest} ({max(args.mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
     check_fits("--n_eval", args.n_eval, seq_width(longest, config["num_queries"]), device, config["num_keys"],
                cfg.d_model, cfg.n_lstm + cfg.n_attn, cfg.n_heads, chunk=500)  # predict() runs 500 at a time
     for extra in ("attn_off", "probe"):
@@ -160,29 +181,26 @@ def main(argv=None):
     model = model_from_checkpoint(ckpt, device)
 
     t0 = time.time()
-    records = evaluate(model, config, mults, args.n_eval, args.attn_off, args.by_age)
+    records = evaluate(model, config, args.mults, args.n_eval, args.attn_off, args.by_age)
     if args.probe:
-        for (record, _), accuracy in zip(records, probe(model, config, mults, args.n_eval)):
+        for (record, _), accuracy in zip(records, probe(model, config, args.mults, args.n_eval)):
             record["probe_state_acc"] = accuracy
     seconds = time.time() - t0
-    path = os.path.join(args.run_dir, "eval.json")
+    path, report = os.path.join(args.run_dir, "eval.json"), os.path.join(args.run_dir, "eval.txt")
     still_held(args.run_dir)
+    if os.path.isfile(report):  # the grid's report of an earlier scoring: written again from this one, or not at all
+        os.remove(report)
     # before the report: a terminal or file that fails loses no score
-    write_json(path, [r for r, _ in records], new_folder=False)
+    write_json(path, {"scored": scoring(args, ckpt["step"]), "records": [r for r, _ in records]}, new_folder=False)
     print(f"{args.run_dir}: step {ckpt['step']}, gate {model.gate:g}, {args.n_eval} sequences per length, "
           f"{seconds:.1f} s")
-    header = f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
-    print(header + ("   | attention off: state  recall   token     seq" if args.attn_off else "")
-          + ("   | probe" if args.probe else ""))
+    print(f"{'n':>4} {'mult':>4} {'state':>7} {'recall':>7} {'token':>7} {'seq':>7}"
+          + "   | attention off: state  recall   token     seq" * args.attn_off + "   | probe" * args.probe)
+    accuracies = lambda rec: "".join(f" {rec[k]:7.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
     for record, _ in records:
-        line = f"{record['n']:>4} {record['mult']:>3}x" + "".join(
-            f" {record[k]:7.4f}" for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
-        if args.attn_off:
-            line += "   |              " + "".join(f" {record['attn_off'][k]:7.4f}"
-                                                 for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
-        if args.probe:
-            line += f"   | {record['probe_state_acc']:.4f}"
-        print(line)
+        print(f"{record['n']:>4} {record['mult']:>3}x" + accuracies(record)
+              + ("   |              " + accuracies(record["attn_off"]) if args.attn_off else "")
+              + (f"   | {record['probe_state_acc']:.4f}" if args.probe else ""))
     if args.by_age:
         print(f"\nrecall accuracy by how far back the key was bookmarked, in bands of {config['train_len']} steps "
               f"(band 0: the ages training shows)")

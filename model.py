@@ -10,6 +10,7 @@ An attention block adds  gate * Attn(LN(x))  to the stream, and, if the config a
 one non-trainable number held by the model: Delayed Attention Training keeps it at 0 for the first --delay steps.
 At exactly 0 the attention is skipped, not computed.
 """
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -42,19 +43,14 @@ def default_pos(model):
     return "rope" if model == "transformer" else "none"
 
 def block_layout(cfg):
-    """The order of blocks, e.g. ['rnn', 'attn', 'attn'] for lstm_attn with 1 recurrent and 2 attention blocks."""
-    if cfg.model == "lstm":
-        return ["rnn"] * cfg.n_lstm
-    if cfg.model == "transformer":
-        return ["attn"] * cfg.n_attn
-    if cfg.model == "lstm_attn":
-        return ["rnn"] * cfg.n_lstm + ["attn"] * cfg.n_attn
-    if cfg.model == "attn_lstm":
-        return ["attn"] * cfg.n_attn + ["rnn"] * cfg.n_lstm
-    if cfg.model == "interleaved":  # R A R A ..., leftovers at the end
-        pairs = [["rnn"] * (i < cfg.n_lstm) + ["attn"] * (i < cfg.n_attn) for i in range(max(cfg.n_lstm, cfg.n_attn))]
-        return sum(pairs, [])
-    raise ValueError(f"unknown model {cfg.model!r}: use one of {', '.join(MODELS)}")
+    """The order of blocks, e.g. ['rnn', 'attn', 'attn'] for lstm_attn with 1 recurrent and 2 attention blocks
+    (interleaved: R A R A ..., the leftovers at the end)."""
+    rnn, attn = ["rnn"] * cfg.n_lstm, ["attn"] * cfg.n_attn
+    layouts = {"lstm": rnn, "transformer": attn, "lstm_attn": rnn + attn, "attn_lstm": attn + rnn,
+               "interleaved": [kind for pair in itertools.zip_longest(rnn, attn) for kind in pair if kind]}
+    if cfg.model not in layouts:
+        raise ValueError(f"unknown model {cfg.model!r}: use one of {', '.join(MODELS)}")
+    return layouts[cfg.model]
 
 # -----------------------------------------------------------------------------
 
@@ -123,7 +119,9 @@ class AttentionBlock(nn.Module):
 
 # -----------------------------------------------------------------------------
 # the recurrent cores: (B, T, d_model) -> (B, T, d_model), causal. The linear ones compute every token's projections
-# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here).
+# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here). A core
+# declares transition_range = (i, low, high) if coefficients(x)[i] (its modulus, if complex) keeps in [low, high]:
+# the range test reads it.
 
 class LSTMCore(nn.LSTM):
     """The LSTM (Hochreiter & Schmidhuber 1997): f_t, i_t, o_t = sigmoid(W x_t + U h_(t-1) + b), one each;
@@ -156,6 +154,7 @@ class DiagonalCore(nn.Module):
         super().__init__()
         self.transitions, d = cfg.transitions, cfg.d_model
         self.is_complex = cfg.transitions == "complex"
+        self.transition_range = (0, -1.0 if cfg.transitions == "signed" else 0.0, 1.0)  # a_t's
         parts = 4 if self.is_complex else 2  # z, b (and u, b_im)
         self.in_proj = nn.Linear(d, parts * d)
         self.out = nn.Linear(2 * d if self.is_complex else d, d)
@@ -191,6 +190,7 @@ class DeltaCore(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.beta_max, self.steps, d = cfg.beta_max, cfg.householder, cfg.d_model
+        self.transition_range = (3, 0.0, float(cfg.beta_max))  # beta_t's
         self.in_proj = nn.Linear(d, d + cfg.householder * (2 * d + 1))  # q, then per step k, v, z
         self.out = nn.Linear(d, d)
 

@@ -10,11 +10,12 @@ Runs are grouped by their config without the seed (not by folder name) and label
 from the defaults (options.run_name): a group is drawn as the mean over seeds with a band from the worst to the
 best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run is finished when its log reaches
 --max_iters and eval.json is there; unfinished runs are left out of tables and marked. The seeds of a group are
-compared at the test lengths all of them were scored at (a warning line says when they were scored at different
-ones). Failure rates per setting and schedule (the atlas) are the study's own analysis: results/atlas.py.
+compared at the test lengths all of them were scored at; a warning line says when they were scored at different
+ones, or otherwise (eval.json's "scored"). Failure rates per setting and schedule (the atlas) are the study's own
+analysis: results/atlas.py.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
-from runs import ArgParser, die, printable, read_json, run_script, write_file, write_text
+from runs import ArgParser, die, printable, run_script, write_file, write_text
 import json
 import math
 import os
@@ -26,9 +27,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from eval import grid_scoring
 from model import block_layout
 from options import identity, model_config_of, run_name
-from run_folder import RUN_FILES, checked_run, in_use, read_log, run_state
+from run_folder import RUN_FILES, checked_run, in_use, read_eval, read_log, run_state
 
 RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 def find_runs(paths):
@@ -61,7 +63,7 @@ def accuracies(value, key=""):
 def eval_problem(records, config):
     """What makes an eval.json's records unreadable for the run of config, or None."""
     if not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys() for r in records)):
-        return f"eval.json is not a list of eval.py records (with {', '.join(sorted(RECORD_KEYS))})"
+        return f"eval.json does not hold eval.py's records (with {', '.join(sorted(RECORD_KEYS))})"
     if not all(isinstance(a, (int, float)) and math.isfinite(a) and 0 <= a <= 1 for a in accuracies(records)):
         return "eval.json holds an accuracy that is not a number from 0 to 1"
     if not (all(type(r["mult"]) is int and 1 <= r["mult"] * config["train_len"] <= config["num_keys"] for r in records)
@@ -70,25 +72,34 @@ def eval_problem(records, config):
     return None
 
 def load_run(run_dir):
-    """A run folder's config, log and eval records; a folder a crash or a hand left malformed is one error line."""
+    """A run folder's config, log, eval records and how they were scored (a plain list of records as the grid
+    scores: eval.grid_scoring); a folder a crash or a hand left malformed is one error line."""
     config = checked_run(run_dir)  # its options checked again, and its model_config what they make
     log = read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
-    records = read_json(eval_path) if os.path.isfile(eval_path) else None
+    scored, records = read_eval(eval_path) if os.path.isfile(eval_path) else (None, None)
     problem = records is not None and eval_problem(records, config)
     if problem:
         die(f"{run_dir}: {problem}")
+    if records is not None and scored is None:
+        scored = grid_scoring(config["model"], [r["mult"] for r in records], config["max_iters"])
     finished = run_state(run_dir, log=log) == "finished"
-    return {"dir": run_dir, "config": config, "log": log, "eval": records, "finished": finished}
+    return {"dir": run_dir, "config": config, "log": log, "eval": records, "scored": scored, "finished": finished}
 
 def load_runs(paths):
-    """Every run folder among paths, loaded; two folders holding one config and seed (a copy) are an error."""
+    """Every run folder among paths, loaded; two folders holding one config and seed (a copy) are an error; the
+    finished seeds of a config scored differently (test lengths aside) are one warning line."""
     loaded, seen = [load_run(r) for r in find_runs(paths)], {}
     for run in loaded:
         key = json.dumps({**identity(run["config"]), "seed": run["config"]["seed"]}, sort_keys=True)
         if key in seen:
             die(f"{seen[key]} and {run['dir']} hold the same run (config and seed): keep one")
         seen[key] = run["dir"]
+    for label, runs in group_by_config(r for r in loaded if r["finished"]).items():
+        how = [{k: v for k, v in run["scored"].items() if k != "mults"} for run in runs]
+        differ = sorted({k for h in how for k in h if any(h.get(k) != other.get(k) for other in how)})
+        warn_unlike(runs, label, lambda run: ", ".join(f"{k} {run['scored'].get(k)}" for k in differ),
+                    "scored differently", "pooled as they are")
     return loaded
 
 def group_by_config(runs):
@@ -102,20 +113,25 @@ def record(run, mult):
     """A run's eval.json record at mult times the training length, or None where it was not scored there."""
     return next((rec for rec in run["eval"] if rec["mult"] == mult), None)
 
+def warn_unlike(runs, name, how, what, then):
+    """One warning line if runs (seeds of the cell name) differ in how(run), a text: what they are, each text with its
+    seeds, then what is done."""
+    seeds = defaultdict(list)
+    for run in runs:
+        seeds[how(run)].append(str(run["config"]["seed"]))
+    if len(seeds) > 1:
+        print(f"warning: {name}: its seeds were {what} (" + "; ".join(f"{h}: seed {','.join(s)}" for h, s in
+                                                                     seeds.items()) + f"); {then}", file=sys.stderr)
+
 def shared_lengths(runs, name):
     """The test lengths (eval.json's mult) every one of runs was scored at, ascending: seeds are compared length by
     length, never by their records' order. Seeds scored at different lengths are one warning line naming the
     cell (name) and the lengths."""
     scored = [tuple(sorted(rec["mult"] for rec in run["eval"])) for run in runs]
     shared = sorted(set(scored[0]).intersection(*scored)) if scored else []
-    if len(set(scored)) > 1:
-        show = lambda mults: ",".join(map(str, mults)) + "x" if mults else "none"
-        seeds = defaultdict(list)
-        for run, mults in zip(runs, scored):
-            seeds[mults].append(str(run["config"]["seed"]))
-        print(f"warning: {name}: its seeds were scored at different test lengths ("
-              + "; ".join(f"{show(m)}: seed {','.join(s)}" for m, s in seeds.items())
-              + f"); only those all share are used: {show(shared)}", file=sys.stderr)
+    show = lambda mults: ",".join(map(str, mults)) + "x" if mults else "none"
+    warn_unlike(runs, name, lambda run: show(sorted(rec["mult"] for rec in run["eval"])),
+                "scored at different test lengths", f"only those all share are used: {show(shared)}")
     return shared
 
 def scored_lengths(runs_by_label):

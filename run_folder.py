@@ -99,6 +99,14 @@ def read_log(path):
 
 RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "eval.json", "eval.txt")  # any of them: a run folder
 
+def read_eval(path):
+    """An eval.json: (how it was scored, its records). eval.py writes {"scored": {...}, "records": [...]}; a plain list
+    of records, written before eval.json said how it was scored (every committed one), has None for the first."""
+    value = read_json(path)
+    if isinstance(value, dict) and value.keys() == {"scored", "records"} and isinstance(value["scored"], dict):
+        return value["scored"], value["records"]
+    return None, value
+
 def run_state(out_dir, log=None):
     """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
     run's max_iters), trained (a checkpoint at max_iters, no eval.json yet) or finished (eval.json, and a checkpoint
@@ -119,7 +127,10 @@ def run_state(out_dir, log=None):
     if os.path.isfile(path("ckpt.pt")):
         at_end = load_checkpoint(path("ckpt.pt"))["step"] == max_iters
         return ("finished" if scored else "trained") if at_end else "interrupted"
-    if scored:
+    if scored:  # scored at max_iters, as the committed plain lists of records were
+        step = (read_eval(path("eval.json"))[0] or {}).get("step", max_iters)
+        if step != max_iters:
+            die(f"{out_dir}: its eval.json scores step {step!r}, not max_iters {max_iters}, and it has no checkpoint")
         return "finished"
     if log is None:
         log = read_log(path("log.jsonl")) if os.path.exists(path("log.jsonl")) else []
@@ -255,8 +266,7 @@ def folder_state(args):
 
 def resumed(argv):
     """The options of the run in --out_dir (checked again by check_args), with the few SAFE_ON_RESUME allows taken
-    from argv;
-    options newer than the run take their defaults. The folder is held first, then read. (args, checkpoint)."""
+    from argv; options newer than the run take their defaults. The folder is held first, then read. (args, ckpt)."""
     unset = object()  # the options typed on the command line are those not left unset
     namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
     given = {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}

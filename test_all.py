@@ -64,7 +64,7 @@ def tmpdir():
     return tempfile.mkdtemp(prefix="datkit_test_")
 
 # -----------------------------------------------------------------------------
-# the composite task: group tables and labels against a slow reference that shares no code with data.py
+# the composite task: group tables and labels against a slow reference that shares no code with data.py; the metrics
 
 # Every kind of data.KINDS built again here, without data.py's code: m -> (elements, compose, identity), the elements
 # in the order data.py documents (an action or state is an index into them), compose(s, a) the state s followed by a.
@@ -120,6 +120,35 @@ def test_every_group_table_matches_reference():
             bad = next((i for i, (x, y) in enumerate(zip(row, expected, strict=True)) if x != y), None)
             assert bad is None, (f"{name}: state {index[s]} followed by action {bad} gives {row[bad]} in "
                                  f"data.group_table, {expected[bad]} in the reference")
+
+def test_a_table_that_is_not_a_group_is_one_error_line_naming_the_entry():
+    """data.check_table names the entry of a table that is not a function from (state, action) to state, has no
+    identity, an element without an inverse or a product that is not associative; a kind whose constructor breaks
+    its group (here S3 that lost two elements) is one error line from data.py, train.py --dry_run and eval.py."""
+    loop = [[0, 1, 2, 3, 4], [1, 0, 3, 4, 2], [2, 4, 0, 1, 3], [3, 2, 4, 0, 1], [4, 3, 1, 2, 0]]  # not associative
+    for table, says in (([[0, 2], [1, 0]], "X: state 0 followed by action 1 is none of its 2 states"),
+                        ([[0, 0], [0, 0]], "X is not a group: no element e"), ([[0, 1], [1, 1]], "element 1 has no "
+                        "inverse"), (loop, "state 1 followed by action 1, then action 2, is 2, but followed by their "
+                                           "product 3 it is 4")):
+        try:
+            data.check_table("X", torch.tensor(table))
+            raise AssertionError(f"a table that is not a group was accepted: {table}")
+        except ValueError as e:
+            assert says in str(e), f"the entry is named: {e}"
+    root = tmpdir()
+    fake_finished_run(f"{root}/run", TINY, [1])  # an S3 run to score
+    fake_checkpoint(f"{root}/run")
+    kind = data.KINDS["S"]
+    data.KINDS["S"] = (kind[0], lambda m: data.symmetric(m)[:-2])  # not closed: a product of two is not among them
+    try:
+        for script, argv in ((data, []), (train, ["--dry_run"]), (evaluation, [f"{root}/run", "--n_eval", "2"])):
+            code, out, err = run_cli(script.main, argv)
+            assert code == 2 and err.count("\n") == 1 and "S3: state 2 followed by action 1 is none of its 4 states" \
+                in err, f"{script.__name__}: one error line naming the entry: {err!r}"
+    finally:
+        data.KINDS["S"] = kind
+        run_folder.release_locks()
+    shutil.rmtree(root)
 
 def reference_targets(tokens, group, num_keys, num_queries):
     """Walk one token row as the README (The task) describes it and return the targets it must have."""
@@ -193,6 +222,22 @@ def test_fixed_length_and_key_errors():
     except ValueError:
         pass
 
+def test_every_metric_is_one_when_right_and_zero_when_wrong():
+    """Every metric eval.py's score returns (a new one included) and each band of recall by age, at every test length
+    of the grid: 1.0 when the predictions are the targets and 0.0 when every scored one is wrong, whatever is
+    predicted where nothing is scored (PAD, SEP, keys): a metric counts scored targets only."""
+    table, train_len = data.group_table("S3"), 8
+    for n in [1] + [m * train_len for m in (1, 2, 3, 4, 6, 8)]:
+        tokens, targets = data.eval_batch(table, n, 64, 8, 50, evaluation.EVAL_SEED)
+        scored = targets != data.IGNORE
+        elsewhere = torch.randint(0, len(table), targets.shape, generator=torch.Generator().manual_seed(n))
+        for want, right in ((1.0, targets), (0.0, (targets + 1) % len(table))):
+            predictions = torch.where(scored, right, elsewhere)
+            got = {k: v.item() for k, v in evaluation.score(predictions, tokens, targets).items()}
+            got["recall_by_age"] = evaluation.recall_by_age(predictions, tokens, targets, train_len)
+            assert all(v == want for v in got.values() if not isinstance(v, list)) and \
+                all(v == want for v in got["recall_by_age"]), f"n = {n}: every metric {want} expected: {got}"
+
 # -----------------------------------------------------------------------------
 # the models and cores: causality, the gate, each core's range and what a hand-set core can track
 
@@ -256,21 +301,43 @@ def test_gate_zero_is_the_model_without_attention():
             model.gate = 1.0
             assert not torch.equal(before, model(tokens)[0])
 
-def test_every_core_keeps_its_transitions_in_their_declared_range():
-    """On random inputs: the diagonal core's a_t lies in [0, 1] (unit), [-1, 1] (signed) or on the unit disc
-    (complex), reaching near each end of its range; the delta core's beta_t in [0, beta_max], reaching both ends."""
+def test_every_core_carries_earlier_tokens_and_keeps_the_sequences_of_a_batch_apart():
+    """Every core of model.CORES (a new one included), in an lstm with the embedding skip at 0 so that only the core
+    carries a token: a change to sequence 0's token 2 moves its output at every later position, and no other
+    sequence's output (a core that ignores its input or recurs over the batch fails)."""
     torch.manual_seed(0)
-    x = 20 * torch.randn(4, 50, 16)
-    for transitions in TRANSITIONS:
-        a = CORES["diagonal"](ModelConfig(d_model=16, core="diagonal", transitions=transitions)).coefficients(x)[0]
-        low, high = (a.abs().min(), a.abs().max()) if transitions == "complex" else (a.min(), a.max())
-        low_end = {"unit": 0, "signed": -1, "complex": 0}[transitions]
-        assert low_end <= low < low_end + 0.01 and 0.99 < high <= 1, f"{transitions}: a_t in [{low}, {high}]"
-        if transitions == "complex":
-            assert (a.angle() < -1).any() and (a.angle() > 1).any(), "complex: a_t turns both ways"
-    for beta_max in (1, 2):
-        beta = CORES["delta"](ModelConfig(d_model=16, core="delta", beta_max=beta_max)).coefficients(x)[3]
-        assert 0 <= beta.min() < 0.01 and beta_max - 0.01 < beta.max() <= beta_max, f"beta_max {beta_max}: {beta}"
+    tokens = torch.randint(2, 30, (3, 8))
+    changed = tokens.clone()
+    changed[0, 2] = (changed[0, 2] + 5) % 28 + 2
+    for core in CORE_VARIANTS:
+        model = Model(tiny_config("lstm", emb_skip=0.0, **core)).eval()
+        with torch.no_grad():
+            a, b = model(tokens)[0], model(changed)[0]
+        assert torch.allclose(a[1:], b[1:], atol=1e-6, rtol=0), f"{core}: a change to sequence 0 moved another " \
+            "sequence's output: the core mixes the sequences of a batch (batch_first?)"
+        moved = (a[0, 3:] - b[0, 3:]).abs().amax(dim=-1)
+        assert (moved > 0).all(), f"{core}: the outputs after a changed token moved by {moved.tolist()}: the core " \
+            "must carry earlier tokens"
+
+def test_every_core_keeps_its_transitions_in_their_declared_range():
+    """Every core of CORE_VARIANTS that declares transition_range = (i, low, high) (model.py; a new linear core by
+    declaring it): on random inputs coefficients(x)[i] (its modulus, if complex) lies in [low, high] and reaches near
+    both ends; a complex transition turns both ways."""
+    torch.manual_seed(0)
+    x, declared = 20 * torch.randn(4, 50, 16), set()
+    for variant in CORE_VARIANTS:
+        core = CORES[variant["core"]](ModelConfig(d_model=16, **variant))
+        if not hasattr(core, "transition_range"):
+            continue
+        declared.add(variant["core"])
+        i, low, high = core.transition_range
+        values = core.coefficients(x)[i]
+        size = values.abs() if values.is_complex() else values
+        assert low <= size.min() < low + 0.01 and high - 0.01 < size.max() <= high, \
+            f"{variant}: its transitions lie in [{size.min()}, {size.max()}], declared [{low}, {high}]"
+        if values.is_complex():
+            assert (values.angle() < -1).any() and (values.angle() > 1).any(), f"{variant}: it turns both ways"
+    assert {"diagonal", "delta"} <= declared, f"the linear cores declare their ranges: only {declared} do"
 
 # Expressivity: a core class the runs train, its parameters set by hand, tracks a group over 1,000 random actions:
 # token 0 starts the state, token 1 + a is action a; the core's output is decoded by a hand-set linear readout.
@@ -1079,7 +1146,7 @@ def differs(a, b, tolerance=0.0):
 def assert_other_values_compute_or_are_refused(base, reference, names, how_many, folder):
     """folder: the base run's. Each of the first how_many other values of each option in names, set on base: it
     changes what the run computes (and its name), or is refused in one line, or check_args resolves it to the base's
-    options; an option in NOT_IDENTITY changes nothing (ROUNDING: up to float rounding)."""
+    options; an option in NOT_IDENTITY or SAFE_ON_RESUME changes nothing (ROUNDING: up to float rounding)."""
     for action in (a for a in options.parser._actions if a.dest in names):
         name = action.dest
         resolved = options.check_args(options.parser.parse_args(base))
@@ -1088,9 +1155,9 @@ def assert_other_values_compute_or_are_refused(base, reference, names, how_many,
             # --resume continues the base's own folder (finished: it must leave the run as it is)
             got = computed(with_value(base, action, value), folder if name == "resume" else f"{folder}-{name}-{value}")
             change = f"{base[len(PROPERTY_BASE):]}: --{name} {value}"
-            if name in options.NOT_IDENTITY:
+            if name in options.NOT_IDENTITY + options.SAFE_ON_RESUME:  # neither may change what a run computes
                 assert got is not None and not differs(got, reference, ROUNDING.get(name, 0.0)), \
-                    f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY"
+                    f"{change} changes what the run computes, but --{name} is in NOT_IDENTITY or SAFE_ON_RESUME"
             elif got is not None and got[0] != reference[0]:
                 assert differs(got, reference), f"{change} computes the same as the base: refuse it " \
                     "for this model or core (UNUSED_BY) or make it reach the model"
@@ -1109,8 +1176,9 @@ def tried_here(name, model, schedule):
 def test_every_option_changes_what_a_run_computes_or_is_refused():
     """For every model and every option of train.py (a new one included, automatically): a value of an identifying
     option other than the base's changes the weights a tiny deterministic run ends with, or is refused for that
-    model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY
-    changes nothing (ROUNDING: up to float rounding). The seed alone is exempt. The base model gets every other
+    model in one line, or is an alias that check_args resolves to the base's options; an option in NOT_IDENTITY or in
+    SAFE_ON_RESUME (what --resume may change) changes nothing (ROUNDING: up to float rounding). The seed alone is
+    exempt. The base model gets every other
     value, the other models the first; the schedule's options are tried from the DAT and --delay auto bases; each
     core's sub-options (options.CORE_OPTIONS) every other value from an lstm with that core."""
     root, real_compile = tmpdir(), torch.compile
@@ -1351,6 +1419,40 @@ def test_two_writers_of_one_file_never_share_a_temporary_file():
         assert open(path).read() in texts and os.listdir(root) == ["fig.txt"], "one whole text, no debris"
     shutil.rmtree(root)
 
+def test_eval_json_says_how_it_was_scored():
+    """eval.json's "scored" holds the eval seed, the checkpoint's step and every option of eval.py but those in
+    eval.UNSCORED (a new one too), as given; an option in UNSCORED changes no score, or is refused; eval.py removes a
+    report of an earlier scoring (eval.txt); plot.py reads how a run was scored from it."""
+    root, threads = tmpdir(), torch.get_num_threads()
+    run, base = f"{root}/run", [f"{root}/run", "--n_eval", "4", "--mults", "1,2"]
+    assert run_cli(train.main, PROPERTY_BASE + ["--out_dir", run])[0] == 0, "a run to score"
+    def score(argv):
+        with open(f"{run}/eval.txt", "w") as f:
+            f.write("the report of an earlier scoring")
+        code, _, err = run_cli(evaluation.main, argv)
+        assert code in (0, 2) and (code == 0) != os.path.exists(f"{run}/eval.txt"), f"{argv}: eval.txt: {err}"
+        return run_folder.read_eval(f"{run}/eval.json") if code == 0 else None
+    try:
+        (scored, records), recorded = score(base), set()
+        assert (scored["eval_seed"], scored["step"]) == (evaluation.EVAL_SEED, 4), f"seed and step: {scored}"
+        options = [a for a in evaluation.parser._actions if a.dest not in ("help", "run_dir")]
+        for action in options:
+            value = getattr(evaluation.parser.parse_args(base), action.dest)
+            others = {"mults": ["1,3"], "threads": [1]}.get(action.dest) or other_values(action, value)
+            for other in others[:2]:
+                got = score(with_value(base, action, other))
+                if action.dest in evaluation.UNSCORED:
+                    assert got is None or got[1] == records, f"--{action.dest} {other} changes a score: not UNSCORED"
+                elif got is not None and got[0].get(action.dest) != scored[action.dest]:
+                    recorded.add(action.dest)
+        scored_options = {a.dest for a in options} - set(evaluation.UNSCORED)
+        assert recorded == scored_options, f"options that change a score, not eval.json: {scored_options - recorded}"
+        assert score(base)[0] == scored and plot.load_runs([run])[0]["scored"] == scored, "plot.py reads it"
+    finally:
+        torch.set_num_threads(threads)
+        run_folder.release_locks()
+    shutil.rmtree(root)
+
 def test_readers_refuse_copies_and_non_finite_accuracies():
     """Readers refuse a copied run folder (one run counted twice) and an eval.json with a NaN accuracy."""
     root = tmpdir()
@@ -1478,6 +1580,22 @@ def test_readers_match_seeds_by_test_length():
     code, out, err = run_cli(plot.main, [root, "--out", f"{root}/sweep.png", "--sweep", "seed"])
     assert code == 0 and err.startswith("warning: --sweep seed: 1 finished run") and "a-s1" in err, \
         f"--sweep: a run without a 3x record is left out, said in one line: {err}"
+    shutil.rmtree(root)
+
+def test_readers_warn_when_seeds_were_scored_differently():
+    """Seeds of one config scored with other settings (eval.json's "scored"; a plain list of records counts as scored
+    as the grid scores) are pooled with one warning line, from plot.py and the atlas, naming what differs."""
+    root = tmpdir()
+    for seed in (0, 1, 2):
+        fake_run(root, f"a-s{seed}", seed, "none", 0.9)
+    for seed, n_eval in ((1, 1000), (2, 20)):  # seed 1 as the grid scores it, said in the header; seed 2 otherwise
+        scored = {**evaluation.grid_scoring("lstm_attn", [1, 2, 3, 8], 8000), "n_eval": n_eval}
+        edit_json(f"{root}/a-s{seed}/eval.json", lambda records: {"scored": scored, "records": records})
+    for script, argv in ((plot, ["--out", f"{root}/fig.png"]), (atlas, ["--out", f"{root}/at", "--schedules",
+                                                                          "plain"])):
+        code, out, err = run_cli(script.main, [root] + argv)
+        assert code == 0 and err == "warning: lstm_attn-S3-plain: its seeds were scored differently (n_eval 1000: " \
+            "seed 0,1; n_eval 20: seed 2); pooled as they are\n", f"{script.__name__}: one warning line: {err!r}"
     shutil.rmtree(root)
 
 def test_readers_refuse_a_damaged_config_and_load_an_older_one():
@@ -1936,8 +2054,9 @@ def one_error_line(result, code):
     return result[0] == code and len(result[2].splitlines()) == 1 and result[2].startswith("error: ")
 
 def test_grid_line_is_finished_only_when_scored_at_every_length():
-    """eval.json must hold every test length of the line's MULTS: else its checkpoint is scored again (trained),
-    or, with none (a committed run folder has none), the line is refused in one line."""
+    """eval.json must hold every test length of the line's MULTS, scored as the launcher scores (eval.grid_scoring;
+    a plain list of records counts as scored so), with its report (eval.txt): else its checkpoint is scored again
+    (trained), or, with none (a committed run folder has none), the line is refused in one line."""
     root = tmpdir()
     env, lines = tiny_grid(root)
     with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:
@@ -1959,6 +2078,20 @@ def test_grid_line_is_finished_only_when_scored_at_every_length():
         line = contents.Line(1, lines[0].text)
     assert not os.path.exists(os.path.join(lines[0].folder, "eval.txt")) and line.state == "trained", \
         f"eval.json without eval.txt (a kill between the two), a checkpoint there: scored again: {line.state}"
+    with open(os.path.join(lines[0].folder, "eval.txt"), "w") as f:
+        f.write("the report\n")
+    records = [{"n": 8 * m, "mult": m, "seq_acc": 1.0} for m in (1, 2)]
+    for n_eval, state in ((1000, "finished"), (20, "trained"), (20, "error")):  # the last without its checkpoint
+        scored = {**evaluation.grid_scoring("lstm_attn", [1, 2], 20), "n_eval": n_eval}
+        with open(os.path.join(lines[0].folder, "eval.json"), "w") as f:
+            json.dump({"scored": scored, "records": records}, f)
+        if state == "error":
+            os.remove(os.path.join(lines[0].folder, "ckpt.pt"))
+        with launcher_in_process(env):
+            line = contents.Line(1, lines[0].text)
+        assert line.state == state, f"scored with --n_eval {n_eval} (the grid: 1000): {line.state} {line.error}"
+    assert line.error == f"line 1: {lines[0].folder}: eval.json was scored with n_eval 20 (the grid's: 1000) and " \
+        "there is no checkpoint to score it from", f"scored otherwise, no checkpoint: one error line: {line.error}"
     shutil.rmtree(root)
 
 BAD_GRID = """
@@ -2073,8 +2206,9 @@ def test_grid_signal_while_drawing_exits_128_plus_signal():
     shutil.rmtree(root)
 
 def test_grid_job_decides_again_and_writes_its_report_whole():
-    """A job decides its line's state again as it starts (another launcher may have finished it or hold it); eval.py's
-    report is written whole as eval.txt once eval.py succeeded; a failed score touches no other process's file."""
+    """A job decides its line's state again as it starts (another launcher may have finished it or hold it); it scores
+    as eval.grid_scoring says; eval.py's report is written whole as eval.txt once eval.py succeeded; a failed score
+    touches no other process's file."""
     root = tmpdir()
     env, lines = tiny_grid(root)
     with launcher_in_process(env), contextlib.redirect_stdout(io.StringIO()) as out:
@@ -2101,11 +2235,15 @@ def test_grid_job_decides_again_and_writes_its_report_whole():
             assert f.read() == "another process's report", "a failed score leaves another process's file alone"
         assert not os.path.exists(os.path.join(todo.folder, "eval.txt")), "no report from a failed score"
         os.remove(os.path.join(todo.folder, "eval.txt.tmp"))
-        call, launch.call = launch.call, lambda command, **kwargs: (0, "the report\n")
+        commands = []
+        call, launch.call = launch.call, lambda command, **kwargs: commands.append(command) or (0, "the report\n")
         try:
             assert launch.run_job(todo) == "done", "a score that succeeds is done"
         finally:
             launch.call = call
+        score = evaluation.scoring(evaluation.parser.parse_args(commands[0][3:]), 20)
+        assert commands[0][2] == "eval.py" and score == evaluation.grid_scoring("lstm_attn", [1, 2], 20), \
+            f"the launcher scores as the grid's lines ask (eval.grid_scoring): {commands}"
         with open(os.path.join(todo.folder, "eval.txt")) as f:
             assert f.read() == "the report\n", "eval.txt holds eval.py's output"
         assert sorted(os.listdir(todo.folder)) == ["ckpt.pt", "config.json", "eval.txt", "log.jsonl"], \
@@ -2178,8 +2316,7 @@ def test_tiny_train_eval_plot():
         code, out, err = run_cli(evaluation.main, [f"{root}/lstm_attn-dat-s{seed}", "--n_eval", "40", "--attn_off",
                                                    "--probe", "--by_age", "--mults", "1,3,4"])
         assert code == 0, err
-    with open(f"{root}/lstm_attn-dat-s0/eval.json") as f:
-        records = json.load(f)
+    scored, records = run_folder.read_eval(f"{root}/lstm_attn-dat-s0/eval.json")
     assert [r["n"] for r in records] == [4, 12, 16] and [r["mult"] for r in records] == [1, 3, 4]
     for r in records:
         for view in (r, r["attn_off"]):
@@ -2197,10 +2334,11 @@ def test_tiny_train_eval_plot():
         rows = f.read().splitlines()[2:]
     label = "lstm_attn-S3-len4-keys16-q3-d16-bs16-iters30-dat10r8"  # every option that differs from the defaults
     assert len(rows) == 3 and rows[0].startswith(f"| {label} (0,1) | 1x |"), rows
-    tokens_4x = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["token_acc"] for s in (0, 1)]
+    records = [run_folder.read_eval(f"{root}/lstm_attn-dat-s{s}/eval.json")[1] for s in (0, 1)]
+    tokens_4x = [r[2]["token_acc"] for r in records]
     assert f"{np.mean(tokens_4x):.3f} [{min(tokens_4x):.3f}, {max(tokens_4x):.3f}]" in rows[2]
     code, out, err = run_cli(atlas.main, [root, "--out", f"{root}/atlas", "--schedules", "dat10r8"])
-    bands = [json.load(open(f"{root}/lstm_attn-dat-s{s}/eval.json"))[2]["recall_by_age"] for s in (0, 1)]
+    bands = [r[2]["recall_by_age"] for r in records]
     means = " | ".join(f"{np.mean(b):.3f}" for b in zip(*bands))
     row = f"| {label.removesuffix('-dat10r8')} | dat10r8 | 2 | 4x | {means} |"
     assert code == 0 and row in open(f"{root}/atlas.md").read().splitlines(), (err, row)

@@ -39,8 +39,7 @@ from runs import append_line, die, run_script, write_json
 def main(argv=None):
     # 1. options: a new run, or the run in --out_dir to resume (held by this process before it is read)
     resuming = "--resume" in (sys.argv[1:] if argv is None else argv)
-    args, ckpt = run_folder.resumed(argv) if resuming else \
-        (check_args(parser.parse_args(argv)), None)
+    args, ckpt = run_folder.resumed(argv) if resuming else (check_args(parser.parse_args(argv)), None)
     if args.dry_run:
         return print(args.out_dir, folder_state(args))
     if os.path.isdir(os.path.join(args.out_dir, "eval.json")):
@@ -58,7 +57,7 @@ def main(argv=None):
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
 
-    # 2. the run folder: config.json, log.jsonl up to the checkpoint's step, no stale eval.json
+    # 2. the run folder: config.json, log.jsonl up to the checkpoint's step, no stale eval.json or eval.txt
     step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see state_learned
     config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
     write_config = lambda: write_json(config_path, {**vars(args), "model_config": asdict(model_config)},
@@ -74,8 +73,9 @@ def main(argv=None):
                                    **{k: v for k, v in ckpt.items() if k != "kit"})
     write_config()  # first: an unwritable folder stops the run before anything else is written
     run_folder.start_log(log_path, ckpt)
-    if os.path.exists(os.path.join(args.out_dir, "eval.json")):
-        os.remove(os.path.join(args.out_dir, "eval.json"))  # it scores an earlier step
+    for name in ("eval.json", "eval.txt"):  # they score an earlier step
+        if os.path.isfile(os.path.join(args.out_dir, name)):
+            os.remove(os.path.join(args.out_dir, name))
     print(f"{args.out_dir}: {args.model} on {args.group}, {sum(p.numel() for p in model.parameters()) / 1e3:.1f}k "
           f"parameters, {args.device}, {'DAT delay %s ramp %d' % (args.delay, args.ramp) if args.dat else 'no delay'}"
           f", {'resuming at step %d' % step if step else 'from scratch'}")

@@ -10,9 +10,10 @@
 #   bash results/slurm.sh [--only REGEX]                the lines not finished, as a SLURM job array
 #
 # REGEX is searched in EXPERIMENT/NAME-s<SEED>, e.g. --only 'headline/.*-S3-'. A finished run (log.jsonl at
-# --max_iters and an eval.json holding every test length of its line) is never touched again; an interrupted one
-# (a ckpt.pt short of --max_iters) resumes from its checkpoint; a folder without a checkpoint starts afresh. A line
-# or figure that cannot work is one error line before anything runs; a figure that fails makes the exit code 1.
+# --max_iters, or a checkpoint there, and an eval.json holding every test length of its line, scored as the launcher
+# scores) is never touched again; an interrupted one (a ckpt.pt short of --max_iters) resumes from its checkpoint; a
+# folder without a checkpoint or an eval.json starts afresh. A line or figure that cannot work is one error line
+# before anything runs; a figure that fails makes the exit code 1.
 # RUNS=folder puts the run folders elsewhere (a relative path is from the current folder), and the figures and
 # tables with them (results/X is written as folder/X); GRID=file.py reads another table of contents (a relative path
 # is from the kit's folder; results/launch.py says more).

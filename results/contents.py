@@ -17,9 +17,10 @@ import sys
 
 import torch
 
+from eval import grid_scoring
 from options import check_args, parser, run_name, schedule_name
-from run_folder import folder_state
-from runs import die, read_json
+from run_folder import folder_state, read_eval
+from runs import die
 
 RUNS = os.environ.get("RUNS", "results/runs")
 STATES = ("finished", "interrupted", "trained", "new", "needs CUDA", "error")
@@ -70,10 +71,17 @@ def parse_mults(text):
         die(f"MULTS {text!r} is not a comma-separated list of positive integers")
     return mults
 
-def scored_mults(folder):
-    """The test lengths (mults) eval.json in folder holds a record for."""
-    records = read_json(os.path.join(folder, "eval.json"))
-    return {r.get("mult") for r in records if isinstance(r, dict)} if isinstance(records, list) else set()
+def scored_otherwise(folder, args, mults):
+    """What keeps the finished run in folder from being finished for its line: the test lengths (mults) its eval.json
+    lacks, and the settings it was scored with that differ from the grid's (eval.grid_scoring: the launcher's; a plain
+    list of records counts as scored so). A list of texts, empty if none."""
+    scored, records = read_eval(os.path.join(folder, "eval.json"))
+    held = {r.get("mult") for r in records if isinstance(r, dict)} if isinstance(records, list) else set()
+    lacking = [f"{m}x" for m in mults if m not in held]
+    asked, scored = grid_scoring(args.model, mults, args.max_iters), scored or {}
+    differ = [f"{k} {scored.get(k)!r} (the grid's: {asked.get(k)!r})" for k in sorted(asked.keys() | scored.keys())
+              if scored and k != "mults" and scored.get(k) != asked.get(k)]
+    return [f"lacks {', '.join(lacking)}"] * bool(lacking) + [f"was scored with {', '.join(differ)}"] * bool(differ)
 
 class Line:
     """Line number (from 1) of the grid; experiment, mults, options; run folder, state (STATES) and schedule name;
@@ -115,14 +123,14 @@ class Line:
                     args.out_dir = os.path.join(out_root, f"{run_name(vars(args))}-s{args.seed}")
                 folder, schedule = args.out_dir, schedule_name(vars(args))
                 state = folder_state(args)  # judged by the folder's own config, which must be this line's
-                if state == "finished":  # and scored at every test length the line asks for, with its report?
-                    lacking = [f"{m}x" for m in mults if m not in scored_mults(folder)]
+                if state == "finished":  # and scored as its line asks (scored_otherwise), with its report?
+                    otherwise = scored_otherwise(folder, args, mults)
                     has_ckpt = os.path.isfile(os.path.join(folder, "ckpt.pt"))
-                    if lacking and not has_ckpt:
-                        die(f"{folder}: eval.json lacks {', '.join(lacking)} and there is no checkpoint to score it "
+                    if otherwise and not has_ckpt:
+                        die(f"{folder}: eval.json {' and '.join(otherwise)} and there is no checkpoint to score it "
                             "from")
                     report_lost = not os.path.isfile(os.path.join(folder, "eval.txt"))  # killed between the two
-                    state = "trained" if lacking or report_lost and has_ckpt else state
+                    state = "trained" if otherwise or report_lost and has_ckpt else state
                 return folder, "needs CUDA" if cuda and state != "finished" else state, None, schedule
         except SystemExit:
             reason = quiet.getvalue().strip().splitlines() or ["a bad line"]

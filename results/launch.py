@@ -13,11 +13,13 @@ process (results/contents.py); only the lines that are not finished start a Pyth
     --array [--only REGEX]         the numbers of the selected lines that are not finished, as a SLURM --array list
 
 REGEX selects lines by a regular expression searched in EXPERIMENT/NAME-s<SEED>, e.g. 'headline/.*-S3-'.
-A line is finished when its log reached --max_iters and its eval.json holds every test length of MULTS. A line that
-cannot work (bad options or MULTS, a test length above --num_keys, a finished folder whose eval.json lacks a length
-and has no checkpoint to score it from) or a figure that cannot be drawn from its lines (a --schedules name none of
-them has) is one error line each: --list and --status exit with code 1, --array and --plots print and draw nothing,
---workers starts no job for a bad figure (a bad line fails as its job).
+A line is finished when its log reached --max_iters and its eval.json holds every test length of MULTS, scored as
+the launcher scores (eval.grid_options: 1,000 sequences, the eval seed, every extra score of the model; a plain list
+of records, written before eval.json said how it was scored, counts as scored so). A line that cannot work (bad
+options or MULTS, a test length above --num_keys, a finished folder whose eval.json lacks a length or was scored
+otherwise and has no checkpoint to score it from) or a figure that cannot be drawn from its lines (a --schedules name
+none of them has) is one error line each: --list and --status exit with code 1, --array and --plots print and draw
+nothing, --workers starts no job for a bad figure (a bad line fails as its job).
 A job that finds its run folder finished or held by another process (train.py or eval.py exit code runs.IN_USE)
 when it starts is skipped. With RUNS elsewhere than results/runs, the figures and tables go there too: an output
 results/X of the grid is written as RUNS/X, so the committed ones are never overwritten.
@@ -40,8 +42,8 @@ import runs  # first of the kit: it answers Ctrl-C during the slow imports below
 
 import contents
 from contents import (STATES, TOOLS, Line, drawn, figure_command, figure_errors, figure_name, grid_texts, load_grid,
-                      of_selection, output, select)
-from eval import extra_scores
+                      of_selection, output, parse_mults, select)
+from eval import grid_options
 from options import parser
 from run_folder import in_use
 
@@ -109,8 +111,8 @@ def run_job(line):
     # eval.py's report, kept in memory and written whole (runs.write_text) once it succeeded: a refused or failed
     # score leaves nothing behind and never touches another process's files
     model = parser.parse_args(line.options).model
-    score = python + ["eval.py", line.folder, "--mults", line.mults, *extra_scores(model), "--by_age",
-                      "--mistakes", "2", "--threads", "1"]
+    score = python + ["eval.py", line.folder, *grid_options(model, parse_mults(line.mults)), "--mistakes", "2",
+                      "--threads", "1"]
     code, report = call(score, stdout=subprocess.PIPE, text=True)
     if code:
         return finish(say, line, code, "eval.py")
