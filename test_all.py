@@ -727,7 +727,7 @@ def bad_input_fixtures(root):
         else:
             torch.save(content, f"{root}/ckpt_{name}/ckpt.pt")
     deep = "[" * 100000 + "]" * 100000  # nested past any reader's recursion
-    config, records = json.load(open(f"{run}/config.json")), json.load(open(f"{run}/eval.json"))
+    config, records = json.load(open(f"{run}/config.json")), run_folder.read_eval(f"{run}/eval.json")[1]
     nan_off, above_one, huge_mult = ([{**records[0], **change}] + records[1:] for change in (
         {"attn_off": {"state_acc": float("nan")}}, {"state_acc": 1.5}, {"mult": 10**300}))
     for name, file, text in (("config_deep", "config.json", deep), ("eval_deep", "eval.json", deep),
