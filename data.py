@@ -25,7 +25,6 @@ import re
 import numpy as np
 import torch
 
-
 PAD, SEP, IGNORE = 0, 1, -100
 
 # -----------------------------------------------------------------------------
@@ -222,8 +221,7 @@ def element_name(element):
 def describe(tokens, targets, group, predictions=None):
     """A decoded sequence, one line per field; predictions (optional) are shown where the target is scored."""
     elements, tokens, targets = group_elements(group), tokens.tolist(), targets.tolist()
-    g = len(elements)
-    sep = tokens.index(SEP)
+    g, sep = len(elements), tokens.index(SEP)
     names = lambda ids: " ".join(element_name(elements[i]) for i in ids)
     lines = [
         f"actions: {names(x - 2 for x in tokens[0:sep:2])}",

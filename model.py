@@ -123,23 +123,21 @@ class AttentionBlock(nn.Module):
 # declares transition_range = (i, low, high) if coefficients(x)[i] (its modulus, if complex) keeps in [low, high]:
 # the range test reads it.
 
-class LSTMCore(nn.LSTM):
+class TorchCore:
+    """A core torch has built in (nn.LSTM, nn.GRU), d_model wide; the output is its h_t."""
+    def __init__(self, cfg):
+        super().__init__(cfg.d_model, cfg.d_model, batch_first=True)
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+class LSTMCore(TorchCore, nn.LSTM):
     """The LSTM (Hochreiter & Schmidhuber 1997): f_t, i_t, o_t = sigmoid(W x_t + U h_(t-1) + b), one each;
-    c_t = f_t * c_(t-1) + i_t * tanh(W_c x_t + U_c h_(t-1) + b_c), h_t = o_t * tanh(c_t); the output is h_t."""
-    def __init__(self, cfg):
-        super().__init__(cfg.d_model, cfg.d_model, batch_first=True)
+    c_t = f_t * c_(t-1) + i_t * tanh(W_c x_t + U_c h_(t-1) + b_c), h_t = o_t * tanh(c_t)."""
 
-    def forward(self, x):
-        return super().forward(x)[0]
-
-class GRUCore(nn.GRU):
+class GRUCore(TorchCore, nn.GRU):
     """The GRU (Cho et al. 2014): r_t, z_t = sigmoid(W x_t + U h_(t-1) + b), one each;
-    n_t = tanh(W_n x_t + b_n + r_t * (U_n h_(t-1) + b_hn)), h_t = (1 - z_t) * n_t + z_t * h_(t-1); the output is h_t."""
-    def __init__(self, cfg):
-        super().__init__(cfg.d_model, cfg.d_model, batch_first=True)
-
-    def forward(self, x):
-        return super().forward(x)[0]
+    n_t = tanh(W_n x_t + b_n + r_t * (U_n h_(t-1) + b_hn)), h_t = (1 - z_t) * n_t + z_t * h_(t-1)."""
 
 class DiagonalCore(nn.Module):
     """A selective diagonal linear recurrence in the style of Mamba (Gu & Dao 2023): per channel
@@ -260,9 +258,8 @@ class Model(nn.Module):
 
     def stream(self, tokens, n_blocks=None):
         """The residual stream (B, T, d_model) after the first n_blocks blocks (all of them by default)."""
-        emb = self.emb(tokens)
+        x = emb = self.emb(tokens)
         rope = self.rope(tokens.shape[1], tokens.device)
-        x = emb
         for block in self.blocks[:n_blocks]:
             x = block(x, emb) if isinstance(block, RecurrentBlock) else block(x, self.gate, rope)
         return x
@@ -270,7 +267,6 @@ class Model(nn.Module):
     def forward(self, tokens, targets=None):
         """logits (B, T, |G|) and the mean cross-entropy over scored positions (None without targets)."""
         logits = self.head(self.ln_f(self.stream(tokens)))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
-        return logits, loss
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)

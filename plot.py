@@ -6,18 +6,15 @@ Figures from run folders: accuracy against test length, and training curves with
     python plot.py out/ --summary table.md   # also a markdown table: mean [min, max] over seeds per length
     python plot.py out/ --sweep delay        # accuracy at 3x against a numeric option of the runs
 
-Runs are grouped by their config without the seed (not by folder name) and labelled by the options that differ
-from the defaults (options.run_name): a group is drawn as the mean over seeds with a band from the worst to the
-best seed. Length panels need eval.json (python eval.py RUN --attn_off). A run is finished when its log reaches
---max_iters and eval.json is there; unfinished runs are left out of tables and marked. The seeds of a group are
-compared at the test lengths all of them were scored at; a warning line says when they were scored at different
-ones, or otherwise (eval.json's "scored"). Failure rates per setting and schedule (the atlas) are the study's own
-analysis: results/atlas.py.
+Runs are grouped by their config without the seed (not by folder name), labelled by the options that differ from
+the defaults (options.run_name) and drawn as the mean over seeds with a band from the worst to the best seed. Length
+panels need eval.json (python eval.py RUN --attn_off); unfinished runs (run_folder.run_state) are left out of tables
+and marked. The seeds of a group are compared at the test lengths all of them were scored at, with a warning line
+where they were scored at different ones, or otherwise (eval.json's "scored"). The atlas: results/atlas.py.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import ArgParser, die, printable, run_script, write_file, write_text
 import json
-import math
 import os
 import sys
 from collections import defaultdict
@@ -30,9 +27,8 @@ import numpy as np
 from eval import grid_scoring
 from model import block_layout
 from options import identity, model_config_of, run_name
-from run_folder import RUN_FILES, checked_run, in_use, read_eval, read_log, run_state
+from run_folder import RUN_FILES, checked_run, eval_problem, in_use, read_eval, read_log, run_state
 
-RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
 def find_runs(paths):
     """Run folders among paths and their direct subfolders, each once. A folder holding any file of a run folder
     (RUN_FILES) is one, and one without config.json or log.jsonl is an error line, unless a trainer holds it (it is
@@ -52,25 +48,6 @@ def find_runs(paths):
             runs += [folder] * bool(held)
     return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
 
-def accuracies(value, key=""):
-    """Every accuracy in an eval.json record, at any depth (attention off's, the probe's, recall by age's bands)."""
-    if isinstance(value, dict):
-        return [a for k, v in value.items() for a in accuracies(v, k)]
-    if isinstance(value, list):
-        return [a for v in value for a in accuracies(v, key)]
-    return [value] if key.endswith("_acc") or key == "recall_by_age" else []
-
-def eval_problem(records, config):
-    """What makes an eval.json's records unreadable for the run of config, or None."""
-    if not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys() for r in records)):
-        return f"eval.json does not hold eval.py's records (with {', '.join(sorted(RECORD_KEYS))})"
-    if not all(isinstance(a, (int, float)) and math.isfinite(a) and 0 <= a <= 1 for a in accuracies(records)):
-        return "eval.json holds an accuracy that is not a number from 0 to 1"
-    if not (all(type(r["mult"]) is int and 1 <= r["mult"] * config["train_len"] <= config["num_keys"] for r in records)
-            and len({r["mult"] for r in records}) == len(records)):
-        return "eval.json's test lengths (mult) are not distinct whole numbers from 1 to the run's --num_keys steps"
-    return None
-
 def load_run(run_dir):
     """A run folder's config, log, eval records and how they were scored (a plain list of records as the grid
     scores: eval.grid_scoring); a folder a crash or a hand left malformed is one error line."""
@@ -78,8 +55,7 @@ def load_run(run_dir):
     log = read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
     scored, records = read_eval(eval_path) if os.path.isfile(eval_path) else (None, None)
-    problem = records is not None and eval_problem(records, config)
-    if problem:
+    if records is not None and (problem := eval_problem(records, config)):
         die(f"{run_dir}: {problem}")
     if records is not None and scored is None:
         scored = grid_scoring(config["model"], [r["mult"] for r in records], config["max_iters"])
@@ -124,9 +100,8 @@ def warn_unlike(runs, name, how, what, then):
                                                                      seeds.items()) + f"); {then}", file=sys.stderr)
 
 def shared_lengths(runs, name):
-    """The test lengths (eval.json's mult) every one of runs was scored at, ascending: seeds are compared length by
-    length, never by their records' order. Seeds scored at different lengths are one warning line naming the
-    cell (name) and the lengths."""
+    """The test lengths (eval.json's mult) every one of runs (the seeds of the cell name) was scored at, ascending:
+    seeds are compared length by length, never by their records' order."""
     scored = [tuple(sorted(rec["mult"] for rec in run["eval"])) for run in runs]
     shared = sorted(set(scored[0]).intersection(*scored)) if scored else []
     show = lambda mults: ",".join(map(str, mults)) + "x" if mults else "none"
@@ -135,8 +110,7 @@ def shared_lengths(runs, name):
     return shared
 
 def scored_lengths(runs_by_label):
-    """{label: the test lengths all its finished runs were scored at}, with a warning line per label whose seeds
-    were scored at different lengths."""
+    """{label: the test lengths all its finished runs were scored at (shared_lengths)}."""
     return {label: shared_lengths([r for r in runs if r["finished"]], label)
             for label, runs in sorted(runs_by_label.items())}
 
@@ -175,8 +149,8 @@ def plot_runs(runs_by_label, out, lengths):
     """The figure of plot.py; lengths: scored_lengths(runs_by_label), the test lengths drawn per label."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
-    panels = [(axes[0, 0], "token_acc", "token accuracy"), (axes[0, 1], "seq_acc", "sequence accuracy"),
-              (axes[1, 0], "attn_off", f"state: attention gated off (solid), linear probe of the {part} (dashed)")]
+    titles = [(axes[0, 0], "token accuracy"), (axes[0, 1], "sequence accuracy"),
+              (axes[1, 0], f"state: attention gated off (solid), linear probe of the {part} (dashed)")]
     for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
         color = f"C{i % 10}"
         evaluated = [r for r in runs if r["finished"]]  # unfinished runs: training curves only, counted in the label
@@ -184,14 +158,13 @@ def plot_runs(runs_by_label, out, lengths):
         label += f" (+{unfinished} unfinished)" if unfinished else ""
         rows = lambda get: [[get(record(r, m)) for m in mults] for r in evaluated]  # per seed, per test length
         everywhere = lambda key: all(key in record(r, m) for r in evaluated for m in mults)  # scored alike
-        for ax, key, _ in panels if mults else []:
-            if key == "attn_off":
-                if everywhere("attn_off"):
-                    band(ax, mults, rows(lambda rec: rec["attn_off"]["state_acc"]), color, label)
-                if everywhere("probe_state_acc"):
-                    band(ax, mults, rows(lambda rec: rec["probe_state_acc"]), color, label + " probe", "s--")
-            else:
-                band(ax, mults, rows(lambda rec: rec[key]), color, label)
+        if mults:
+            band(axes[0, 0], mults, rows(lambda rec: rec["token_acc"]), color, label)
+            band(axes[0, 1], mults, rows(lambda rec: rec["seq_acc"]), color, label)
+        if mults and everywhere("attn_off"):
+            band(axes[1, 0], mults, rows(lambda rec: rec["attn_off"]["state_acc"]), color, label)
+        if mults and everywhere("probe_state_acc"):
+            band(axes[1, 0], mults, rows(lambda rec: rec["probe_state_acc"]), color, label + " probe", "s--")
         # training curve: periodic token accuracy at 3x the training length, at the steps every seed was scored at
         curves = [{e["step"]: e["token_acc_3x"] for e in r["log"] if "token_acc_3x" in e} for r in runs]
         steps = sorted(set(curves[0]).intersection(*curves))
@@ -203,7 +176,7 @@ def plot_runs(runs_by_label, out, lengths):
             on = config["max_iters"] if on is None else on
             axes[1, 1].axvspan(0, on, color=color, alpha=0.08)
             axes[1, 1].axvline(on + config.get("ramp", 0), color=color, ls=":", lw=1)
-    for ax, _, title in panels:
+    for ax, title in titles:
         ax.set(xlabel="test length (multiple of the training length)", ylabel="accuracy", title=title,
                ylim=(-0.02, 1.02))
     axes[1, 1].set(xlabel="training step", ylabel="token accuracy at 3x", ylim=(-0.02, 1.02),
@@ -265,11 +238,10 @@ def summary_table(runs_by_label, lengths):
         for mult in lengths[label]:
             column = lambda get: cell([get(record(r, mult)) for r in evaluated])
             everywhere = lambda key: all(key in record(r, mult) for r in evaluated)  # runs may be scored differently
-            off = column(lambda rec: rec["attn_off"]["state_acc"]) if everywhere("attn_off") else "-"
-            probe = column(lambda rec: rec["probe_state_acc"]) if everywhere("probe_state_acc") else "-"
-            lines.append(f"| {label} ({seeds}) | {mult}x | " + " | ".join(
-                column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc"))
-                + f" | {off} | {probe} |")
+            cells = [column(lambda rec: rec[k]) for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")]
+            cells.append(column(lambda rec: rec["attn_off"]["state_acc"]) if everywhere("attn_off") else "-")
+            cells.append(column(lambda rec: rec["probe_state_acc"]) if everywhere("probe_state_acc") else "-")
+            lines.append(f"| {label} ({seeds}) | {mult}x | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
 
 def main(argv=None):
@@ -301,8 +273,7 @@ def main(argv=None):
         print(f"wrote {args.summary}")
 
 def check_out(path, option="--out"):
-    """A figure's file name must end in a format matplotlib writes, in any case (fig.PNG is a png); no output lands
-    on a run's records (outside_runs)."""
+    """A figure's name ends in a format matplotlib writes, in any case (fig.PNG is a png), and is outside_runs."""
     outside_runs(path, option)
     formats = plt.figure().canvas.get_supported_filetypes()
     plt.close("all")
@@ -310,8 +281,7 @@ def check_out(path, option="--out"):
         die(f"{option} {path!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
 
 def outside_runs(path, option="--out"):
-    """An output (a figure or table) never lands inside a run folder, beside or on its records, and its name can be
-    printed."""
+    """An output (a figure or table) never lands in a run folder, beside or on its records; its name must print."""
     printable(path, option)
     folder = os.path.dirname(path) or "."
     if os.path.basename(path) in RUN_FILES or any(os.path.exists(os.path.join(folder, f)) for f in RUN_FILES):

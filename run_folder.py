@@ -107,6 +107,27 @@ def read_eval(path):
         return value["scored"], value["records"]
     return None, value
 
+RECORD_KEYS = {"n", "mult", "state_acc", "recall_acc", "token_acc", "seq_acc"}
+
+def accuracies(value, key=""):
+    """Every accuracy in an eval.json record, at any depth (attention off's, the probe's, recall by age's bands)."""
+    if isinstance(value, dict):
+        return [a for k, v in value.items() for a in accuracies(v, k)]
+    if isinstance(value, list):
+        return [a for v in value for a in accuracies(v, key)]
+    return [value] if key.endswith("_acc") or key == "recall_by_age" else []
+
+def eval_problem(records, config):
+    """What makes an eval.json's records unreadable for the run of config, or None."""
+    if not (isinstance(records, list) and all(isinstance(r, dict) and RECORD_KEYS <= r.keys() for r in records)):
+        return f"eval.json does not hold eval.py's records (with {', '.join(sorted(RECORD_KEYS))})"
+    if not all(isinstance(a, (int, float)) and math.isfinite(a) and 0 <= a <= 1 for a in accuracies(records)):
+        return "eval.json holds an accuracy that is not a number from 0 to 1"
+    if not (all(type(r["mult"]) is int and 1 <= r["mult"] * config["train_len"] <= config["num_keys"] for r in records)
+            and len({r["mult"] for r in records}) == len(records)):
+        return "eval.json's test lengths (mult) are not distinct whole numbers from 1 to the run's --num_keys steps"
+    return None
+
 def run_state(out_dir, log=None):
     """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
     run's max_iters), trained (a checkpoint at max_iters, no eval.json yet) or finished (eval.json, and a checkpoint

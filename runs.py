@@ -14,6 +14,7 @@ signal.signal(signal.SIGINT, _stop_at_start)  # first thing: each script imports
 signal.signal(signal.SIGTERM, _stop_at_start)
 
 import argparse
+import contextlib
 import json
 import math
 import pathlib
@@ -69,11 +70,10 @@ def run_script(main):
             sys.stdout.flush()  # inside the try: a reader gone before the last flush is caught here, not at exit
         except KeyboardInterrupt as e:
             die("interrupted", code=stop_code(e))
-        except BrokenPipeError:
+        except OSError as e:  # a reader gone (BrokenPipeError), or standard output on a full disk
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit has nowhere to fail
-            sys.exit(1)
-        except OSError as e:  # standard output on a full disk, say
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if isinstance(e, BrokenPipeError):
+                sys.exit(1)
             die(f"cannot write the output: {e.strerror or e}")
         except UnicodeEncodeError as e:  # a name the output's encoding lacks, past the checks of printable()
             die(f"cannot print {ascii(e.object[e.start:e.end])} in the output's encoding ({e.encoding})")
@@ -81,10 +81,8 @@ def run_script(main):
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError):
             stream.flush()
-        except OSError:
-            pass
     remove_matplotlib_folder()
     os._exit(code)
 
