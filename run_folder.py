@@ -80,10 +80,9 @@ def release_locks():
         os.close(_held.popitem()[1])
 
 def read_log(path):
-    """The entries of a log.jsonl, each with an integer step, the steps strictly increasing. A last line without its
-    newline (a live trainer's line half written, or one a crash or a full disk cut short) is not an entry: readers
-    leave it alone, and the process that holds the folder cuts it off (start_log). Anything else malformed is one
-    error line."""
+    """The entries of a log.jsonl, each with an integer step, the steps strictly increasing; anything else malformed is
+    one error line. A last line without its newline (half written by a live trainer, or cut short by a crash or a
+    full disk) is no entry: readers leave it alone, and the process that holds the folder cuts it off (start_log)."""
     lines, log = read_text(path).split("\n")[:-1], []  # the last piece: "" after a whole line, else unfinished
     for i, line in enumerate(lines):
         try:
@@ -126,15 +125,13 @@ def eval_problem(records, config):
     if not (all(type(r["mult"]) is int and 1 <= r["mult"] * config["train_len"] <= config["num_keys"] for r in records)
             and len({r["mult"] for r in records}) == len(records)):
         return "eval.json's test lengths (mult) are not distinct whole numbers from 1 to the run's --num_keys steps"
-    return None
 
 def run_state(out_dir, log=None):
-    """new (nothing trained, or a run stopped before its first checkpoint), interrupted (a checkpoint short of the
-    run's max_iters), trained (a checkpoint at max_iters, no eval.json yet) or finished (eval.json, and a checkpoint
-    at max_iters if there is one: a committed run folder has none). The checkpoint's step is the truth where there is
-    one, the log's is not; a folder without one is judged by its eval.json (a log that lost its last newline never
-    makes a finished run new). Judged by the folder's own config.json, never by the options of the command that asks.
-    log: the folder's log entries, if the caller has read them already."""
+    """new (nothing trained, or stopped before its first checkpoint), interrupted (a checkpoint short of max_iters),
+    trained (a checkpoint at max_iters, no eval.json yet) or finished (eval.json, and a checkpoint at max_iters if
+    there is one: a committed run folder has none), by the folder's own config.json, never the asking command's. The
+    checkpoint's step is the truth, not the log's; a folder without one is judged by its eval.json (a log that lost
+    its last newline never makes a finished run new). log: the folder's log entries, if the caller has read them."""
     path = lambda name: os.path.join(out_dir, name)
     if not os.path.isfile(path("config.json")):
         if any(os.path.exists(path(name)) for name in RUN_FILES[1:]):
@@ -164,8 +161,7 @@ def start_log(path, ckpt):
     ones again), with the checkpoint's own line if a stop came between writing the two; an unfinished last line (a
     crash or a full disk) cut off, said once; untouched if it is so already."""
     text = read_text(path) if ckpt and os.path.exists(path) else ""
-    old = read_log(path) if text else []
-    log = [e for e in old if e["step"] <= ckpt["step"]] if ckpt else []
+    log = [e for e in read_log(path) if e["step"] <= ckpt["step"]] if text else []
     if ckpt and ckpt.get("entry") and (not log or log[-1]["step"] < ckpt["step"]):
         log.append(ckpt["entry"])
     new_text = "".join(json.dumps(entry) + "\n" for entry in log)
@@ -213,9 +209,9 @@ def load_checkpoint(path, for_resume=False):
 
 def check_agreement(folder, config, model_config, ckpt=None):
     """The one consistency check of a run folder: its config.json's model_config is the model its options make now
-    (model_config, a dict), and a checkpoint holds the same run (identifying options and seed, and the folder it
-    was written for; the options a resume may change aside) and the same model. One error line names the field
-    that differs. Fields newer than a record take their defaults (the kit's older runs load as before)."""
+    (model_config), and a checkpoint holds the same run (identifying options and seed, and the folder it was written
+    for; the options a resume may change aside), the same model and weights that fit it. One error line names the
+    field that differs. Fields newer than a record take their defaults (the kit's older runs load as before)."""
     def compare(saved, now, what):
         if not isinstance(saved, dict):
             die(f"{what}: model_config is not a JSON object")
@@ -226,7 +222,8 @@ def check_agreement(folder, config, model_config, ckpt=None):
                 shown = repr(saved[key]) if key in saved else f"missing (so {getattr(ModelConfig, key)!r})"
                 die(f"{what}: model_config {key} is {shown}, but its options make {value!r} (a run made before its "
                     f"option reached the model? train it again)")
-    compare(config.get("model_config", {}), model_config, os.path.join(folder, "config.json"))
+    now = asdict(model_config)
+    compare(config.get("model_config", {}), now, os.path.join(folder, "config.json"))
     if ckpt is None:
         return
     where = os.path.join(folder, "ckpt.pt")
@@ -237,11 +234,12 @@ def check_agreement(folder, config, model_config, ckpt=None):
             die(f"{where} holds another run: its {key} is {theirs.get(key)!r}, config.json's {ours.get(key)!r}")
     if name(theirs) != name(ours):
         die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
-    compare(ckpt["model_config"], model_config, where)
+    compare(ckpt["model_config"], now, where)
+    with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
+        check_weights(ckpt["model"], Model(model_config), where)
 
 def check_weights(weights, model, where):
-    """The checkpoint's weights fit the model its options make now: the same parameters, of the same shapes (a run
-    trained before the model's code changed does not). One error line names the first that differs."""
+    """The checkpoint's weights are the model's parameters, of the same shapes; one error line names the first not."""
     now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     saved = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
     for key in sorted(now.keys() | saved.keys()):
@@ -254,7 +252,7 @@ def check_weights(weights, model, where):
 
 def checked_run(folder, ckpt=None):
     """The run in folder: its config.json held to the options' meaning and in agreement with its model_config and
-    its checkpoint, if it has one (check_agreement, check_weights); one error line where they differ."""
+    its checkpoint, if it has one (check_agreement); one error line where they differ."""
     where = os.path.join(folder, "config.json")
     if not os.path.isfile(where):
         die(f"{folder} has no config.json")
@@ -262,15 +260,12 @@ def checked_run(folder, ckpt=None):
     for key in CONFIG_KEYS + ("model_config",):
         if key not in config:
             die(f"{where} lacks {key}")
-    model_config = model_config_of(config)
-    if ckpt is None and os.path.isfile(os.path.join(folder, "ckpt.pt")):
-        ckpt = load_checkpoint(os.path.join(folder, "ckpt.pt"))
+    ckpt_path = os.path.join(folder, "ckpt.pt")
+    if ckpt is None and os.path.isfile(ckpt_path):
+        ckpt = load_checkpoint(ckpt_path)
     if ckpt is not None:
-        checked_config(ckpt["config"], os.path.join(folder, "ckpt.pt"))
-    check_agreement(folder, config, asdict(model_config), ckpt)
-    if ckpt is not None:
-        with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
-            check_weights(ckpt["model"], Model(model_config), os.path.join(folder, "ckpt.pt"))
+        checked_config(ckpt["config"], ckpt_path)
+    check_agreement(folder, config, model_config_of(config), ckpt)
     return config
 
 def folder_state(args):
