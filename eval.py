@@ -51,12 +51,8 @@ def score(predictions, tokens, targets):
     scored = targets != IGNORE
     right = (predictions == targets) & scored
     is_state, is_recall = target_masks(tokens, targets)
-    return {
-        "state_acc": right[is_state].float().mean(),
-        "recall_acc": right[is_recall].float().mean(),
-        "token_acc": right[scored].float().mean(),
-        "seq_acc": (right == scored).all(dim=1).float().mean(),
-    }
+    return {"state_acc": right[is_state].float().mean(), "recall_acc": right[is_recall].float().mean(),
+            "token_acc": right[scored].float().mean(), "seq_acc": (right == scored).all(dim=1).float().mean()}
 
 def recall_by_age(predictions, tokens, targets, train_len):
     """Recall accuracy per band of train_len steps back to the key's bookmark: band 0 holds the keys bookmarked
@@ -103,11 +99,8 @@ def probe(model, config, mults, n_eval):
         return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
     x, y = features(1, EVAL_SEED + 1)
     weights = torch.linalg.lstsq(x.cpu(), torch.nn.functional.one_hot(y, g).float().cpu()).solution.to(x.device)
-    accuracies = []
-    for mult in mults:
-        x, y = features(mult, EVAL_SEED)
-        accuracies.append(((x @ weights).argmax(dim=-1) == y).float().mean().item())
-    return accuracies
+    scored = (features(mult, EVAL_SEED) for mult in mults)
+    return [((x @ weights).argmax(dim=-1) == y).float().mean().item() for x, y in scored]
 
 def extra_scores(model):
     """The scores eval.py can add for a model, all of which the grid asks for: --attn_off needs attention and recurrent
@@ -126,8 +119,7 @@ def scoring(args, step):
     return {"eval_seed": EVAL_SEED, **options, "step": step}
 
 def grid_scoring(model, mults, step):
-    """scoring as the grid scores a run (grid_options); a plain list of records (an eval.json written before it said
-    how it was scored: every committed one) counts as scored so."""
+    """scoring as the grid scores a run (grid_options): what a plain list of records (run_folder.read_eval) means."""
     return scoring(parser.parse_args(["", *grid_options(model, mults)]), step)
 
 # -----------------------------------------------------------------------------

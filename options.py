@@ -111,7 +111,8 @@ SHORT = dict(train_len="len", num_keys="keys", num_queries="q", state_frac="sf",
              weight_decay="wd", grad_clip="clip", auto_threshold="thr", auto_window="win", auto_interval="every",
              transitions="", beta_max="beta")  # e.g. lstm-Z5-corediagonal-complex-plain, ...-coredelta-beta2-plain
 FIRST = ("model", "group", "pos", "device")  # named by their value alone, in this order, before the others
-SCHEDULE = ("dat", "delay", "dat_mode", "ramp", "auto_threshold", "auto_window", "auto_interval")  # its options
+# the schedule's options: --dat, then those that need it, the last three --delay auto's (check_args reads this order)
+SCHEDULE = ("dat", "delay", "ramp", "dat_mode", "auto_threshold", "auto_window", "auto_interval")
 
 def identity(config):
     """The options of a config (a dict, e.g. a run's config.json) that decide what the run computes, seed aside;
@@ -168,7 +169,7 @@ def check_args(args):
             if getattr(args, name) not in (IDENTITY[name], default_pos(args.model) if name == "pos" else None):
                 user = args.model if option == "model" else f"{value} core"
                 die(f"--{name}: a {user} has no use for it (it would only change the run's name)")
-    for name in ("delay", "ramp", "dat_mode", "auto_threshold", "auto_window", "auto_interval"):
+    for name in SCHEDULE[1:]:
         if getattr(args, name) not in (None, 0, IDENTITY[name]) and not args.dat:
             die(f"--{name} needs --dat")
     if args.dat and args.model not in HYBRIDS:
@@ -191,7 +192,7 @@ def check_args(args):
             die("--delay auto needs --dat_mode gate: it watches the state accuracy with attention off")
         args.attn_on_step = getattr(args, "attn_on_step", None)  # None until the state is learned; resume keeps it
     else:
-        for name in ("auto_threshold", "auto_window", "auto_interval"):
+        for name in SCHEDULE[4:]:  # --delay auto's
             if getattr(args, name) != IDENTITY[name]:
                 die(f"--{name} needs --delay auto")
         if args.delay >= args.max_iters:

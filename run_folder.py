@@ -1,8 +1,8 @@
 """
-A run folder's records and their checks: config.json, log.jsonl (appended), ckpt.pt (enough to resume and to
-evaluate), eval.json. One process at a time holds a folder (lock); its state (new, interrupted, trained, finished) is
-judged by its own records; its config, checkpoint and model are checked against the options (options.py) whenever a
-run is resumed, scored, plotted or counted, so a folder made before a change says what differs.
+A run folder's records and their checks: config.json, log.jsonl (appended), ckpt.pt (enough to resume and to evaluate),
+eval.json. One process at a time holds a folder (lock); its state (new, interrupted, trained, finished) is judged by its
+own records; its config, checkpoint and model are checked against the options (options.py) whenever a run is resumed,
+scored, plotted or counted, so a folder made before a change says what differs.
 """
 import argparse
 import fcntl
@@ -269,8 +269,7 @@ def checked_run(folder, ckpt=None):
     return config
 
 def folder_state(args):
-    """The state of the folder args.out_dir (run_state: judged by the folder's own config), which must hold this
-    run if it holds any: a folder whose identifying options or seed differ is one error line."""
+    """run_state of args.out_dir, which must hold this run if it holds any (its identifying options and seed)."""
     state = run_state(args.out_dir)
     if os.path.isfile(os.path.join(args.out_dir, "config.json")):
         theirs = checked_run(args.out_dir)

@@ -177,8 +177,7 @@ def param_groups(params, args, name):
             {"name": name + " (no decay)", "params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 def make_optimizer(model, args, with_attention):
-    """Under DAT the attention parameters join the optimizer only at the delay. Until then they are frozen
-    (requires_grad False): no gradient, no gradient step, no weight decay and no optimizer moments."""
+    """Under DAT the attention parameters are frozen until the delay and only then join the optimizer (the DAT rule)."""
     attention = {id(p) for p in model.attention_parameters()}
     rest = [p for p in model.parameters() if id(p) not in attention]
     # fused: one kernel per step on a GPU, where many small launches, not arithmetic, set the pace
