@@ -86,17 +86,21 @@ def group_option(name):
 
 def group_table(name, device="cpu"):
     """table[s, a] = index of the state reached from state s by action a (s followed by a), checked (table_of)."""
-    return table_of(name, tuple(group_elements(name))).to(device, copy=True)
+    return table_of(name).to(device, copy=True)
 
 @functools.cache
-def table_of(name, elements):
+def table_of(name):
     """The table of a group's elements, built once: each element a state of its kind (an integer of Z<m>, else a
     permutation tuple), none repeated; the products of elements not among them are -1, refused by check_table."""
-    m, index, cyclic = len(elements), {e: i for i, e in enumerate(elements)}, isinstance(elements[0], int)
+    elements = group_elements(name)
+    m, cyclic, index = len(elements), isinstance(elements[0], int), {}
+    width = len(elements[0]) if isinstance(elements[0], tuple) else m
     for i, e in enumerate(elements):
-        kind = f"an integer below {m}" if cyclic else f"a permutation of 0..{len(elements[0]) - 1}"
-        if not (e in range(m) if cyclic else isinstance(e, tuple) and sorted(e) == list(range(len(elements[0])))):
+        kind = f"an integer below {m}" if cyclic else f"a tuple permuting 0..{width - 1}"
+        if not (e in range(m) if cyclic else isinstance(e, tuple) and all(type(x) is int for x in e)
+                and sorted(e) == list(range(width))):
             raise ValueError(f"{name}: its element {i}, {e!r}, is not {kind}")
+        index.setdefault(e, i)
         if index[e] != i:
             raise ValueError(f"{name}: its element {i}, {e!r}, repeats its element {index[e]}")
     compose = (lambda s, a: (s + a) % m) if cyclic else (lambda s, a: tuple(a[x] for x in s))

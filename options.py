@@ -167,8 +167,8 @@ def check_args(args):
     for (option, value), unused in UNUSED_BY.items():  # an option ignored would name a different, identical run
         for name in unused if getattr(args, option) == value else ():
             if getattr(args, name) not in (IDENTITY[name], default_pos(args.model) if name == "pos" else None):
-                user = args.model if option == "model" else f"{value} core"
-                die(f"--{name}: a {user} has no use for it (it would only change the run's name)")
+                user = f"a {args.model}" if option == "model" else f"the {value} core"
+                die(f"--{name}: {user} has no use for it (it would only change the run's name)")
     for name in SCHEDULE[1:]:
         if getattr(args, name) not in (None, 0, IDENTITY[name]) and not args.dat:
             die(f"--{name} needs --dat")
