@@ -1357,7 +1357,8 @@ def test_a_name_the_output_cannot_print_is_one_line_before_anything_is_written()
     """Under an output encoding that cannot print a run folder's or a figure's name (PYTHONIOENCODING=ascii), train.py
     and plot.py stop with one error line before they write anything."""
     root = tmpdir()
-    for script, argv in ((train, [*TINY, "--out_dir", f"{root}/\u00e9"]), (plot, [root, "--out", f"{root}/\u00e9.png"])):
+    name = f"{root}/\u00e9"  # a folder name the ascii encoding cannot print
+    for script, argv in ((train, [*TINY, "--out_dir", name]), (plot, [root, "--out", f"{name}.png"])):
         ascii_out, err = io.TextIOWrapper(io.BytesIO(), encoding="ascii"), io.StringIO()
         with contextlib.redirect_stdout(ascii_out), contextlib.redirect_stderr(err):
             try:
