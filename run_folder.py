@@ -24,6 +24,11 @@ from runs import IN_USE, die, read_json, read_text, write_file, write_text
 
 _held = {}  # (device, inode) of each folder this process holds: its descriptor, whose lock lasts as long as the process
 
+def inode_of(folder):
+    """(device, inode) of folder: what a lock holds, whatever the folder's path becomes."""
+    stat = os.stat(folder)
+    return stat.st_dev, stat.st_ino
+
 def lock(folder, create=True):
     """Hold folder for this process (an advisory lock on the folder itself, gone when the process ends, however it
     ends): a second trainer or evaluator of the same folder refuses in one line and leaves it untouched. Readers that
@@ -34,7 +39,7 @@ def lock(folder, create=True):
         die(f"no run folder at {folder}")
     try:
         os.makedirs(folder, exist_ok=True)
-        inode = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+        inode = inode_of(folder)
         if inode in _held:  # this process holds it already (train.py, then eval.py in the same process)
             return
         fd = os.open(folder, os.O_RDONLY)
@@ -51,16 +56,16 @@ def still_held(folder):
     """Stop with one line unless folder is still the folder this process locked (same inode): a folder moved or
     replaced while its run trained is never written again, by this process or by making it anew."""
     try:
-        inode = (os.stat(folder).st_dev, os.stat(folder).st_ino)
+        held = inode_of(folder) in _held
     except OSError:
-        inode = None
-    if inode not in _held:
+        held = False
+    if not held:
         die(f"{folder} is no longer the folder this run holds (moved or replaced while it ran): stopped")
 
 def in_use(folder):
     """Whether another process holds folder (lock) right now: it may be writing the folder's first records."""
     try:
-        if (os.stat(folder).st_dev, os.stat(folder).st_ino) in _held:  # this process's own
+        if inode_of(folder) in _held:  # this process's own
             return False
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
