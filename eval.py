@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from data import IGNORE, describe, eval_batch, group_table, recall_ages, seq_width, target_masks
+from data import IGNORE, describe, eval_batch, machine, recall_ages, seq_width, target_masks
 from model import Model, ModelConfig
 from options import model_config_of
 from run_folder import checked_run, load_checkpoint, lock, still_held
@@ -68,11 +68,11 @@ def recall_by_age(predictions, tokens, targets, train_len):
 def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
     """One record per test length; with attn_off, each record also holds the scores with the gate at 0; with
     by_age, the recall accuracy per band of steps back to the key (recall_by_age)."""
-    table = group_table(config["group"], next(model.parameters()).device)
+    task = machine(config["group"], next(model.parameters()).device)
     records, gate = [], model.gate
     for mult in mults:
         n = mult * config["train_len"]
-        tokens, targets = eval_batch(table, n, config["num_keys"], config["num_queries"], n_eval, EVAL_SEED)
+        tokens, targets = eval_batch(task, n, config["num_keys"], config["num_queries"], n_eval, EVAL_SEED)
         predictions = predict(model, tokens)
         record = {"n": n, "mult": mult, **{k: v.item() for k, v in score(predictions, tokens, targets).items()}}
         if by_age:
@@ -89,10 +89,10 @@ def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
 def probe(model, config, mults, n_eval):
     """Where the state lives: a linear probe (least squares onto the one-hot state) from the stream right after
     the last recurrent block, at action positions. Fit on a 1x set of its own, scored on each length's eval set."""
-    table = group_table(config["group"], next(model.parameters()).device)
-    g, last_rnn = table.shape[0], max(i for i, kind in enumerate(model.layout) if kind == "rnn")
+    task = machine(config["group"], next(model.parameters()).device)
+    g, last_rnn = len(task.states), max(i for i, kind in enumerate(model.layout) if kind == "rnn")
     def features(mult, seed):
-        tokens, targets = eval_batch(table, mult * config["train_len"], config["num_keys"], config["num_queries"],
+        tokens, targets = eval_batch(task, mult * config["train_len"], config["num_keys"], config["num_queries"],
                                      n_eval, seed)
         is_state = target_masks(tokens, targets)[0]
         x = model.stream(tokens, last_rnn + 1)[is_state].float()

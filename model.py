@@ -1,7 +1,7 @@
 """
 The models: an LSTM, a causal Transformer, and three LSTM + attention hybrids.
 
-    embedding -> blocks -> LayerNorm -> linear head over the |G| states
+    embedding -> blocks -> LayerNorm -> linear head over the |Q| states
 
 A recurrent block replaces the stream with its core's output plus emb_skip * the token embedding (a small skip so
 later blocks see which token sits where). The core is an LSTM by default, or one of CORES (ModelConfig.core): a
@@ -23,8 +23,8 @@ HYBRIDS = ("lstm_attn", "attn_lstm", "interleaved")
 @dataclass
 class ModelConfig:
     model: str = "lstm_attn"
-    vocab_size: int = 72     # 2 + |G| + num_keys
-    n_classes: int = 6       # |G|
+    vocab_size: int = 72     # 2 + |A| + num_keys: PAD, SEP, actions, keys
+    n_classes: int = 6       # |Q|, the states
     d_model: int = 64
     n_heads: int = 2
     n_lstm: int = 1          # recurrent blocks (lstm and hybrids)
@@ -265,7 +265,7 @@ class Model(nn.Module):
         return x
 
     def forward(self, tokens, targets=None):
-        """logits (B, T, |G|) and the mean cross-entropy over scored positions (None without targets)."""
+        """logits (B, T, |Q|) and the mean cross-entropy over scored positions (None without targets)."""
         logits = self.head(self.ln_f(self.stream(tokens)))
         if targets is None:
             return logits, None

@@ -8,7 +8,7 @@ import argparse
 import os
 from dataclasses import fields
 
-from data import GROUPS, group_option, group_table, seq_width, vocab_size
+from data import GROUPS, group_option, machine_of, seq_width, vocab_size
 from model import CORES, HYBRIDS, MODELS, TRANSITIONS, ModelConfig, block_layout, default_pos
 import runs
 from runs import ArgParser, count, die, fraction, number, positive_int, unit
@@ -91,15 +91,15 @@ UNUSED_BY = {("model", "lstm"): ("n_attn", "n_heads", "pos", "mlp"),
                 for core in CORES}}  # every core, a new one included: the other cores' options are refused for it
 
 # The model of a run's options: each ModelConfig field is the option of the same name, except these derived ones.
-DERIVED = {"vocab_size": lambda o, g: vocab_size(g, o["num_keys"]), "n_classes": lambda o, g: g,
-           "delay_attention": lambda o, g: o["dat"]}
+DERIVED = {"vocab_size": lambda o, task: vocab_size(len(task.actions), o["num_keys"]),
+           "n_classes": lambda o, task: len(task.states), "delay_attention": lambda o, task: o["dat"]}
 
 def model_config_of(options):
     """The ModelConfig of a run's options (a dict; options newer than it take their defaults)."""
-    options, g = {**IDENTITY, **options}, len(group_table(options["group"]))
+    options, task = {**IDENTITY, **options}, machine_of(options["group"])
     options["pos"] = options["pos"] or default_pos(options["model"])
-    return ModelConfig(**{f.name: DERIVED[f.name](options, g) if f.name in DERIVED else options.get(f.name, f.default)
-                          for f in fields(ModelConfig)})
+    value = lambda f: DERIVED[f.name](options, task) if f.name in DERIVED else options.get(f.name, f.default)
+    return ModelConfig(**{f.name: value(f) for f in fields(ModelConfig)})
 
 # -----------------------------------------------------------------------------
 # run names: model-group[-every identifying option that differs from its default]-schedule, e.g.

@@ -66,15 +66,16 @@ def tmpdir():
 # -----------------------------------------------------------------------------
 # the composite task: group tables and labels against a slow reference that shares no code with data.py; the metrics
 
-# Every kind of data.KINDS built again here, without data.py's code: m -> (elements, compose, identity), the elements
-# in the order data.py documents (an action or state is an index into them), compose(s, a) the state s followed by a.
+# Every kind of data.KINDS built again here, without data.py's code: m -> (states, actions, step, start, weights), in
+# the order data.py documents (an action or state is an index into them), step(s, a) the state s followed by action a,
+# weights how often each action is drawn (None: uniformly). A group's states and actions are its elements.
 
 def reference_cyclic(m):
-    return list(range(m)), lambda s, a: (s + a) % m, 0
+    return list(range(m)), list(range(m)), lambda s, a: (s + a) % m, 0, None
 
 def reference_dihedral(m):  # (k, f) maps corner j to k + (-1)^f j; s then a maps j to a(s(j))
     elements = [(k, f) for f in (0, 1) for k in range(m)]
-    return elements, lambda s, a: ((a[0] + (-1) ** a[1] * s[0]) % m, s[1] ^ a[1]), (0, 0)
+    return elements, elements, lambda s, a: ((a[0] + (-1) ** a[1] * s[0]) % m, s[1] ^ a[1]), (0, 0), None
 
 def reference_symmetric(m, even_only=False):
     def cycles(p):
@@ -87,22 +88,41 @@ def reference_symmetric(m, even_only=False):
                     i = p[i]
         return count
     perms = [p for p in itertools.permutations(range(m)) if not even_only or (m - cycles(p)) % 2 == 0]  # even
-    return perms, lambda s, a: tuple(a[s[i]] for i in range(m)), tuple(range(m))
+    return perms, perms, lambda s, a: tuple(a[s[i]] for i in range(m)), tuple(range(m)), None
+
+def reference_by_matrices(matrices, start, weights=None):
+    """An automaton whose action a moves the one-hot state vector v to v @ matrices[a] (a 0/1 matrix, one 1 a row)."""
+    step = lambda s, a: int(np.argmax(np.eye(len(matrices[0]))[s] @ matrices[a]))
+    return list(range(len(matrices[0]))), list(range(len(matrices))), step, start, weights
+
+def reference_flip_flop(m):  # write 0, write 1: every state to that one; ignore: the identity
+    return reference_by_matrices([np.outer(np.ones(2), np.eye(2)[b]) for b in (0, 1)] + [np.eye(2)], 0, (0.1, 0.1, 0.8))
+
+def reference_gridworld(m):  # left and right: the shifts np.eye(m, k=-1) and np.eye(m, k=1), a wall keeping its cell
+    walls = lambda shift, cell: shift + np.diag(np.eye(m)[cell])
+    return reference_by_matrices([walls(np.eye(m, k=-1), 0), walls(np.eye(m, k=1), m - 1)], 0)
+
+def reference_cyclic_with_reset(m):  # add a: the rotation of the identity's columns by a; the reset: every row e_0
+    reset = np.outer(np.ones(m), np.eye(m)[0])
+    return reference_by_matrices([np.roll(np.eye(m), a, axis=1) for a in range(m)] + [reset], 0)
 
 REFERENCES = {"Z": reference_cyclic, "S": reference_symmetric, "A": lambda m: reference_symmetric(m, even_only=True),
-              "D": reference_dihedral}
+              "D": reference_dihedral, "F": reference_flip_flop, "G": reference_gridworld,
+              "R": reference_cyclic_with_reset}
 
-def reference_group(name):
+def reference_machine(name):
     kind = name.rstrip("0123456789")
-    assert kind in REFERENCES, f"group kind {kind!r} of data.KINDS has no independent construction in REFERENCES"
+    assert kind in REFERENCES, f"kind {kind!r} of data.KINDS has no independent construction in REFERENCES"
     return REFERENCES[kind](int(name[len(kind):]))
 
-def test_every_group_table_matches_reference():
-    """The full table of every group data.py can name, against its kind's construction in REFERENCES."""
+def test_every_machine_table_matches_reference():
+    """The full table, start state and action weights of every machine data.py can name, against its kind's
+    construction in REFERENCES."""
     missing = sorted(set(data.KINDS) - set(REFERENCES))
     assert not missing, f"kinds of data.KINDS without an independent construction in REFERENCES: {missing}"
     names = data.group_names()
-    assert len(names) == len(set(names)) and {"Z2", "Z64", "S5", "A5", "D32"} <= set(names), "the names of KINDS"
+    assert len(names) == len(set(names)) and {"Z2", "Z64", "S5", "A5", "D32", "F2", "G6", "R5"} <= set(names), \
+        "the names of KINDS"
     for kind, (sizes, _) in data.KINDS.items():  # the names just outside a kind's sizes are refused
         for m in (min(sizes) - 1, max(sizes) + 1):
             with contextlib.suppress(argparse.ArgumentTypeError):
@@ -110,16 +130,22 @@ def test_every_group_table_matches_reference():
                 raise AssertionError(f"{kind}{m} is outside the sizes of kind {kind} but was accepted")
     for name in names:
         assert data.group_option(name) == name, f"{name} from data.group_names() is refused"
-        elements, compose, identity = reference_group(name)
-        index = {e: i for i, e in enumerate(elements)}
-        assert len(index) == len(elements) and identity in index, f"{name}: the reference has repeats or no identity"
-        table = data.group_table(name).tolist()
-        assert len(table) == len(elements), f"{name}: {len(table)} elements, the reference has {len(elements)}"
-        for s, row in zip(elements, table, strict=True):
-            expected = [index[compose(s, a)] for a in elements]
+        states, actions, step, start, weights = reference_machine(name)
+        index = {s: i for i, s in enumerate(states)}
+        assert len(index) == len(states) and start in index, f"{name}: the reference has repeats or no start"
+        machine = data.machine(name)
+        assert machine.start == index[start], f"{name}: start state {machine.start}, the reference's {index[start]}"
+        assert (machine.weights is None) == (weights is None) and (weights is None or machine.weights.tolist() ==
+                                                                    list(weights)), f"{name}: the action weights"
+        assert machine.acts[:, machine.compose].equal(machine.acts[machine.acts]), f"{name}: in the actions' monoid, " \
+            "a state followed by x then y is not where the map data.py composes of x and y takes it"
+        table = machine.table.tolist()
+        assert len(table) == len(states), f"{name}: {len(table)} states, the reference has {len(states)}"
+        for s, row in zip(states, table, strict=True):
+            expected = [index[step(s, a)] for a in actions]
             bad = next((i for i, (x, y) in enumerate(zip(row, expected, strict=True)) if x != y), None)
             assert bad is None, (f"{name}: state {index[s]} followed by action {bad} gives {row[bad]} in "
-                                 f"data.group_table, {expected[bad]} in the reference")
+                                 f"data.machine, {expected[bad]} in the reference")
 
 def test_a_table_that_is_not_a_group_is_one_error_line_naming_the_entry():
     """data.check_table names the entry of a table that is not a function from (state, action) to state, has no
@@ -138,24 +164,32 @@ def test_a_table_that_is_not_a_group_is_one_error_line_naming_the_entry():
     root = tmpdir()
     fake_finished_run(f"{root}/run", TINY, [1])  # an S3 run to score
     fake_checkpoint(f"{root}/run")
-    kind = data.KINDS["S"]
+    kinds, kind = dict(data.KINDS), data.KINDS["S"]
     data.KINDS["S"] = (kind[0], lambda m: data.symmetric(m)[:-2])  # not closed: a product of two is not among them
-    data.table_of.cache_clear()  # tables are built once per group name
+    data.machine_of.cache_clear()  # machines are built once per name
     try:
         for script, argv in ((data, []), (train, ["--dry_run"]), (evaluation, [f"{root}/run", "--n_eval", "2"])):
             code, out, err = run_cli(script.main, argv)
             assert code == 2 and err.count("\n") == 1 and "S3: state 2 followed by action 1 is none of its 4 states" \
                 in err, f"{script.__name__}: one error line naming the entry: {err!r}"
+        assert data.check_table("X", torch.tensor([[0, 0], [0, 0]]), group=False) is None, \
+            "an automaton's table need only be a function"
+        unwalled = lambda m: data.Automaton(list(range(m)), ["L", "R"], lambda s, a: s + (a == "R") - (a == "L"), 0,
+                                            None)
+        data.KINDS["G"] = (data.KINDS["G"][0], unwalled)
+        code, out, err = run_cli(data.main, ["--group", "G4"])  # no walls: left from 0 leaves the cells
+        assert code == 2 and err.count("\n") == 1 and "G4: state 0 followed by action 0 is none of its 4 states" \
+            in err, f"an automaton's step to none of its states is one error line naming the entry: {err!r}"
     finally:
-        data.KINDS["S"] = kind
-        data.table_of.cache_clear()
+        data.KINDS.update(kinds)
+        data.machine_of.cache_clear()
         run_folder.release_locks()
     shutil.rmtree(root)
 
 def reference_targets(tokens, group, num_keys, num_queries):
     """Walk one token row as the README (The task) describes it and return the targets it must have."""
-    elements, compose, state = reference_group(group)
-    g = len(elements)
+    states, actions, step, state, _ = reference_machine(group)
+    g = len(actions)
     tokens = [t for t in tokens]
     sep = tokens.index(data.SEP)
     n = sep // 2
@@ -163,10 +197,10 @@ def reference_targets(tokens, group, num_keys, num_queries):
     for t in range(n):
         action, key = tokens[2 * t] - 2, tokens[2 * t + 1] - 2 - g
         assert 0 <= action < g and 0 <= key < num_keys, "action / key ids out of range"
-        state = compose(state, elements[action])
+        state = step(state, actions[action])
         assert key not in bookmarks, "keys repeat within a sequence"
-        bookmarks[key] = elements.index(state)
-        targets += [elements.index(state), -100]
+        bookmarks[key] = states.index(state)
+        targets += [states.index(state), -100]
     queries = tokens[sep + 1:sep + 1 + min(n, num_queries)]
     assert len(set(queries)) == len(queries), "queries repeat"
     assert all(t == data.PAD for t in tokens[sep + 1 + len(queries):]), "padding after the queries"
@@ -183,16 +217,19 @@ def reference_ages(tokens):
     return ages
 
 # the sampled-sequence settings (group, num_keys, num_queries), at least one for every kind of data.KINDS
-LABEL_CASES = [("Z5", 20, 8), ("S3", 64, 8), ("A5", 40, 5), ("D4", 20, 8), ("D5", 16, 3)]
+LABEL_CASES = [("Z5", 20, 8), ("S3", 64, 8), ("A5", 40, 5), ("D4", 20, 8), ("D5", 16, 3), ("F2", 20, 8), ("G4", 16, 3),
+               ("R5", 20, 8)]
 
 def test_labels_match_reference():
-    """Sampled sequences' targets and recall ages, row by row, against a walk with the kind's reference group."""
+    """Sampled sequences' targets and recall ages, row by row, against a walk with the kind's reference machine; the
+    actions drawn as often as its weights say (within 5 standard deviations)."""
     missing = sorted(set(data.KINDS) - {group.rstrip("0123456789") for group, _, _ in LABEL_CASES})
     assert not missing, f"kinds of data.KINDS with no sampled-sequence setting in LABEL_CASES: {missing}"
     for group, num_keys, num_queries in LABEL_CASES:
-        table = data.group_table(group)
-        assert table.shape[0] == len(reference_group(group)[0]), f"{group}: the group's order"
-        tokens, targets = data.sample_batch(table, 200, 1, 16, num_keys, num_queries, torch.Generator().manual_seed(0))
+        machine, (states, actions, _, _, weights) = data.machine(group), reference_machine(group)
+        assert machine.table.shape == (len(states), len(actions)), f"{group}: the number of states and of actions"
+        tokens, targets = data.sample_batch(machine, 200, 1, 16, num_keys, num_queries,
+                                            torch.Generator().manual_seed(0))
         assert tokens.shape == (200, data.seq_width(16, num_queries)) and tokens.dtype == torch.int64, "batch shape"
         lengths = (tokens == data.SEP).nonzero()[:, 1] // 2
         assert lengths.min() == 1 and lengths.max() == 16, "n is drawn from 1..train_len"
@@ -200,6 +237,11 @@ def test_labels_match_reference():
             assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries), f"{group}: targets"
         for row_tokens, row_ages in zip(tokens.tolist(), data.recall_ages(tokens, targets).tolist(), strict=True):
             assert row_ages == reference_ages(row_tokens), f"{group}: recall ages"
+        drawn = tokens[:, 0::2][(tokens[:, 0::2] >= 2) & (tokens[:, 0::2] < 2 + len(actions))] - 2
+        counts, expected = torch.bincount(drawn, minlength=len(actions)), torch.tensor(weights or [1 / len(actions)] *
+                                                                                      len(actions)) * len(drawn)
+        assert ((counts - expected).abs() <= 5 * (expected * (1 - expected / len(drawn))).sqrt() + 1).all(), \
+            f"{group}: actions drawn {counts.tolist()} times, {expected.tolist()} expected"
 
 def test_design_example_layout():
     """The worked example of data.py and the README: its tokens, targets, ages and decoding are the task's."""
@@ -214,7 +256,7 @@ def test_design_example_layout():
 
 def test_fixed_length_and_key_errors():
     """Eval sets have exactly n steps and are fixed by their seed; a length above --num_keys is refused."""
-    table = data.group_table("S3")
+    table = data.machine("S3")
     tokens, _ = data.eval_batch(table, 12, 64, 8, 50, seed=1)
     assert ((tokens == data.SEP).nonzero()[:, 1] == 24).all(), "eval sequences have exactly n steps"
     assert torch.equal(tokens, data.eval_batch(table, 12, 64, 8, 50, seed=1)[0]), "eval sets are fixed by their seed"
@@ -228,9 +270,9 @@ def test_every_metric_is_one_when_right_and_zero_when_wrong():
     """Every metric eval.py's score returns (a new one included) and each band of recall by age, at every test length
     of the grid: 1.0 when the predictions are the targets and 0.0 when every scored one is wrong, whatever is
     predicted where nothing is scored (PAD, SEP, keys): a metric counts scored targets only."""
-    table, train_len = data.group_table("S3"), 8
+    table, train_len = data.machine("S3").table, 8
     for n in [1] + [m * train_len for m in (1, 2, 3, 4, 6, 8)]:
-        tokens, targets = data.eval_batch(table, n, 64, 8, 50, evaluation.EVAL_SEED)
+        tokens, targets = data.eval_batch(data.machine("S3"), n, 64, 8, 50, evaluation.EVAL_SEED)
         scored = targets != data.IGNORE
         elsewhere = torch.randint(0, len(table), targets.shape, generator=torch.Generator().manual_seed(n))
         for want, right in ((1.0, targets), (0.0, (targets + 1) % len(table))):
@@ -390,6 +432,22 @@ def test_signed_diagonal_and_reflecting_delta_cores_track_parity():
     assert_tracks(hand_set_core("diagonal", signed, transitions="signed"), 2, cyclic_states(2), parity,
                   "signed diagonal core, Z2")
     assert_tracks(hand_set_core("delta", reflecting, beta_max=2), 2, cyclic_states(2), parity, "delta core, beta 2, Z2")
+
+def test_unit_diagonal_core_tracks_the_flip_flop():
+    """Expressivity: the unit diagonal core (transitions in [0, 1]), set by hand, holds a set-reset memory: a write is
+    a_t = 0 with b_t the bit written, an ignore a_t = 1 (Sarrof et al. 2024)."""
+    states, actions, step, start, _ = reference_machine("F2")
+    def set_reset(w_in, w_out):  # channel 0: tokens 0 (start), 1 (write 0) and 2 (write 1) set h to 0, 0 and 1
+        w_in[0, 0:3], w_in[0, 3], w_in[8, 2] = -SURE, SURE, 1.0
+        w_out[0, 0] = 1.0
+    def walk(row):
+        visited = [start]
+        for a in row:
+            visited.append(step(visited[-1], actions[a]))
+        return [states.index(s) for s in visited]
+    bit = torch.zeros(2, 8)
+    bit[1, 0] = 1.0  # state 0 is h = 0, state 1 is h = 1
+    assert_tracks(hand_set_core("diagonal", set_reset), len(actions), walk, bit, "unit diagonal core, F2")
 
 def test_complex_diagonal_and_two_step_delta_cores_track_z5():
     """Expressivity: the complex diagonal core and the two-step delta core, set by hand, track Z5."""
@@ -592,7 +650,7 @@ def test_delay_auto_switches_when_the_state_is_learned():
 
 def test_numerics_unchanged():
     """The same seed gives the same data and the same loss curve as when these numbers were recorded (CPU)."""
-    tokens, targets = data.sample_batch(data.group_table("S3"), 64, 1, 16, 64, 8, torch.Generator().manual_seed(1))
+    tokens, targets = data.sample_batch(data.machine("S3"), 64, 1, 16, 64, 8, torch.Generator().manual_seed(1))
     assert (tokens.sum().item(), targets.sum().item()) == GOLDEN_DATA
     root = tmpdir()
     argv = TINY + ["--max_iters", "20", "--out_dir", root + "/run", "--eval_interval", "20"]
@@ -670,14 +728,15 @@ def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
     config = vars(options.check_args(options.parser.parse_args(TINY)))  # d_model 16: 17 weights per class
     model = Model(options.model_config_of(config)).eval()
     n_eval = 4  # 4 sequences of 4 actions: 16 state positions, fewer than the 17 weights
-    table = data.group_table(config["group"])
-    tokens, targets = data.eval_batch(table, config["train_len"], config["num_keys"], config["num_queries"], n_eval,
+    task = data.machine(config["group"])
+    tokens, targets = data.eval_batch(task, config["train_len"], config["num_keys"], config["num_queries"], n_eval,
                                       evaluation.EVAL_SEED)
     is_state = data.target_masks(tokens, targets)[0]
     with torch.no_grad():
         x = model.stream(tokens, max(i for i, kind in enumerate(model.layout) if kind == "rnn") + 1)[is_state]
     x, y = torch.cat([x, torch.ones(len(x), 1)], dim=1), targets[is_state]
-    in_sample = (x @ torch.linalg.lstsq(x, F.one_hot(y, len(table)).float()).solution).argmax(-1).eq(y).float().mean()
+    fit = torch.linalg.lstsq(x, F.one_hot(y, len(task.states)).float()).solution
+    in_sample = (x @ fit).argmax(-1).eq(y).float().mean()
     assert in_sample == 1.0, f"the check has teeth: a probe fit on the scored set reads it all ({in_sample})"
     scored = evaluation.probe(model, config, [1], n_eval)[0]
     assert scored < 0.9, f"the probe is fit on a 1x set of its own, not the scored one: {scored:.3f}"

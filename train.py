@@ -29,7 +29,7 @@ from dataclasses import asdict
 import torch
 
 import run_folder
-from data import group_table, sample_batch, target_masks
+from data import machine, sample_batch, target_masks
 from eval import evaluate, extra_scores
 from model import Model
 from options import check_args, model_config_of, parser
@@ -53,7 +53,7 @@ def main(argv=None):
                 f"--out_dir")
     else:
         checked_run(args.out_dir, ckpt)
-    model, model_config, optimizer, table, data_rng = build(args, ckpt)
+    model, model_config, optimizer, task, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
 
@@ -90,7 +90,7 @@ def main(argv=None):
     try:
         while step < args.max_iters:
             lr = set_gate_and_lr(step, args, model, optimizer)
-            tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys,
+            tokens, targets = sample_batch(task, args.batch_size, 1, args.train_len, args.num_keys,
                                            args.num_queries, data_rng, args.state_frac)
             loss, logits = train_step(model, forward, optimizer, tokens, targets, autocast, args.grad_clip)
             sums[0] += loss
@@ -226,7 +226,7 @@ def build(args, ckpt):
     torch.set_flush_denormal(True)  # very sharp softmaxes make denormal floats, which are slow on CPUs
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    table = group_table(args.group, device)
+    task = machine(args.group, device)
     model_config = model_config_of(vars(args))
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
@@ -238,7 +238,7 @@ def build(args, ckpt):
             add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])
-    return model, model_config, optimizer, table, data_rng
+    return model, model_config, optimizer, task, data_rng
 
 def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     with autocast:

@@ -24,7 +24,7 @@ import train
 from data import sample_batch, seq_width
 from grid import CORES
 
-def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, timed=300, gates=(0.0, 1.0)):
+def bench(args, model, forward, optimizer, task, data_rng, autocast, warm=200, timed=300, gates=(0.0, 1.0)):
     """Print the timings of each phase (gate); the median ms/step of each."""
     sync = torch.cuda.synchronize if args.device == "cuda" else lambda: None
     width = seq_width(args.train_len, args.num_queries)
@@ -40,7 +40,7 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, 
         for i in range(warm + timed):
             sync()
             t0 = time.perf_counter()
-            tokens, targets = sample_batch(table, args.batch_size, 1, args.train_len, args.num_keys,
+            tokens, targets = sample_batch(task, args.batch_size, 1, args.train_len, args.num_keys,
                                            args.num_queries, data_rng)
             sync()
             t1 = time.perf_counter()
@@ -57,11 +57,11 @@ def bench(args, model, forward, optimizer, table, data_rng, autocast, warm=200, 
 
 def run(argv, gates=(0.0, 1.0)):
     args = options.check_args(options.parser.parse_args(argv))
-    model, _, _, table, data_rng = train.build(args, None)
+    model, _, _, task, data_rng = train.build(args, None)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
     optimizer = train.make_optimizer(model, args, with_attention=False)
-    return bench(args, model, forward, optimizer, table, data_rng, autocast, gates=gates)
+    return bench(args, model, forward, optimizer, task, data_rng, autocast, gates=gates)
 
 def each_core(argv):
     """Every core of the cores ladder (results/grid.py) alone, one after another; a table of median ms/step, each

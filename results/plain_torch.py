@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's data.py
-from data import group_table, sample_batch, vocab_size  # noqa: E402
+from data import machine, sample_batch, vocab_size  # noqa: E402
 
 class Hybrid(nn.Module):
     def __init__(self, vocab, classes, d_model=64, n_heads=2, n_attn=2):
@@ -50,14 +50,14 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    table = group_table("S3")
-    model = Hybrid(vocab_size(len(table), 64), len(table))
+    task = machine("S3")
+    model = Hybrid(vocab_size(len(task.actions), 64), len(task.states))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.98), weight_decay=0.01)
     rng = torch.Generator().manual_seed(1)
     times = []
     for step in range(args.steps):
         t0 = time.perf_counter()
-        tokens, targets = sample_batch(table, 64, 1, args.train_len, 64, 8, rng)
+        tokens, targets = sample_batch(task, 64, 1, args.train_len, 64, 8, rng)
         loss = F.cross_entropy(model(tokens).flatten(0, 1), targets.flatten(), ignore_index=-100)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
