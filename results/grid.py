@@ -137,6 +137,15 @@ def grid():
         for group in ("S3", "D4")[:1 + (seed < 110)]:
             yield from cell("mechanism", [seed], f"--group {group}", PLAIN)
 
+    # beyond groups (results/README.md, Beyond groups): the lstm_attn hybrid on automata that are not groups, plain,
+    # DAT 5000 and --delay auto, and each core alone on one size of each; seed by seed across both experiments
+    for seed in range(10):
+        for group in ("F2", "G4", "G6", "R3", "R5"):
+            yield from cell("automata", [seed], f"--group {group}", PLAIN, DAT, AUTO)
+        for group in ("F2", "G4", "R5"):
+            for core in CORES:
+                yield from cell("automata_cores", [seed], f"--model lstm --group {group} {core}".strip(), PLAIN)
+
 def experiments():
     return sorted({line.split()[0] for line in grid()})
 
