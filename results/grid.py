@@ -149,6 +149,8 @@ def grid():
 def experiments():
     return sorted({line.split()[0] for line in grid()})
 
+AUTOMATA = ("automata", "automata_cores")  # the experiments on automata that are not groups
+
 # The figures and tables: (output, tool, runs, options). rates: results/atlas.py, failure rates with intervals
 # (output: PREFIX.md, .json, .png); draw: plot.py, accuracy against test length (or against --sweep); attention:
 # results/attention.py, where one run's attention looks. A figure is drawn when each of its runs (EXPERIMENT or
@@ -205,8 +207,9 @@ FIGURES = [
                                               "auto/lstm_attn-S3-*", "group/lstm_attn-Z5-plain-*",
                                               "atlas/lstm_attn-Z5-datauto-*"], ""),
     # where the state lives: the probe of the recurrent part against attention off, and the 3x verdict, per schedule
-    # and cell, with the confirmation on new seeds (results/mechanism.py; explore/ repeats atlas/ runs)
-    ("results/mechanism", "mechanism", [e for e in experiments() if e != "explore"],
+    # and cell, with the confirmation on new seeds (results/mechanism.py; explore/ repeats atlas/ runs; the groups'
+    # runs only, the automata have their own tables)
+    ("results/mechanism", "mechanism", [e for e in experiments() if e not in ("explore", *AUTOMATA)],
      "--new mechanism"),
     # every run in one table (the figure itself is thrown away)
     (None, "draw", [e for e in experiments() if e != "explore"], "--summary results/summary.md"),
