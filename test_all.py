@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "res
 
 import atlas
 import attention
+import automata
 import bench
 import contents
 import cores_hybrid
@@ -1861,6 +1862,45 @@ def test_cores_hybrid_compares_plain_with_the_schedule_theory_fixes():
     cells = {(e["core"], e["group"]): e for e in cores_hybrid.cores_hybrid(plot.load_runs([root]))["cells"]}
     assert cells[("diagonal unit", "S3")]["held"] is False, "a core that cannot track the group but holds it: not held"
     assert cells[("gru", "Z5")]["held"] is True, "11 plain runs against 10 delayed are judged alike"
+    shutil.rmtree(root)
+
+def test_automata_judges_each_prediction_once_its_cell_is_full():
+    """results/automata.py: per automaton, plain against DAT 5000 and --delay auto, entry 71's (a), (b) and (c) judged
+    only once each schedule has 10 runs; the pooled plain probe over every automaton's plain runs; other settings left
+    out, unfinished runs listed."""
+    root = tmpdir()
+    def hybrid(automaton, schedule, seed, fails, probe_holds):
+        flags = ("--group", automaton, *{"plain": (), "dat5000": ("--dat",), "datauto": ("--dat", "--delay", "auto")}[
+            schedule])
+        fake_run(root, f"{automaton}-{schedule}-s{seed}", seed, "none", 0.1 if fails else 0.95, flags=flags,
+                 probe=lambda m: 1.0 if probe_holds else 0.5, attn_off=lambda m: 0.5)
+    for seed in range(10):  # F2: plain fails once; G4: plain fails 6 times, --delay auto twice and holds 7 of 10
+        hybrid("F2", "plain", seed, seed == 0, seed != 0)
+        hybrid("G4", "plain", seed, seed < 6, seed >= 5)  # seed 5 fails with a probe that holds: called wrong
+        for schedule in ("dat5000", "datauto"):
+            hybrid("F2", schedule, seed, False, True)
+        hybrid("G4", "dat5000", seed, False, True)
+        hybrid("G4", "datauto", seed, seed < 2, seed >= 3)
+    fake_run(root, "G4-wide-s0", 0, "none", 0.1, flags=("--group", "G4", "--d_model", "128"))  # another setting
+    fake_run(root, "R3-plain-s0", 0, "none", 0.1, finished=False, flags=("--group", "R3"))
+    try:
+        result = automata.automata(plot.load_runs([root]))
+        cells = {row["automaton"]: row for row in result["cells"]}
+        assert list(cells) == ["F2", "G4", "R3"], f"one row per automaton with runs: {list(cells)}"
+        f2, g4 = cells["F2"]["held"], cells["G4"]["held"]
+        assert f2["a"] is True and f2["c"] is True and f2["b"].startswith("not judged"), f"F2: {f2}"
+        assert (g4["a"], g4["b"], g4["c"]) == (True, False, False), f"G4: plain fails 6, auto 2 and holds 7: {g4}"
+        assert cells["G4"]["schedules"]["plain"]["n"] == 10, "the d_model 128 run is another setting: left out"
+        assert abs(cells["G4"]["schedules"]["dat5000"]["fisher_p_vs_plain"] - 0.010836) < 1e-6, "Fisher, 0/10 vs 6/10"
+        assert result["plain_called_held"] is None, "R3's plain runs are not in: the pooled probe is not judged"
+        assert "- R3: (a) to be judged" in automata.markdown(result) and "  - plain: seeds 0 not finished" in \
+            automata.markdown(result), "an automaton short of its runs is listed with its unfinished seeds"
+        automata.AUTOMATA = ("F2", "G4")
+        result = automata.automata(plot.load_runs([root]))
+        assert (result["plain_called_right"], result["plain_n"], result["plain_called_held"]) == (19, 20, True), \
+            f"the probe calls 19 of the 20 plain verdicts right: {result['plain_called_right']}"
+    finally:
+        automata.AUTOMATA = ("F2", "G4", "G6", "R3", "R5")
     shutil.rmtree(root)
 
 def test_tables_keep_the_probe_and_attention_off_apart():

@@ -26,7 +26,7 @@ RUNS = os.environ.get("RUNS", "results/runs")
 STATES = ("finished", "interrupted", "trained", "new", "needs CUDA", "error")
 TOOLS = {"rates": "results/atlas.py", "draw": "plot.py", "attention": "results/attention.py",
          "ladder": "results/ladder.py", "cores_hybrid": "results/cores_hybrid.py",
-         "mechanism": "results/mechanism.py"}
+         "mechanism": "results/mechanism.py", "automata": "results/automata.py"}
 ATLAS_SCHEDULES = "plain,dat5000"  # results/atlas.py's default --schedules
 
 NOT_IN_A_LINE = ("-h", "--help", "--resume", "--dry_run")  # options of train.py that start no run of the line

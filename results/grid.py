@@ -211,6 +211,10 @@ FIGURES = [
     # runs only, the automata have their own tables)
     ("results/mechanism", "mechanism", [e for e in experiments() if e not in ("explore", *AUTOMATA)],
      "--new mechanism"),
+    # beyond groups: the hybrid on automata that are not groups, the atlas's columns per automaton and schedule (and
+    # its figure), then entry 71's predictions judged (results/automata.py)
+    ("results/automata_rates", "rates", ["automata"], "--schedules plain,dat5000,datauto"),
+    ("results/automata", "automata", ["automata"], ""),
     # every run in one table (the figure itself is thrown away)
     (None, "draw", [e for e in experiments() if e != "explore"], "--summary results/summary.md"),
 ]
