@@ -52,8 +52,8 @@ def dihedral(m):
     rotations = [tuple((k + i) % m for i in range(m)) for k in range(m)]
     return rotations + [tuple((k - i) % m for i in range(m)) for k in range(m)]
 
-# An automaton that is not a group: its states, its actions, step(state, action) -> state, the start state s_0 and
-# how often each action is drawn (None: uniformly).
+# An automaton that is not a group: its states, actions, step(state, action) -> state, start state s_0 and how often
+# each action is drawn (None: uniformly).
 Automaton = collections.namedtuple("Automaton", "states actions step start weights")
 
 def flip_flop(m):
@@ -105,7 +105,7 @@ class Machine(typing.NamedTuple):
     compose: torch.Tensor
     acts: torch.Tensor
     start: int
-    weights: torch.Tensor | None  # how often each action is drawn, None: uniformly
+    weights: torch.Tensor | None  # the share of draws each action gets, None: uniformly
     states: list  # the names of the states and of the actions, as sequences are printed
     actions: list
 
@@ -149,13 +149,11 @@ def machine_of(name):
     identity = check_table(name, table, group)
     compose, acts = (table, table) if group else monoid(table)  # a group's maps are its elements, in order
     weights = None if built.weights is None else torch.tensor(built.weights, dtype=torch.float64)
-    if weights is not None and not (len(weights) == len(built.actions) and (weights > 0).all() and
-                                    abs(weights.sum().item() - 1) < 1e-9):
-        raise ValueError(f"{name}: its weights {built.weights} are not {len(built.actions)} positive numbers that sum "
-                         f"to 1")
+    if weights is not None and not (weights.shape == (len(table[0]),) and weights.min() > 0):
+        raise ValueError(f"{name}: its weights {built.weights} are not one positive number an action")
     names = lambda xs: [str(x) if not isinstance(x, tuple) else "".join(map(str, x)) for x in xs]
-    return Machine(compose, acts, identity if group else index[built.start], weights, names(built.states),
-                   names(built.actions))
+    return Machine(compose, acts, identity if group else index[built.start],
+                   None if weights is None else weights / weights.sum(), names(built.states), names(built.actions))
 
 def check_table(name, table, group=True):
     """Refuse (ValueError), naming the first entry that fails, a table that is not a function from (state, action) to
