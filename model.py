@@ -77,22 +77,15 @@ class Attention(nn.Module):
         q, k, v = self.qkv(self.ln(x)).view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
         if rope is not None:
             q, k = rotary(q, *rope), rotary(k, *rope)
-        weights = self.weights(q, k)
+        # causal softmax(q k^T / sqrt(hd)), written out rather than F.scaled_dot_product_attention so that the
+        # weights are there for pictures; on a CPU at these sizes it is also the faster (results/README.md, Speed)
+        future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
+        q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
+        weights = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5).softmax(dim=-1)
         if self.keep_weights:  # for pictures (results/attention.py)
             self.kept_weights = weights.view(B, H, T, T).detach()
         y = weights @ v.reshape(B * H, T, hd)
         return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
-
-    @staticmethod
-    def weights(q, k):
-        """Causal softmax(q k^T / sqrt(hd)), (B*H, T, T). Written out rather than F.scaled_dot_product_attention,
-        so that the weights are there for pictures; on a CPU at these sizes it is also the faster of the two
-        (results/README.md, Speed)."""
-        B, H, T, hd = q.shape
-        future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
-        q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
-        scores = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5)
-        return scores.softmax(dim=-1)
 
 class MLP(nn.Module):
     def __init__(self, cfg):
