@@ -1,8 +1,7 @@
 """
 The options of a run: train.py's parser, every option's bounds where it is defined, which options identify a run (its
 name) and which a model or core has no use for, what a resume may change, the ModelConfig they make, the checks
-across options, and a saved config (config.json, a checkpoint's) held to the options' meaning. train.py trains with
-them; eval.py, plot.py and the study's scripts read run folders with them.
+across options, and a saved config (config.json, a checkpoint's) held to the options' meaning.
 """
 import argparse
 import os
@@ -32,23 +31,18 @@ arg("--n_lstm", type=positive_int, default=1, help="recurrent blocks (LSTM layer
 arg("--n_attn", type=positive_int, default=2, help="attention blocks")
 arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
 arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, none)")
-arg("--emb_skip", type=number(float, -100, 100), default=0.1, help="weight of the token embedding added to each "
-    "recurrent block's output")
-arg("--core", default="lstm", choices=tuple(CORES), help="what the recurrent blocks compute (model.py gives each "
-    "one's update equation and paper)")
-arg("--transitions", default="unit", choices=TRANSITIONS, help="the diagonal core's a_t: in [0, 1], in [-1, 1], or "
-    "complex on the unit disc")
-arg("--beta_max", type=int, default=1, choices=(1, 2), help="the delta core's beta_t lies in [0, beta_max] (2: "
-    "reflections)")
-arg("--householder", type=number(int, 1, 8), default=1, help="the delta core's Householder steps per token (1: "
-    "DeltaNet, more: DeltaProduct)")
+arg("--emb_skip", type=number(float, -100, 100), default=0.1, help="the token embedding's weight in a recurrent block")
+arg("--core", default="lstm", choices=tuple(CORES), help="what the recurrent blocks compute (model.py: equations)")
+arg("--transitions", default="unit", choices=TRANSITIONS, help="the diagonal core's a_t: [0, 1], [-1, 1] or unit disc")
+arg("--beta_max", type=int, default=1, choices=(1, 2), help="the delta core's beta_t is in [0, beta_max] (2: reflect)")
+arg("--householder", type=number(int, 1, 8), default=1, help="the delta core's steps per token (1: DeltaNet, more: "
+    "DeltaProduct)")
 arg("--batch_size", type=positive_int, default=64, help="sequences per training step")
 arg("--max_iters", type=positive_int, default=8000, help="training steps")
 arg("--lr", type=number(float, 0, 10, above=True), default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
 arg("--warmup", type=count, default=100, help="linear warmup steps, then cosine decay to --min_lr_frac * lr")
 arg("--min_lr_frac", type=unit, default=0.1, help="where the cosine decay ends, as a fraction of --lr")
-arg("--weight_decay", type=number(float, 0, 100), default=0.01, help="AdamW weight decay of matrices (not biases, "
-    "norms)")
+arg("--weight_decay", type=number(float, 0, 100), default=0.01, help="AdamW weight decay (of matrices only)")
 arg("--grad_clip", type=number(float, 0, above=True), default=1.0, help="clip the gradient's global norm to this")
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
 arg("--delay", type=delay_option, help=f"steps before attention switches on (needs --dat; default {DEFAULT_DELAY}), or "
@@ -56,14 +50,12 @@ arg("--delay", type=delay_option, help=f"steps before attention switches on (nee
 arg("--dat_mode", default="gate", choices=("gate", "freeze", "lr"), help="during the delay: gate 0 and attention "
     "frozen (DAT), gate 1 and attention frozen at its init, or gate 1 and the attention's lr warmed up")
 arg("--auto_threshold", type=unit, default=0.99, help="state accuracy that --delay auto waits for")
-arg("--auto_window", type=positive_int, default=3, help="checks in a row at or above --auto_threshold that --delay "
-    "auto waits for (3 checks of 100 steps by default)")
+arg("--auto_window", type=positive_int, default=3, help="checks in a row at --auto_threshold --delay auto waits for")
 arg("--auto_interval", type=positive_int, default=100, help="--delay auto's check: the state accuracy over the last "
     "this many steps, every this many steps")
 arg("--ramp", type=count, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
 arg("--seed", type=number(int, 0, 2**31 - 1), default=0, help="seeds the init and the training data")
-arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, else mps, else cpu; "
-    "on cuda a run trains under bf16 autocast")
+arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, mps or cpu; cuda: bf16")
 arg("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's; 1 per run for runs side by side)")
 arg("--out_dir", help="run folder (default: OUT_ROOT/NAME-s<seed>, e.g. lstm_attn-S3-rope-len16-dat5000-s3)")
 arg("--out_root", default="out", help="where the default run folder is made")
