@@ -3,12 +3,10 @@ The models: an LSTM, a causal Transformer, and three LSTM + attention hybrids.
 
     embedding -> blocks -> LayerNorm -> linear head over the |G| states
 
-A recurrent block replaces the stream with its core's output plus emb_skip * the token embedding (a small skip so
-later blocks see which token sits where). The core is an LSTM by default, or one of CORES (ModelConfig.core): a
-GRU, a selective diagonal linear recurrence or a delta rule; the model names keep "lstm" for a recurrent block.
-An attention block adds  gate * Attn(LN(x))  to the stream, and, if the config asks for it, an MLP. The gate is
-one non-trainable number held by the model: Delayed Attention Training keeps it at 0 for the first --delay steps.
-At exactly 0 the attention is skipped, not computed.
+A recurrent block replaces the stream with its core's output (an LSTM, or one of CORES) plus emb_skip * the token
+embedding (so later blocks see which token sits where). An attention block adds  gate * Attn(LN(x))  to the stream,
+and, if the config asks for it, an MLP. The gate is one non-trainable number held by the model: Delayed Attention
+Training keeps it at 0 for the first --delay steps, and at exactly 0 the attention is skipped, not computed.
 """
 import itertools
 from dataclasses import dataclass
@@ -112,9 +110,8 @@ class AttentionBlock(nn.Module):
 
 # -----------------------------------------------------------------------------
 # the recurrent cores: (B, T, d_model) -> (B, T, d_model), causal. The linear ones compute every token's projections
-# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here). A core
-# declares transition_range = (i, low, high) if coefficients(x)[i] (its modulus, if complex) keeps in [low, high]:
-# the range test reads it.
+# in one matmul first. A core declares transition_range = (i, low, high) if coefficients(x)[i] (its modulus, if
+# complex) keeps in [low, high]: the range test reads it.
 
 class TorchCore:
     """A core torch has built in (nn.LSTM, nn.GRU), d_model wide; the output is its h_t."""

@@ -235,17 +235,13 @@ def check_agreement(folder, config, model_config, ckpt=None):
     if name(theirs) != name(ours):
         die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
     compare(ckpt["model_config"], now, where)
-    with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
-        check_weights(ckpt["model"], Model(model_config), where)
-
-def check_weights(weights, model, where):
-    """The checkpoint's weights are the model's parameters, of the same shapes; one error line names the first not."""
-    now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    saved = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
-    for key in sorted(now.keys() | saved.keys()):
-        if now.get(key) != saved.get(key):
+    with torch.device("meta"):  # the weights are the model's parameters; shapes only: no memory, no random draw
+        shapes = {k: tuple(v.shape) for k, v in Model(model_config).state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in ckpt["model"].items()} if isinstance(ckpt["model"], dict) else {}
+    for key in sorted(shapes.keys() | saved.keys()):
+        if shapes.get(key) != saved.get(key):
             die(f"{where}: its weights do not fit the model its options make: {key} is {saved.get(key, 'missing')} "
-                f"there, {now.get(key, 'missing')} here (a run made before the model changed? train it again)")
+                f"there, {shapes.get(key, 'missing')} here (a run made before the model changed? train it again)")
 
 # -----------------------------------------------------------------------------
 # the run in a folder, held to the options
