@@ -211,35 +211,13 @@ def check_args(args):
 # -----------------------------------------------------------------------------
 # a saved config held to the options' meaning
 
-def checked_again(values, where="argument"):
-    """values (a dict, e.g. a saved config) with every option passed through its type and choices again: a config
-    edited by hand is held to the same bounds as the command line."""
-    for action in parser._actions:
-        value = values.get(action.dest)
-        name = f"argument {action.option_strings[0]}" if where == "argument" else f"{where}: {action.dest}"
-        if value is None and action.dest in values and action.default is not None:
-            die(f"{name}: null, but the option has a value whenever it is set")
-        if value is None:
-            continue
-        if isinstance(action.default, bool) != isinstance(value, bool):  # a switch, or a truth value where none is
-            die(f"{name}: {value!r} is {'not ' * isinstance(action.default, bool)}a truth value")
-        if where != "argument" and isinstance(value, str) and getattr(action.type, "kind", None):
-            die(f"{name}: {value!r} is text, not a number")
-        if callable(action.type) and not isinstance(value, bool):
-            try:
-                values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
-            except argparse.ArgumentTypeError as e:
-                die(f"{name}: {e}")
-        if action.choices and values[action.dest] not in action.choices:
-            die(f"{name}: {values[action.dest]!r} is not one of {', '.join(map(str, action.choices))}")
-    return values
-
 RECORDED = ("model_config", "attn_on_step")  # what a config.json holds besides options: the model, --delay auto's step
 RETIRED = ("bench",)  # options older kits had, which never changed what a run computes: ignored
 
 def checked_config(config, where):
     """A run's saved options (config.json, a checkpoint's config) held to the options' current meaning: each key an
-    option of this kit (a key it does not know was written by another kit: refused), each value checked again."""
+    option of this kit (a key it does not know was written by another kit: refused), each value passed through its
+    option's type and choices again (a config edited by hand is held to the same bounds as the command line)."""
     if not isinstance(config, dict):
         die(f"{where} is not a JSON object")
     options = {action.dest for action in parser._actions}
@@ -249,4 +227,22 @@ def checked_config(config, where):
     step = config.get("attn_on_step")
     if step is not None and (type(step) is not int or step < 0):
         die(f"{where}: attn_on_step is {step!r}, not a step")
-    return checked_again(dict(config), where)
+    values = dict(config)
+    for action in parser._actions:
+        value, name = values.get(action.dest), f"{where}: {action.dest}"
+        if value is None and action.dest in values and action.default is not None:
+            die(f"{name}: null, but the option has a value whenever it is set")
+        if value is None:
+            continue
+        if isinstance(action.default, bool) != isinstance(value, bool):  # a switch, or a truth value where none is
+            die(f"{name}: {value!r} is {'not ' * isinstance(action.default, bool)}a truth value")
+        if isinstance(value, str) and getattr(action.type, "kind", None):
+            die(f"{name}: {value!r} is text, not a number")
+        if callable(action.type) and not isinstance(value, bool):
+            try:
+                values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
+            except argparse.ArgumentTypeError as e:
+                die(f"{name}: {e}")
+        if action.choices and values[action.dest] not in action.choices:
+            die(f"{name}: {values[action.dest]!r} is not one of {', '.join(map(str, action.choices))}")
+    return values
