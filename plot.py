@@ -24,8 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from eval import grid_scoring
-from model import block_layout
-from options import identity, model_config_of, run_name
+from options import identity, run_name
 from run_folder import RUN_FILES, checked_run, eval_problem, in_use, read_eval, read_log, run_state
 
 def find_runs(paths):
@@ -125,16 +124,6 @@ def recurrent_part(cores):
     """What a table calls the recurrent part of runs of these --core values: LSTM, the one core they share, or core."""
     cores = set(cores)
     return "LSTM" if cores <= {"lstm"} else f"{cores.pop()} core" if len(cores) == 1 else "core"
-
-def layout_of(config):
-    return block_layout(model_config_of(config))
-
-def probed_after_attention(config):
-    """Whether the block eval.py --probe reads (the last recurrent one) sees attention's output: its probe then
-    measures a state attention may have helped to build."""
-    layout = layout_of(config)
-    recurrent = [i for i, kind in enumerate(layout) if kind == "rnn"]
-    return bool(recurrent) and "attn" in layout[:recurrent[-1]]
 
 def cores_of(runs):
     return {identity(r["config"])["core"] for r in runs}
