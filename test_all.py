@@ -1270,7 +1270,8 @@ def test_a_signal_during_training_stops_with_one_line_and_loses_nothing():
     """SIGTERM during training: exit code 143, one line saying where to resume, and the checkpoint kept."""
     root = tmpdir()
     run = f"{root}/run"
-    argv = [sys.executable, "train.py", *TINY, "--max_iters", "100000", "--eval_interval", "5", "--out_dir", run]
+    argv = [sys.executable, "train.py", *TINY, "--max_iters", "100000", "--eval_interval", "5", "--threads", "1",
+            "--out_dir", run]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while "token acc" not in child.stdout.readline():  # the first checkpoint is written
         assert child.poll() is None, child.stderr.read()
@@ -2362,7 +2363,7 @@ def test_tiny_train_eval_plot():
 # -----------------------------------------------------------------------------
 
 if __name__ == "__main__":
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(1)  # tiny models: one thread is faster, and two spin against any other busy process
     tests = [(name, fn) for name, fn in list(globals().items()) if name.startswith("test_") and callable(fn)]
     passed = failed = 0
     for name, fn in tests:
