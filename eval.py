@@ -6,10 +6,9 @@ Score a trained run at several test lengths and show a few of its mistakes.
     python eval.py out/RUN --mults 1,3,8 --by_age              # recall by how far back its key was bookmarked
 
 Per length: state accuracy (targets at actions), recall accuracy (targets at queries), token accuracy (all
-targets) and sequence accuracy (every target of a sequence right). Eval sets come from a fixed seed per length,
-so every checkpoint is scored on the same sequences. Writes RUN_DIR/eval.json: {"scored": how (every option that
-changes a score, the eval seed, the checkpoint's step), "records": one per length}; a report of an earlier scoring
-(RUN_DIR/eval.txt, the grid's) is removed.
+targets) and sequence accuracy (every target of a sequence right), on sequences from a fixed seed per length.
+Writes RUN_DIR/eval.json: {"scored": how (every option that changes a score, the eval seed, the checkpoint's step),
+"records": one per length}; a report of an earlier scoring (RUN_DIR/eval.txt, the grid's) is removed.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import (ArgParser, check_fits, count, die, number, pick_device, positive_int, printable, run_script,
@@ -103,18 +102,15 @@ def probe(model, config, mults, n_eval):
     return [((x @ weights).argmax(dim=-1) == y).float().mean().item() for x, y in scored]
 
 def extra_scores(model):
-    """The scores eval.py can add for a model, all of which the grid asks for: --attn_off needs attention and recurrent
-    blocks, --probe recurrent blocks."""
+    """The scores eval.py can add for a model, all of which the grid asks for."""
     return {"transformer": [], "lstm": ["--probe"]}.get(model, ["--attn_off", "--probe"]) + ["--by_age"]
 
 def grid_options(model, mults):
-    """eval.py's options as the grid scores a run of model (results/launch.py): its test lengths, every extra score,
-    the defaults else."""
+    """eval.py's options as the grid (results/launch.py) scores a run of model: every extra score, defaults else."""
     return ["--mults", ",".join(map(str, mults)), *extra_scores(model)]
 
 def scoring(args, step):
-    """How a run is scored (eval.json's "scored"): every option of eval.py but UNSCORED, a new one too, the eval seed
-    and the checkpoint's step."""
+    """eval.json's "scored": every option of eval.py but UNSCORED, a new one too, the eval seed, the step."""
     options = {a.dest: getattr(args, a.dest) for a in parser._actions if a.dest not in UNSCORED}
     return {"eval_seed": EVAL_SEED, **options, "step": step}
 
@@ -125,7 +121,7 @@ def grid_scoring(model, mults, step):
 # -----------------------------------------------------------------------------
 
 def mults_option(text):
-    """An argparse type: sorted multiples >= 1, a repeated one scored once."""
+    """Sorted multiples >= 1, a repeated one scored once."""
     try:
         mults = sorted({int(m) for m in text.split(",")})
     except ValueError:

@@ -3,12 +3,10 @@ The models: an LSTM, a causal Transformer, and three LSTM + attention hybrids.
 
     embedding -> blocks -> LayerNorm -> linear head over the |Q| states
 
-A recurrent block replaces the stream with its core's output plus emb_skip * the token embedding (a small skip so
-later blocks see which token sits where). The core is an LSTM by default, or one of CORES (ModelConfig.core): a
-GRU, a selective diagonal linear recurrence or a delta rule; the model names keep "lstm" for a recurrent block.
-An attention block adds  gate * Attn(LN(x))  to the stream, and, if the config asks for it, an MLP. The gate is
-one non-trainable number held by the model: Delayed Attention Training keeps it at 0 for the first --delay steps.
-At exactly 0 the attention is skipped, not computed.
+A recurrent block replaces the stream with its core's output (an LSTM, or one of CORES) plus emb_skip * the token
+embedding (so later blocks see which token sits where). An attention block adds  gate * Attn(LN(x))  to the stream,
+and, if the config asks for it, an MLP. The gate is one non-trainable number held by the model: Delayed Attention
+Training keeps it at 0 for the first --delay steps, and at exactly 0 the attention is skipped, not computed.
 """
 import itertools
 from dataclasses import dataclass
@@ -77,22 +75,15 @@ class Attention(nn.Module):
         q, k, v = self.qkv(self.ln(x)).view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
         if rope is not None:
             q, k = rotary(q, *rope), rotary(k, *rope)
-        weights = self.weights(q, k)
+        # causal softmax(q k^T / sqrt(hd)), written out rather than F.scaled_dot_product_attention so that the
+        # weights are there for pictures; on a CPU at these sizes it is also the faster (results/README.md, Speed)
+        future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
+        q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
+        weights = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5).softmax(dim=-1)
         if self.keep_weights:  # for pictures (results/attention.py)
             self.kept_weights = weights.view(B, H, T, T).detach()
         y = weights @ v.reshape(B * H, T, hd)
         return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
-
-    @staticmethod
-    def weights(q, k):
-        """Causal softmax(q k^T / sqrt(hd)), (B*H, T, T). Written out rather than F.scaled_dot_product_attention,
-        so that the weights are there for pictures; on a CPU at these sizes it is also the faster of the two
-        (results/README.md, Speed)."""
-        B, H, T, hd = q.shape
-        future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
-        q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
-        scores = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5)
-        return scores.softmax(dim=-1)
 
 class MLP(nn.Module):
     def __init__(self, cfg):
@@ -119,9 +110,8 @@ class AttentionBlock(nn.Module):
 
 # -----------------------------------------------------------------------------
 # the recurrent cores: (B, T, d_model) -> (B, T, d_model), causal. The linear ones compute every token's projections
-# in one matmul first; the diagonal one then runs a short loop over time (T is at most a few hundred here). A core
-# declares transition_range = (i, low, high) if coefficients(x)[i] (its modulus, if complex) keeps in [low, high]:
-# the range test reads it.
+# in one matmul first. A core declares transition_range = (i, low, high) if coefficients(x)[i] (its modulus, if
+# complex) keeps in [low, high]: the range test reads it.
 
 class TorchCore:
     """A core torch has built in (nn.LSTM, nn.GRU), d_model wide; the output is its h_t."""

@@ -1,8 +1,7 @@
 """
 The options of a run: train.py's parser, every option's bounds where it is defined, which options identify a run (its
 name) and which a model or core has no use for, what a resume may change, the ModelConfig they make, the checks
-across options, and a saved config (config.json, a checkpoint's) held to the options' meaning. train.py trains with
-them; eval.py, plot.py and the study's scripts read run folders with them.
+across options, and a saved config (config.json, a checkpoint's) held to the options' meaning.
 """
 import argparse
 import os
@@ -32,23 +31,18 @@ arg("--n_lstm", type=positive_int, default=1, help="recurrent blocks (LSTM layer
 arg("--n_attn", type=positive_int, default=2, help="attention blocks")
 arg("--mlp", action="store_true", help="give each hybrid attention block an MLP (the transformer always has one)")
 arg("--pos", choices=("rope", "none"), help="position encoding in attention (default: rope for the transformer, none)")
-arg("--emb_skip", type=number(float, -100, 100), default=0.1, help="weight of the token embedding added to each "
-    "recurrent block's output")
-arg("--core", default="lstm", choices=tuple(CORES), help="what the recurrent blocks compute (model.py gives each "
-    "one's update equation and paper)")
-arg("--transitions", default="unit", choices=TRANSITIONS, help="the diagonal core's a_t: in [0, 1], in [-1, 1], or "
-    "complex on the unit disc")
-arg("--beta_max", type=int, default=1, choices=(1, 2), help="the delta core's beta_t lies in [0, beta_max] (2: "
-    "reflections)")
-arg("--householder", type=number(int, 1, 8), default=1, help="the delta core's Householder steps per token (1: "
-    "DeltaNet, more: DeltaProduct)")
+arg("--emb_skip", type=number(float, -100, 100), default=0.1, help="the token embedding's weight in a recurrent block")
+arg("--core", default="lstm", choices=tuple(CORES), help="what the recurrent blocks compute (model.py: equations)")
+arg("--transitions", default="unit", choices=TRANSITIONS, help="the diagonal core's a_t: [0, 1], [-1, 1] or unit disc")
+arg("--beta_max", type=int, default=1, choices=(1, 2), help="the delta core's beta_t is in [0, beta_max] (2: reflect)")
+arg("--householder", type=number(int, 1, 8), default=1, help="the delta core's steps per token (1: DeltaNet, more: "
+    "DeltaProduct)")
 arg("--batch_size", type=positive_int, default=64, help="sequences per training step")
 arg("--max_iters", type=positive_int, default=8000, help="training steps")
 arg("--lr", type=number(float, 0, 10, above=True), default=3e-3, help="peak learning rate (AdamW, betas 0.9 0.98)")
 arg("--warmup", type=count, default=100, help="linear warmup steps, then cosine decay to --min_lr_frac * lr")
 arg("--min_lr_frac", type=unit, default=0.1, help="where the cosine decay ends, as a fraction of --lr")
-arg("--weight_decay", type=number(float, 0, 100), default=0.01, help="AdamW weight decay of matrices (not biases, "
-    "norms)")
+arg("--weight_decay", type=number(float, 0, 100), default=0.01, help="AdamW weight decay (of matrices only)")
 arg("--grad_clip", type=number(float, 0, above=True), default=1.0, help="clip the gradient's global norm to this")
 arg("--dat", action="store_true", help="Delayed Attention Training: attention gated to 0 and frozen for --delay steps")
 arg("--delay", type=delay_option, help=f"steps before attention switches on (needs --dat; default {DEFAULT_DELAY}), or "
@@ -56,14 +50,12 @@ arg("--delay", type=delay_option, help=f"steps before attention switches on (nee
 arg("--dat_mode", default="gate", choices=("gate", "freeze", "lr"), help="during the delay: gate 0 and attention "
     "frozen (DAT), gate 1 and attention frozen at its init, or gate 1 and the attention's lr warmed up")
 arg("--auto_threshold", type=unit, default=0.99, help="state accuracy that --delay auto waits for")
-arg("--auto_window", type=positive_int, default=3, help="checks in a row at or above --auto_threshold that --delay "
-    "auto waits for (3 checks of 100 steps by default)")
+arg("--auto_window", type=positive_int, default=3, help="checks in a row at --auto_threshold --delay auto waits for")
 arg("--auto_interval", type=positive_int, default=100, help="--delay auto's check: the state accuracy over the last "
     "this many steps, every this many steps")
 arg("--ramp", type=count, help="after the delay, raise the gate linearly to 1 over this many steps (needs --dat)")
 arg("--seed", type=number(int, 0, 2**31 - 1), default=0, help="seeds the init and the training data")
-arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, else mps, else cpu; "
-    "on cuda a run trains under bf16 autocast")
+arg("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="auto: cuda, mps or cpu; cuda: bf16")
 arg("--threads", type=number(int, 1, 1024), help="CPU threads (default: torch's; 1 per run for runs side by side)")
 arg("--out_dir", help="run folder (default: OUT_ROOT/NAME-s<seed>, e.g. lstm_attn-S3-rope-len16-dat5000-s3)")
 arg("--out_root", default="out", help="where the default run folder is made")
@@ -219,35 +211,13 @@ def check_args(args):
 # -----------------------------------------------------------------------------
 # a saved config held to the options' meaning
 
-def checked_again(values, where="argument"):
-    """values (a dict, e.g. a saved config) with every option passed through its type and choices again: a config
-    edited by hand is held to the same bounds as the command line."""
-    for action in parser._actions:
-        value = values.get(action.dest)
-        name = f"argument {action.option_strings[0]}" if where == "argument" else f"{where}: {action.dest}"
-        if value is None and action.dest in values and action.default is not None:
-            die(f"{name}: null, but the option has a value whenever it is set")
-        if value is None:
-            continue
-        if isinstance(action.default, bool) != isinstance(value, bool):  # a switch, or a truth value where none is
-            die(f"{name}: {value!r} is {'not ' * isinstance(action.default, bool)}a truth value")
-        if where != "argument" and isinstance(value, str) and getattr(action.type, "kind", None):
-            die(f"{name}: {value!r} is text, not a number")
-        if callable(action.type) and not isinstance(value, bool):
-            try:
-                values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
-            except argparse.ArgumentTypeError as e:
-                die(f"{name}: {e}")
-        if action.choices and values[action.dest] not in action.choices:
-            die(f"{name}: {values[action.dest]!r} is not one of {', '.join(map(str, action.choices))}")
-    return values
-
 RECORDED = ("model_config", "attn_on_step")  # what a config.json holds besides options: the model, --delay auto's step
 RETIRED = ("bench",)  # options older kits had, which never changed what a run computes: ignored
 
 def checked_config(config, where):
     """A run's saved options (config.json, a checkpoint's config) held to the options' current meaning: each key an
-    option of this kit (a key it does not know was written by another kit: refused), each value checked again."""
+    option of this kit (a key it does not know was written by another kit: refused), each value passed through its
+    option's type and choices again (a config edited by hand is held to the same bounds as the command line)."""
     if not isinstance(config, dict):
         die(f"{where} is not a JSON object")
     options = {action.dest for action in parser._actions}
@@ -257,4 +227,22 @@ def checked_config(config, where):
     step = config.get("attn_on_step")
     if step is not None and (type(step) is not int or step < 0):
         die(f"{where}: attn_on_step is {step!r}, not a step")
-    return checked_again(dict(config), where)
+    values = dict(config)
+    for action in parser._actions:
+        value, name = values.get(action.dest), f"{where}: {action.dest}"
+        if value is None and action.dest in values and action.default is not None:
+            die(f"{name}: null, but the option has a value whenever it is set")
+        if value is None:
+            continue
+        if isinstance(action.default, bool) != isinstance(value, bool):  # a switch, or a truth value where none is
+            die(f"{name}: {value!r} is {'not ' * isinstance(action.default, bool)}a truth value")
+        if isinstance(value, str) and getattr(action.type, "kind", None):
+            die(f"{name}: {value!r} is text, not a number")
+        if callable(action.type) and not isinstance(value, bool):
+            try:
+                values[action.dest] = action.type(repr(value) if isinstance(value, float) else str(value))
+            except argparse.ArgumentTypeError as e:
+                die(f"{name}: {e}")
+        if action.choices and values[action.dest] not in action.choices:
+            die(f"{name}: {values[action.dest]!r} is not one of {', '.join(map(str, action.choices))}")
+    return values

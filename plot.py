@@ -6,11 +6,10 @@ Figures from run folders: accuracy against test length, and training curves with
     python plot.py out/ --summary table.md   # also a markdown table: mean [min, max] over seeds per length
     python plot.py out/ --sweep delay        # accuracy at 3x against a numeric option of the runs
 
-Runs are grouped by their config without the seed (not by folder name), labelled by the options that differ from
-the defaults (options.run_name) and drawn as the mean over seeds with a band from the worst to the best seed. Length
-panels need eval.json (python eval.py RUN --attn_off); unfinished runs (run_folder.run_state) are left out of tables
-and marked. The seeds of a group are compared at the test lengths all of them were scored at, with a warning line
-where they were scored at different ones, or otherwise (eval.json's "scored"). The atlas: results/atlas.py.
+Runs are grouped by their config without the seed (not by folder name), labelled by options.run_name and drawn as
+the mean over seeds with a band from the worst to the best seed. Length panels need eval.json; unfinished runs are
+left out of tables and marked. The seeds of a group are compared at the test lengths all of them were scored at, with
+a warning line where they were scored at different ones, or otherwise. The atlas: results/atlas.py.
 """
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import ArgParser, die, printable, run_script, write_file, write_text
@@ -25,14 +24,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from eval import grid_scoring
-from model import block_layout
-from options import identity, model_config_of, run_name
+from options import identity, run_name
 from run_folder import RUN_FILES, checked_run, eval_problem, in_use, read_eval, read_log, run_state
 
 def find_runs(paths):
-    """Run folders among paths and their direct subfolders, each once. A folder holding any file of a run folder
-    (RUN_FILES) is one, and one without config.json or log.jsonl is an error line, unless a trainer holds it (it is
-    writing its first records: left out, in a warning line); a folder with none is no run."""
+    """Run folders (holding any of RUN_FILES) among paths and their direct subfolders, each once. One without
+    config.json or log.jsonl is an error line, unless a trainer holds it (writing its first records: left out)."""
     runs = []
     for path in paths:
         candidates = [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else []))
@@ -51,7 +48,7 @@ def find_runs(paths):
 def load_run(run_dir):
     """A run folder's config, log, eval records and how they were scored (a plain list of records as the grid
     scores: eval.grid_scoring); a folder a crash or a hand left malformed is one error line."""
-    config = checked_run(run_dir)  # its options checked again, and its model_config what they make
+    config = checked_run(run_dir)
     log = read_log(os.path.join(run_dir, "log.jsonl"))
     eval_path = os.path.join(run_dir, "eval.json")
     scored, records = read_eval(eval_path) if os.path.isfile(eval_path) else (None, None)
@@ -63,8 +60,8 @@ def load_run(run_dir):
     return {"dir": run_dir, "config": config, "log": log, "eval": records, "scored": scored, "finished": finished}
 
 def load_runs(paths):
-    """Every run folder among paths, loaded; two folders holding one config and seed (a copy) are an error; the
-    finished seeds of a config scored differently (test lengths aside) are one warning line."""
+    """Every run folder among paths, loaded; two holding one config and seed (a copy) are an error; the finished
+    seeds of a config scored differently (test lengths aside) are one warning line."""
     loaded, seen = [load_run(r) for r in find_runs(paths)], {}
     for run in loaded:
         key = json.dumps({**identity(run["config"]), "seed": run["config"]["seed"]}, sort_keys=True)
@@ -90,8 +87,7 @@ def record(run, mult):
     return next((rec for rec in run["eval"] if rec["mult"] == mult), None)
 
 def warn_unlike(runs, name, how, what, then):
-    """One warning line if runs (seeds of the cell name) differ in how(run), a text: what they are, each text with its
-    seeds, then what is done."""
+    """One warning line if runs (seeds of the cell name) differ in how(run), a text; then: what is done."""
     seeds = defaultdict(list)
     for run in runs:
         seeds[how(run)].append(str(run["config"]["seed"]))
@@ -100,8 +96,7 @@ def warn_unlike(runs, name, how, what, then):
                                                                      seeds.items()) + f"); {then}", file=sys.stderr)
 
 def shared_lengths(runs, name):
-    """The test lengths (eval.json's mult) every one of runs (the seeds of the cell name) was scored at, ascending:
-    seeds are compared length by length, never by their records' order."""
+    """The test lengths (eval.json's mult) every one of runs (the seeds of the cell name) was scored at, ascending."""
     scored = [tuple(sorted(rec["mult"] for rec in run["eval"])) for run in runs]
     shared = sorted(set(scored[0]).intersection(*scored)) if scored else []
     show = lambda mults: ",".join(map(str, mults)) + "x" if mults else "none"
@@ -126,21 +121,9 @@ def band(ax, x, ys, color, label, style="o-"):
         ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.2)
 
 def recurrent_part(cores):
-    """What a figure or table calls the recurrent part of its runs (cores: their --core values): the LSTM where every
-    run has one (every committed table), else the one core they share, else the core."""
+    """What a table calls the recurrent part of runs of these --core values: LSTM, the one core they share, or core."""
     cores = set(cores)
     return "LSTM" if cores <= {"lstm"} else f"{cores.pop()} core" if len(cores) == 1 else "core"
-
-def layout_of(config):
-    """A run's blocks in order, e.g. ['rnn', 'attn', 'attn'] (model.block_layout)."""
-    return block_layout(model_config_of(config))
-
-def probed_after_attention(config):
-    """Whether the block eval.py --probe reads (the last recurrent one) sees attention's output (interleaved,
-    attn_lstm): its probe then measures a state attention may have helped to build."""
-    layout = layout_of(config)
-    recurrent = [i for i, kind in enumerate(layout) if kind == "rnn"]
-    return bool(recurrent) and "attn" in layout[:recurrent[-1]]
 
 def cores_of(runs):
     return {identity(r["config"])["core"] for r in runs}
@@ -189,8 +172,8 @@ def plot_runs(runs_by_label, out, lengths):
     save_figure(fig, out)
 
 def plot_sweep(runs, key, out, mult=3):
-    """Accuracy at mult x the training length against a numeric option (e.g. --delay), mean and band over the
-    finished seeds; a finished run not scored at mult x is left out, said in one warning line."""
+    """Accuracy at mult x the training length against a numeric option (e.g. --delay) over the finished seeds; a run
+    not scored at mult x is left out, in one warning line."""
     by_value, unscored = defaultdict(list), []
     for r in runs:
         if r["finished"] and isinstance(r["config"].get(key), (int, float)):
@@ -222,8 +205,7 @@ def plot_sweep(runs, key, out, mult=3):
     print(f"wrote {out}: {len(runs)} runs, {len(x)} values of {key}")
 
 def summary_table(runs_by_label, lengths):
-    """Markdown: per label and test length, mean [min, max] over the finished seeds of each accuracy; lengths:
-    scored_lengths(runs_by_label), the test lengths of each label's rows."""
+    """Markdown: per label and test length (scored_lengths), mean [min, max] over the finished seeds of each score."""
     cell = lambda xs: f"{np.mean(xs):.3f} [{min(xs):.3f}, {max(xs):.3f}]"
     part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
     lines = [f"| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, {part} probe |",
@@ -253,11 +235,11 @@ def main(argv=None):
     parser.add_argument("--summary", help="also write a markdown table of mean [min, max] over seeds to this file")
     args = parser.parse_args(argv)
     check_out(args.out)
-    if args.summary is not None and args.sweep:
-        die("--summary tables accuracy against test length: not with --sweep")
-    if args.summary is not None and not args.summary.endswith(".md"):
-        die(f"--summary {args.summary!r}: the file name must end in .md")
     if args.summary is not None:
+        if args.sweep:
+            die("--summary tables accuracy against test length: not with --sweep")
+        if not args.summary.endswith(".md"):
+            die(f"--summary {args.summary!r}: the file name must end in .md")
         outside_runs(args.summary, "--summary")
     runs = load_runs(args.runs)
     if not runs:

@@ -1,8 +1,7 @@
 """
-A run folder's records and their checks: config.json, log.jsonl (appended), ckpt.pt (enough to resume and to evaluate),
-eval.json. One process at a time holds a folder (lock); its state (new, interrupted, trained, finished) is judged by its
-own records; its config, checkpoint and model are checked against the options (options.py) whenever a run is resumed,
-scored, plotted or counted, so a folder made before a change says what differs.
+A run folder's records and their checks: config.json, log.jsonl (appended), ckpt.pt, eval.json. One process at a time
+holds a folder (lock); its state (new, interrupted, trained, finished) is judged by its own records; its records are
+checked against the options (options.py) whenever it is used, so a folder made before a change says what differs.
 """
 import argparse
 import fcntl
@@ -71,8 +70,7 @@ def in_use(folder):
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, then let go as fd closes
         return False
     except BlockingIOError:
         return True
@@ -80,7 +78,7 @@ def in_use(folder):
         os.close(fd)
 
 def release_locks():
-    """Let go of every folder this process holds (for a process that runs several scripts in turn: the tests)."""
+    """Let go of every folder this process holds (for the tests, which run several scripts in turn)."""
     while _held:
         os.close(_held.popitem()[1])
 
@@ -134,9 +132,8 @@ def eval_problem(records, config):
 def run_state(out_dir, log=None):
     """new (nothing trained, or stopped before its first checkpoint), interrupted (a checkpoint short of max_iters),
     trained (a checkpoint at max_iters, no eval.json yet) or finished (eval.json, and a checkpoint at max_iters if
-    there is one: a committed run folder has none), by the folder's own config.json, never the asking command's. The
-    checkpoint's step is the truth, not the log's; a folder without one is judged by its eval.json (a log that lost
-    its last newline never makes a finished run new). log: the folder's log entries, if the caller has read them."""
+    there is one: a committed run folder has none), by the folder's own config.json. The checkpoint's step is the
+    truth, not the log's; without one, the eval.json. log: the folder's log entries, if the caller has read them."""
     path = lambda name: os.path.join(out_dir, name)
     if not os.path.isfile(path("config.json")):
         if any(os.path.exists(path(name)) for name in RUN_FILES[1:]):
@@ -183,8 +180,7 @@ RESUME_KEYS = CKPT_KEYS + ("optimizer", "streak", "data_rng")
 CONFIG_KEYS = ("model", "group", "train_len", "num_keys", "num_queries", "seed", "max_iters")
 
 def load_checkpoint(path, for_resume=False):
-    """A dat-kit checkpoint, or one clear error line for a missing, truncated, foreign or incomplete file.
-    model_config fields newer than the checkpoint are not required: they take the dataclass's defaults."""
+    """A dat-kit checkpoint, or one error line for a missing, truncated, foreign, incomplete or damaged file."""
     if not os.path.isfile(path):
         die(f"no checkpoint at {path}")
     try:
@@ -213,10 +209,9 @@ def load_checkpoint(path, for_resume=False):
     return ckpt
 
 def check_agreement(folder, config, model_config, ckpt=None):
-    """The one consistency check of a run folder: its config.json's model_config is the model its options make now
-    (model_config), and a checkpoint holds the same run (identifying options and seed, and the folder it was written
-    for; the options a resume may change aside), the same model and weights that fit it. One error line names the
-    field that differs. Fields newer than a record take their defaults (the kit's older runs load as before)."""
+    """config.json's model_config is the model its options make now (model_config), and a checkpoint holds the same
+    run (identifying options, seed and folder; what a resume may change aside), model and weights. One error line
+    names the field that differs; fields newer than a record take their defaults (older runs load as before)."""
     def compare(saved, now, what):
         if not isinstance(saved, dict):
             die(f"{what}: model_config is not a JSON object")
@@ -240,24 +235,19 @@ def check_agreement(folder, config, model_config, ckpt=None):
     if name(theirs) != name(ours):
         die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
     compare(ckpt["model_config"], now, where)
-    with torch.device("meta"):  # shapes only: no memory, no draw from the random generator
-        check_weights(ckpt["model"], Model(model_config), where)
-
-def check_weights(weights, model, where):
-    """The checkpoint's weights are the model's parameters, of the same shapes; one error line names the first not."""
-    now = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    saved = {k: tuple(v.shape) for k, v in weights.items()} if isinstance(weights, dict) else {}
-    for key in sorted(now.keys() | saved.keys()):
-        if now.get(key) != saved.get(key):
+    with torch.device("meta"):  # the weights are the model's parameters; shapes only: no memory, no random draw
+        shapes = {k: tuple(v.shape) for k, v in Model(model_config).state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in ckpt["model"].items()} if isinstance(ckpt["model"], dict) else {}
+    for key in sorted(shapes.keys() | saved.keys()):
+        if shapes.get(key) != saved.get(key):
             die(f"{where}: its weights do not fit the model its options make: {key} is {saved.get(key, 'missing')} "
-                f"there, {now.get(key, 'missing')} here (a run made before the model changed? train it again)")
+                f"there, {shapes.get(key, 'missing')} here (a run made before the model changed? train it again)")
 
 # -----------------------------------------------------------------------------
 # the run in a folder, held to the options
 
 def checked_run(folder, ckpt=None):
-    """The run in folder: its config.json held to the options' meaning and in agreement with its model_config and
-    its checkpoint, if it has one (check_agreement); one error line where they differ."""
+    """The config.json of folder, held to the options' meaning and in agreement with its checkpoint, if any."""
     where = os.path.join(folder, "config.json")
     if not os.path.isfile(where):
         die(f"{folder} has no config.json")
@@ -285,8 +275,8 @@ def folder_state(args):
     return state
 
 def resumed(argv):
-    """The options of the run in --out_dir (checked again by check_args), with the few SAFE_ON_RESUME allows taken
-    from argv; options newer than the run take their defaults. The folder is held first, then read. (args, ckpt)."""
+    """(args, ckpt) of the run in --out_dir, held first, then read: its options with those SAFE_ON_RESUME allows
+    taken from argv (options newer than the run take their defaults)."""
     unset = object()  # the options typed on the command line are those not left unset
     namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions})
     given = {k: v for k, v in vars(parser.parse_args(argv, namespace)).items() if v is not unset}

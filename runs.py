@@ -1,6 +1,5 @@
 """The plumbing every script shares: the error line and the entry point, the argument parser (with the bounds of
-option values), file writing that leaves no debris, the device and memory checks. The options are options.py's, a
-run folder's records run_folder.py's."""
+option values), file writing that leaves no debris, the device and memory checks."""
 import os
 import signal
 import sys
@@ -57,11 +56,10 @@ def stop_code(interrupt):
     return getattr(interrupt, "code", 130)
 
 def run_script(main):
-    """Run a script's main(). Ctrl-C and SIGTERM: one line, exit code 128 + the signal's number (train.py says where
-    to resume). Output piped into a reader that stops early (`| head`) ends the script quietly with exit code 1; any
-    other failed write to the terminal or a file (a full disk) is one error line. Once main() is over the process
-    ends at once: the interpreter's teardown (most of a second with torch) does nothing a run needs, and a signal
-    during it would end the process without a word."""
+    """Run a script's main(). Ctrl-C and SIGTERM: one line, exit code 128 + the signal's number. Output piped into a
+    reader that stops early (`| head`) ends the script quietly with exit code 1; any other failed write is one error
+    line. Then the process ends at once: the interpreter's teardown (most of a second with torch) does nothing a run
+    needs, and a signal during it would end the process without a word."""
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -83,20 +81,15 @@ def run_script(main):
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError):
             stream.flush()
-    remove_matplotlib_folder()
-    os._exit(code)
-
-def remove_matplotlib_folder():
-    """The folder matplotlib makes in the temporary folder where HOME is not writable: its own clean-up runs at the
-    interpreter's exit, which os._exit skips, so it is removed here (one would be left per figure)."""
-    matplotlib = sys.modules.get("matplotlib")
-    made = matplotlib.get_configdir() if matplotlib else ""
+    # the folder matplotlib makes in the temporary folder where HOME is not writable: its own clean-up runs at the
+    # interpreter's exit, which os._exit skips (one would be left per figure)
+    made = sys.modules["matplotlib"].get_configdir() if "matplotlib" in sys.modules else ""
     if os.path.basename(made).startswith("matplotlib-") and os.path.dirname(made) == tempfile.gettempdir():
         shutil.rmtree(made, ignore_errors=True)
+    os._exit(code)
 
 class ShowDefaults(argparse.HelpFormatter):
-    """--help gives each option's bounds, if it has any, and its default, where it has one to give (not None, not an
-    off switch)."""
+    """--help gives each option's bounds, if any, and its default, where it has one (not None, not an off switch)."""
     def _get_help_string(self, action):
         shown = action.option_strings and not any(action.default is v for v in (None, False, argparse.SUPPRESS))
         bounds = getattr(action.type, "bounds", "")
@@ -143,8 +136,7 @@ os.umask(UMASK)  # (reading the umask means setting it)
 
 def write_file(path, write, new_folder=True):
     """write(tmp_path) writes the file whole, then it replaces path at once: a crash leaves the old file, a failed
-    write (a full disk, an error inside torch or matplotlib) removes its temporary file and is one error line. The
-    temporary name is this process's own (two writers of one file never share it) and short (any name fits).
+    write removes its temporary file (this process's own, with a short name) and is one error line.
     new_folder=False: the file's folder must exist (a run record is never written by making its folder anew)."""
     if os.path.isdir(path):
         die(f"cannot write {path}: a folder is in the way")
@@ -212,9 +204,8 @@ def pick_device(name):
     return name
 
 def check_fits(what, n, width, device, num_keys, d_model=0, blocks=0, n_heads=0, training=False, chunk=None):
-    """Refuse n sequences of width tokens that would not fit in memory, by a rough upper estimate: generating them
-    (a key shuffle per sequence, tokens, targets, masks), then chunk at a time through the model (activations, kept
-    for the backward pass when training, and T x T attention weights)."""
+    """Refuse n sequences of width tokens that would not fit in memory, by a rough upper estimate: generating them,
+    then chunk at a time through the model (activations, kept for backward when training, T x T attention)."""
     chunk = n if chunk is None else min(n, chunk)
     per_token = 4 * d_model * (24 * blocks + 8) * (2 if training else 1) + 12 * n_heads * blocks * width
     needed = n * (12 * num_keys + 40 * width) + chunk * width * per_token

@@ -4,16 +4,14 @@ Train a model on the composite task, with or without Delayed Attention Training 
     python train.py --dat --delay 5000     # the DAT hybrid: attention gated off (and frozen) for 5000 steps
     python train.py                        # its baseline: same hybrid, data and init, attention on throughout
 
-The defaults are the main setting: S3, sequences of 1..8 steps (tests up to 8x), 64 keys, 8 queries, one LSTM
-layer then two attention-only blocks (d_model 64, 2 heads, no position encoding), AdamW 3e-3 with warmup and cosine
-decay; every option, its bounds and default: options.py (`python train.py --help`). A run folder (run_folder.py) gets
-config.json, log.jsonl and ckpt.pt (enough to resume and to evaluate).
+The defaults are the main setting (S3, 1..8 steps, one LSTM layer then two attention blocks); every option, its
+bounds and default: options.py (`python train.py --help`). A run folder (run_folder.py) gets config.json, log.jsonl
+and ckpt.pt (enough to resume and to evaluate).
 
 The DAT rule (--dat --delay D [--ramp R]): for steps 0..D-1 the attention gate is 0, so attention is skipped, and
-the attention parameters are frozen (outside the optimizer, requires_grad off: no gradient, no step, no weight
-decay, no moments), so at step D they are bit-identical to their initial values. Then they join the optimizer and
-the gate becomes 1 (rising from 1/R to 1 over R steps with --ramp). Without --dat the same model, data and init
-train with the gate at 1 from step 0: a paired comparison.
+the attention parameters are frozen (outside the optimizer: no gradient, no step, no weight decay, no moments), so
+at step D they are bit-identical to their init. Then they join the optimizer and the gate becomes 1 (from 1/R to 1
+over R steps with --ramp). Without --dat the same model, data and init train with the gate at 1: a paired comparison.
 """
 import runs  # first: it answers Ctrl-C during the slow imports below with one line
 import json
@@ -58,8 +56,8 @@ def main(argv=None):
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
 
     # 2. the run folder: config.json, log.jsonl up to the checkpoint's step, no stale eval.json or eval.txt
-    step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: see state_learned
-    config_path, log_path = os.path.join(args.out_dir, "config.json"), os.path.join(args.out_dir, "log.jsonl")
+    step, streak = (ckpt["step"], ckpt["streak"]) if ckpt else (0, 0)  # streak: --delay auto's checks passed in a row
+    config_path, log_path, ckpt_path = (os.path.join(args.out_dir, f) for f in ("config.json", "log.jsonl", "ckpt.pt"))
     write_config = lambda: write_json(config_path, {**vars(args), "model_config": asdict(model_config)},
                                       new_folder=False)
     if step >= args.max_iters:
@@ -69,8 +67,7 @@ def main(argv=None):
         run_folder.read_log(log_path)  # a damaged log is refused before anything is written
     if ckpt and ckpt["config"].get("out_dir") != args.out_dir:  # a moved folder: its checkpoint says where it is now
         ckpt["config"] = {**ckpt["config"], "out_dir": args.out_dir}
-        run_folder.save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"),
-                                   **{k: v for k, v in ckpt.items() if k != "kit"})
+        run_folder.save_checkpoint(ckpt_path, **{k: v for k, v in ckpt.items() if k != "kit"})
     write_config()  # first: an unwritable folder stops the run before anything else is written
     run_folder.start_log(log_path, ckpt)
     for name in ("eval.json", "eval.txt"):  # they score an earlier step
@@ -105,8 +102,8 @@ def main(argv=None):
             if watching() and step % args.auto_interval == 0:
                 entry["train_state_acc"] = (sums[1] / sums[2]).item()
                 sums[1:] = 0
-                streak, learned = state_learned(args, entry, streak)
-                if learned:
+                streak = streak + 1 if entry["train_state_acc"] >= args.auto_threshold else 0
+                if streak >= args.auto_window:
                     args.attn_on_step = step
                     write_config()
                     print(f"step {step}: state learned: attention switches on now", flush=True)
@@ -131,10 +128,10 @@ def main(argv=None):
                                   for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")})
                 model.train()
                 line += f" | token acc 1x {entry['token_acc_1x']:.3f} 3x {entry['token_acc_3x']:.3f}"
-                run_folder.save_checkpoint(os.path.join(args.out_dir, "ckpt.pt"), model=model.state_dict(),
-                                     optimizer=optimizer.state_dict(), config=vars(args), entry=entry,
-                                     model_config=asdict(model_config), step=step, gate=model.gate, streak=streak,
-                                     auto_counts=sums[1:].tolist(), data_rng=data_rng.get_state())
+                run_folder.save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                                           config=vars(args), entry=entry, model_config=asdict(model_config),
+                                           step=step, gate=model.gate, streak=streak,
+                                           auto_counts=sums[1:].tolist(), data_rng=data_rng.get_state())
                 saved_step = step
             append_line(log_path, json.dumps(entry))  # before the print: a reader gone from stdout loses nothing
             seconds_left = ms_per_step * (args.max_iters - step) / 1000
@@ -209,12 +206,6 @@ def set_gate_and_lr(step, args, model, optimizer):
     for group in optimizer.param_groups:
         group["lr"] = attention_lr if group["name"].startswith("attention") else lr
     return lr
-
-def state_learned(args, entry, streak):
-    """--delay auto: the streak of checks (each over --auto_interval steps) with the training state accuracy at or
-    above the threshold, and whether attention switches on now."""
-    streak = streak + 1 if entry["train_state_acc"] >= args.auto_threshold else 0
-    return streak, streak >= args.auto_window
 
 # -----------------------------------------------------------------------------
 # building the run, and one training step

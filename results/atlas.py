@@ -23,11 +23,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plot import check_out, load_runs, probed_after_attention, record, recurrent_part, save_figure, shared_lengths
-from options import IDENTITY, SCHEDULE, identity, schedule_name, setting_name
+from model import block_layout
+from plot import check_out, load_runs, record, recurrent_part, save_figure, shared_lengths
+from options import IDENTITY, SCHEDULE, identity, model_config_of, schedule_name, setting_name
 
 FAIL_BELOW = 0.80  # a run fails if its sequence accuracy at 3x is below this (pre-registered)
 STATE_OK = 0.98    # a failure is a state failure if its state accuracy at 3x is below this, else a recall failure
+
+def layout_of(config):
+    """A run's blocks in order, e.g. ['rnn', 'attn', 'attn'] (model.block_layout)."""
+    return block_layout(model_config_of(config))
+
+def probed_after_attention(config):
+    """Whether the block eval.py --probe reads (the last recurrent one) sees attention's output (interleaved,
+    attn_lstm): its probe then measures a state attention may have helped to build."""
+    layout = layout_of(config)
+    recurrent = [i for i, kind in enumerate(layout) if kind == "rnn"]
+    return bool(recurrent) and "attn" in layout[:recurrent[-1]]
 
 def wilson(k, n, z=1.959964):
     """The 95% Wilson score interval of the rate k/n."""

@@ -28,8 +28,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from atlas import FAIL_BELOW, STATE_OK, fisher_exact, wilson
-from plot import check_out, layout_of, load_runs, probed_after_attention, record, save_figure
+from atlas import FAIL_BELOW, STATE_OK, fisher_exact, layout_of, probed_after_attention, wilson
+from plot import check_out, load_runs, record, save_figure
 from options import identity, schedule_name, setting_name
 
 SCHEDULES = ("plain", "dat5000", "datauto")
