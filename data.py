@@ -1,10 +1,10 @@
 """
 The composite task: state tracking composed with associative recall (README, The task).
 
-A state machine (a group, or an automaton that is not one) has states Q, actions A and a table: state q followed by
-action a. A sequence of n steps shows an action a_t, then a key k_t that bookmarks the state s_t reached after it
-(from the machine's start state s_0: a group's identity). After SEP come q = min(n, Q) query keys; each asks for the
-state that was bookmarked with it. Worked example, G = Z5, K = 8 keys, n = 3, Q = 8:
+A state machine (a group G, or an automaton) has states, actions A and a start state s_0 (a group's identity). A
+sequence of n steps shows an action a_t, then a key k_t that bookmarks the state s_t reached after it. After SEP come
+q = min(n, Q) query keys; each asks for the state that was bookmarked with it. Worked example, G = Z5, K = 8 keys,
+n = 3, Q = 8:
 
     actions (3, 4, 1), keys (6, 2, 7)  ->  states (3, 2, 3)
     queries (2, 6, 7)                  ->  recall targets (2, 3, 3)
@@ -52,29 +52,26 @@ def dihedral(m):
     rotations = [tuple((k + i) % m for i in range(m)) for k in range(m)]
     return rotations + [tuple((k - i) % m for i in range(m)) for k in range(m)]
 
-# An automaton that is not a group: its states, actions, step(state, action) -> state, start state s_0 and how often
-# each action is drawn (None: uniformly).
+# An automaton: its states, actions, step(state, action) -> state, start s_0, actions' weights (None: uniform)
 Automaton = collections.namedtuple("Automaton", "states actions step start weights")
 
 def flip_flop(m):
-    """F2: a set-reset memory, states 0 and 1, start 0; actions write 0 (w0), write 1 (w1) and ignore (-), the writes
-    rare (0.1 each) so that the last one is often far back: the flip-flop language at p = 0.8 (Liu et al. 2023)."""
+    """F2: a set-reset memory from 0; write 0 (w0), write 1 (w1) and ignore (-), the writes rare so that the last one
+    is often far back: the flip-flop language at p = 0.8 (Liu et al. 2023)."""
     return Automaton([0, 1], ["w0", "w1", "-"], lambda s, a: {"w0": 0, "w1": 1}.get(a, s), 0, (0.1, 0.1, 0.8))
 
 def gridworld(m):
     """G<m>: a position on m cells, start 0; actions left (L) and right (R), clipped at the walls."""
-    return Automaton(list(range(m)), ["L", "R"], lambda s, a: max(s - 1, 0) if a == "L" else min(s + 1, m - 1), 0,
-                     None)
+    return Automaton(list(range(m)), ["L", "R"], lambda s, a: min(max(s + (a == "R") - (a == "L"), 0), m - 1), 0, None)
 
 def cyclic_with_reset(m):
     """R<m>: Z<m>'s m actions (add a mod m), then one that sends every state to 0 (0!), start 0."""
     return Automaton(list(range(m)), list(range(m)) + ["0!"], lambda s, a: 0 if a == "0!" else (s + a) % m, 0, None)
 
-# every machine the kit knows: a kind's letter, its sizes m (the name is the letter then m) and its constructor. A group
-# constructor returns its elements, the integers of Z<m> or permutation tuples (s followed by a maps i to a[s[i]]), the
-# identity not necessarily first; its table is checked to be a group as it is built (machine_of). An automaton's
-# returns an Automaton. A new kind is one line here, a construction in test_all.REFERENCES independent of it (e.g. by
-# matrices or a presentation) and a setting in test_all.LABEL_CASES.
+# every machine the kit knows: a kind's letter, its sizes m (the name is the letter then m) and its constructor: an
+# Automaton, or a group's elements, the integers of Z<m> or permutation tuples (s followed by a maps i to a[s[i]]), its
+# table checked to be a group as it is built (machine_of). A new kind is one line here, a construction in
+# test_all.REFERENCES independent of it (e.g. by matrices) and a setting in test_all.LABEL_CASES.
 KINDS = {"Z": (range(2, 65), cyclic), "S": (range(3, 6), symmetric), "A": (range(4, 6), alternating),
          "D": (range(3, 33), dihedral), "F": (range(2, 3), flip_flop), "G": (range(3, 9), gridworld),
          "R": (range(2, 33), cyclic_with_reset)}
@@ -115,17 +112,14 @@ class Machine(typing.NamedTuple):
         return self.acts[:, :len(self.actions)]
 
     def to(self, device):
-        return self._replace(compose=self.compose.to(device), acts=self.acts.to(device),
-                             weights=None if self.weights is None else self.weights.to(device))
-
-def machine(name, device="cpu"):
-    """The machine called name (a kind of KINDS then a size of that kind), on device."""
-    return machine_of(name).to(device)
+        move = lambda x: None if x is None else x.to(device, copy=True)  # a copy: never the cached machine's tensors
+        return self._replace(compose=move(self.compose), acts=move(self.acts), weights=move(self.weights))
 
 @functools.cache
 def machine_of(name):
-    """The machine called name, built and checked once: its states distinct (a group's each an integer of Z<m>, else
-    a permutation tuple); a step to none of them is -1 in its table, refused by check_table."""
+    """The machine called name (a kind of KINDS then a size), on the CPU, built and checked once: its states
+    distinct (a group's each an integer of Z<m>, else a permutation tuple); a step to none of them is -1 in its table,
+    refused by check_table."""
     match = re.fullmatch(r"([A-Z]+)([1-9]\d*)", name)
     kind, m = (match.group(1), int(match.group(2))) if match else (None, 0)
     if kind not in KINDS or m not in KINDS[kind][0]:
@@ -336,10 +330,9 @@ def main(argv=None):
     else:
         g, weights = len(machine.actions), machine.weights
         drawn = "uniformly" if weights is None else ", ".join(f"{a} {w:g}" for a, w in zip(machine.actions, weights))
-        listed = lambda names: " ".join(names) if len(names) <= 12 else f"{names[0]} ... {names[-1]} ({len(names)})"
-        print(f"{args.group}: states {listed(machine.states)} (start {machine.states[machine.start]}), actions "
-              f"{listed(machine.actions)} drawn {drawn}; vocabulary {vocab_size(g, args.num_keys)}: PAD 0, SEP 1, "
-              f"actions 2..{1 + g}, keys {2 + g}..{1 + g + args.num_keys}")
+        print(f"{args.group}: {len(machine.states)} states from {machine.states[machine.start]}, {g} actions drawn "
+              f"{drawn}; vocabulary {vocab_size(g, args.num_keys)}: PAD 0, SEP 1, actions 2..{1 + g}, keys "
+              f"{2 + g}..{1 + g + args.num_keys}")
         for i in range(args.num):
             print(f"\ntokens:  {tokens[i].tolist()}\ntargets: {targets[i].tolist()}")
             print(describe(tokens[i], targets[i], args.group))

@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from data import IGNORE, describe, eval_batch, machine, recall_ages, seq_width, target_masks
+from data import IGNORE, describe, eval_batch, machine_of, recall_ages, seq_width, target_masks
 from model import Model, ModelConfig
 from options import model_config_of
 from run_folder import checked_run, load_checkpoint, lock, still_held
@@ -67,7 +67,7 @@ def recall_by_age(predictions, tokens, targets, train_len):
 def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
     """One record per test length; with attn_off, each record also holds the scores with the gate at 0; with
     by_age, the recall accuracy per band of steps back to the key (recall_by_age)."""
-    task = machine(config["group"], next(model.parameters()).device)
+    task = machine_of(config["group"]).to(next(model.parameters()).device)
     records, gate = [], model.gate
     for mult in mults:
         n = mult * config["train_len"]
@@ -88,7 +88,7 @@ def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
 def probe(model, config, mults, n_eval):
     """Where the state lives: a linear probe (least squares onto the one-hot state) from the stream right after
     the last recurrent block, at action positions. Fit on a 1x set of its own, scored on each length's eval set."""
-    task = machine(config["group"], next(model.parameters()).device)
+    task = machine_of(config["group"]).to(next(model.parameters()).device)
     g, last_rnn = len(task.states), max(i for i, kind in enumerate(model.layout) if kind == "rnn")
     def features(mult, seed):
         tokens, targets = eval_batch(task, mult * config["train_len"], config["num_keys"], config["num_queries"],

@@ -134,7 +134,7 @@ def test_every_machine_table_matches_reference():
         states, actions, step, start, weights = reference_machine(name)
         index = {s: i for i, s in enumerate(states)}
         assert len(index) == len(states) and start in index, f"{name}: the reference has repeats or no start"
-        machine = data.machine(name)
+        machine = data.machine_of(name)
         assert machine.start == index[start], f"{name}: start state {machine.start}, the reference's {index[start]}"
         assert (machine.weights is None) == (weights is None) and (weights is None or machine.weights.tolist() ==
                                                                     list(weights)), f"{name}: the action weights"
@@ -227,7 +227,7 @@ def test_labels_match_reference():
     missing = sorted(set(data.KINDS) - {group.rstrip("0123456789") for group, _, _ in LABEL_CASES})
     assert not missing, f"kinds of data.KINDS with no sampled-sequence setting in LABEL_CASES: {missing}"
     for group, num_keys, num_queries in LABEL_CASES:
-        machine, (states, actions, _, _, weights) = data.machine(group), reference_machine(group)
+        machine, (states, actions, _, _, weights) = data.machine_of(group), reference_machine(group)
         assert machine.table.shape == (len(states), len(actions)), f"{group}: the number of states and of actions"
         tokens, targets = data.sample_batch(machine, 200, 1, 16, num_keys, num_queries,
                                             torch.Generator().manual_seed(0))
@@ -257,7 +257,7 @@ def test_design_example_layout():
 
 def test_fixed_length_and_key_errors():
     """Eval sets have exactly n steps and are fixed by their seed; a length above --num_keys is refused."""
-    table = data.machine("S3")
+    table = data.machine_of("S3")
     tokens, _ = data.eval_batch(table, 12, 64, 8, 50, seed=1)
     assert ((tokens == data.SEP).nonzero()[:, 1] == 24).all(), "eval sequences have exactly n steps"
     assert torch.equal(tokens, data.eval_batch(table, 12, 64, 8, 50, seed=1)[0]), "eval sets are fixed by their seed"
@@ -271,9 +271,9 @@ def test_every_metric_is_one_when_right_and_zero_when_wrong():
     """Every metric eval.py's score returns (a new one included) and each band of recall by age, at every test length
     of the grid: 1.0 when the predictions are the targets and 0.0 when every scored one is wrong, whatever is
     predicted where nothing is scored (PAD, SEP, keys): a metric counts scored targets only."""
-    table, train_len = data.machine("S3").table, 8
+    table, train_len = data.machine_of("S3").table, 8
     for n in [1] + [m * train_len for m in (1, 2, 3, 4, 6, 8)]:
-        tokens, targets = data.eval_batch(data.machine("S3"), n, 64, 8, 50, evaluation.EVAL_SEED)
+        tokens, targets = data.eval_batch(data.machine_of("S3"), n, 64, 8, 50, evaluation.EVAL_SEED)
         scored = targets != data.IGNORE
         elsewhere = torch.randint(0, len(table), targets.shape, generator=torch.Generator().manual_seed(n))
         for want, right in ((1.0, targets), (0.0, (targets + 1) % len(table))):
@@ -651,7 +651,7 @@ def test_delay_auto_switches_when_the_state_is_learned():
 
 def test_numerics_unchanged():
     """The same seed gives the same data and the same loss curve as when these numbers were recorded (CPU)."""
-    tokens, targets = data.sample_batch(data.machine("S3"), 64, 1, 16, 64, 8, torch.Generator().manual_seed(1))
+    tokens, targets = data.sample_batch(data.machine_of("S3"), 64, 1, 16, 64, 8, torch.Generator().manual_seed(1))
     assert (tokens.sum().item(), targets.sum().item()) == GOLDEN_DATA
     root = tmpdir()
     argv = TINY + ["--max_iters", "20", "--out_dir", root + "/run", "--eval_interval", "20"]
@@ -729,7 +729,7 @@ def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
     config = vars(options.check_args(options.parser.parse_args(TINY)))  # d_model 16: 17 weights per class
     model = Model(options.model_config_of(config)).eval()
     n_eval = 4  # 4 sequences of 4 actions: 16 state positions, fewer than the 17 weights
-    task = data.machine(config["group"])
+    task = data.machine_of(config["group"])
     tokens, targets = data.eval_batch(task, config["train_len"], config["num_keys"], config["num_queries"], n_eval,
                                       evaluation.EVAL_SEED)
     is_state = data.target_masks(tokens, targets)[0]

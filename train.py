@@ -27,7 +27,7 @@ from dataclasses import asdict
 import torch
 
 import run_folder
-from data import machine, sample_batch, target_masks
+from data import machine_of, sample_batch, target_masks
 from eval import evaluate, extra_scores
 from model import Model
 from options import check_args, model_config_of, parser
@@ -217,7 +217,7 @@ def build(args, ckpt):
     torch.set_flush_denormal(True)  # very sharp softmaxes make denormal floats, which are slow on CPUs
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    task = machine(args.group, device)
+    task = machine_of(args.group).to(device)
     model_config = model_config_of(vars(args))
     model = Model(model_config).to(device)
     data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)

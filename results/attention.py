@@ -14,7 +14,7 @@ from runs import ArgParser, die, run_script
 import matplotlib.pyplot as plt
 import torch
 
-from data import eval_batch, machine, token_names
+from data import eval_batch, machine_of, token_names
 from eval import EVAL_SEED, model_from_checkpoint
 from plot import check_out, save_figure
 from run_folder import load_checkpoint
@@ -29,7 +29,7 @@ def plot_attention(run_dir, out, mult=3):
     n = mult * config["train_len"]
     if n > config["num_keys"]:
         die(f"test length {n} ({mult}x) is above --num_keys {config['num_keys']}")
-    tokens, _ = eval_batch(machine(config["group"]), n, config["num_keys"], config["num_queries"], 1, EVAL_SEED)
+    tokens, _ = eval_batch(machine_of(config["group"]), n, config["num_keys"], config["num_queries"], 1, EVAL_SEED)
     attention = [block.attn for block in model.blocks if hasattr(block, "attn")]
     for module in attention:
         module.keep_weights = True

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the kit's data.py
-from data import machine, sample_batch, vocab_size  # noqa: E402
+from data import machine_of, sample_batch, vocab_size  # noqa: E402
 
 class Hybrid(nn.Module):
     def __init__(self, vocab, classes, d_model=64, n_heads=2, n_attn=2):
@@ -50,7 +50,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    task = machine("S3")
+    task = machine_of("S3")
     model = Hybrid(vocab_size(len(task.actions), 64), len(task.states))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.98), weight_decay=0.01)
     rng = torch.Generator().manual_seed(1)
