@@ -27,15 +27,10 @@ from run_folder import checked_run, load_checkpoint, lock, still_held
 EVAL_SEED = 1234
 
 def model_from_checkpoint(ckpt, device):
-    """The checkpoint's model at the checkpoint's gate; model_config fields newer than it take their defaults."""
-    try:
-        unknown = set(ckpt["model_config"]) - set(ModelConfig.__dataclass_fields__)
-        if unknown:
-            die(f"the checkpoint's model_config has a field this kit does not know: {sorted(unknown)[0]}")
-        model = Model(ModelConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
-        die(f"the checkpoint's weights do not fit its model_config: {str(e).splitlines()[0]}")
+    """The checkpoint's model at the checkpoint's gate; model_config fields newer than it take their defaults. Its
+    model_config and weights are those of its run's options: run_folder.checked_run holds them to it first."""
+    model = Model(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
     model.gate = ckpt["gate"]  # the gate of the step the checkpoint was taken at
     return model.to(device).eval()
 
