@@ -36,7 +36,6 @@ def model_from_checkpoint(ckpt, device):
 
 # -----------------------------------------------------------------------------
 
-@torch.inference_mode()
 def predict(model, tokens, batch_size=500):
     return torch.cat([model(tokens[i:i + batch_size])[0].argmax(dim=-1) for i in range(0, len(tokens), batch_size)])
 
@@ -59,16 +58,31 @@ def recall_by_age(predictions, tokens, targets, train_len):
             f"{empty[0] * train_len}..{(empty[0] + 1) * train_len - 1} steps (band {empty[0]}): give a larger --n_eval")
     return [right[band == b].float().mean().item() for b in bands]
 
-def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
+def probe_features(model, tokens, targets):
+    """A linear probe's input: the stream right after the last recurrent block at action positions, with a 1 for the
+    bias; and the states there."""
+    is_state = target_masks(tokens, targets)[0]
+    x = model.stream(tokens, max(i for i, kind in enumerate(model.layout) if kind == "rnn") + 1)[is_state].float()
+    return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
+
+@torch.inference_mode()
+def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False, probe=False):
     """One record per test length; with attn_off, each record also holds the scores with the gate at 0; with
-    by_age, the recall accuracy per band of steps back to the key (recall_by_age)."""
+    by_age, the recall accuracy per band of steps back to the key (recall_by_age); with probe, where the state lives:
+    a linear probe (least squares onto the one-hot state) of probe_features, fit on a 1x set of its own."""
     task = machine(config["group"], next(model.parameters()).device)
     records, gate = [], model.gate
+    eval_set = lambda mult, seed: eval_batch(task, mult * config["train_len"], config["num_keys"],
+                                             config["num_queries"], n_eval, seed)
+    if probe:
+        x, y = probe_features(model, *eval_set(1, EVAL_SEED + 1))
+        one_hot = torch.nn.functional.one_hot(y, len(task.states)).float()
+        weights = torch.linalg.lstsq(x.cpu(), one_hot.cpu()).solution.to(x.device)
     for mult in mults:
-        n = mult * config["train_len"]
-        tokens, targets = eval_batch(task, n, config["num_keys"], config["num_queries"], n_eval, EVAL_SEED)
+        tokens, targets = eval_set(mult, EVAL_SEED)
         predictions = predict(model, tokens)
-        record = {"n": n, "mult": mult, **{k: v.item() for k, v in score(predictions, tokens, targets).items()}}
+        record = {"n": mult * config["train_len"], "mult": mult,
+                  **{k: v.item() for k, v in score(predictions, tokens, targets).items()}}
         if by_age:
             record["recall_by_age"] = recall_by_age(predictions, tokens, targets, config["train_len"])
         if attn_off:
@@ -76,25 +90,11 @@ def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
             off = score(predict(model, tokens), tokens, targets)
             model.gate = gate
             record["attn_off"] = {k: v.item() for k, v in off.items()}
+        if probe:
+            x, y = probe_features(model, tokens, targets)
+            record["probe_state_acc"] = ((x @ weights).argmax(dim=-1) == y).float().mean().item()
         records.append((record, (tokens, targets, predictions)))
     return records
-
-@torch.inference_mode()
-def probe(model, config, mults, n_eval):
-    """Where the state lives: a linear probe (least squares onto the one-hot state) from the stream right after
-    the last recurrent block, at action positions. Fit on a 1x set of its own, scored on each length's eval set."""
-    task = machine(config["group"], next(model.parameters()).device)
-    g, last_rnn = len(task.states), max(i for i, kind in enumerate(model.layout) if kind == "rnn")
-    def features(mult, seed):
-        tokens, targets = eval_batch(task, mult * config["train_len"], config["num_keys"], config["num_queries"],
-                                     n_eval, seed)
-        is_state = target_masks(tokens, targets)[0]
-        x = model.stream(tokens, last_rnn + 1)[is_state].float()
-        return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
-    x, y = features(1, EVAL_SEED + 1)
-    weights = torch.linalg.lstsq(x.cpu(), torch.nn.functional.one_hot(y, g).float().cpu()).solution.to(x.device)
-    scored = (features(mult, EVAL_SEED) for mult in mults)
-    return [((x @ weights).argmax(dim=-1) == y).float().mean().item() for x, y in scored]
 
 def extra_scores(model):
     """The scores eval.py can add for a model, all of which the grid asks for."""
@@ -164,10 +164,7 @@ def main(argv=None):
     model = model_from_checkpoint(ckpt, device)
 
     t0 = time.time()
-    records = evaluate(model, config, args.mults, args.n_eval, args.attn_off, args.by_age)
-    if args.probe:
-        for (record, _), accuracy in zip(records, probe(model, config, args.mults, args.n_eval)):
-            record["probe_state_acc"] = accuracy
+    records = evaluate(model, config, args.mults, args.n_eval, args.attn_off, args.by_age, args.probe)
     seconds = time.time() - t0
     path, report = os.path.join(args.run_dir, "eval.json"), os.path.join(args.run_dir, "eval.txt")
     still_held(args.run_dir)

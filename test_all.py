@@ -739,7 +739,7 @@ def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
     fit = torch.linalg.lstsq(x, F.one_hot(y, len(task.states)).float()).solution
     in_sample = (x @ fit).argmax(-1).eq(y).float().mean()
     assert in_sample == 1.0, f"the check has teeth: a probe fit on the scored set reads it all ({in_sample})"
-    scored = evaluation.probe(model, config, [1], n_eval)[0]
+    scored = evaluation.evaluate(model, config, [1], n_eval, probe=True)[0][0]["probe_state_acc"]
     assert scored < 0.9, f"the probe is fit on a 1x set of its own, not the scored one: {scored:.3f}"
 
 # -----------------------------------------------------------------------------
