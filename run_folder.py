@@ -230,8 +230,6 @@ def checked_run(folder, ckpt=None):
     its checkpoint, if any, the same run (identifying options, seed and folder), model and weights. One error line
     names the field that differs."""
     config_path, where = os.path.join(folder, "config.json"), os.path.join(folder, "ckpt.pt")
-    if not os.path.isfile(config_path):
-        die(f"{folder} has no config.json")
     config = checked_config(read_json(config_path), config_path)
     for key in CONFIG_KEYS + ("model_config",):
         if key not in config:
