@@ -77,11 +77,6 @@ def in_use(folder):
     finally:
         os.close(fd)
 
-def release_locks():
-    """Let go of every folder this process holds (for the tests, which run several scripts in turn)."""
-    while _held:
-        os.close(_held.popitem()[1])
-
 def read_log(path):
     """The entries of a log.jsonl, each with an integer step, the steps strictly increasing; anything else malformed is
     one error line. A last line without its newline (half written by a live trainer, or cut short by a crash or a
