@@ -13,7 +13,6 @@ Writes RUN_DIR/eval.json: {"scored": how (every option that changes a score, the
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import (ArgParser, check_fits, count, die, number, pick_device, positive_int, printable, run_script,
                   write_json)
-import argparse
 import os
 import time
 
@@ -116,14 +115,8 @@ def grid_scoring(model, mults, step):
 # -----------------------------------------------------------------------------
 
 def mults_option(text):
-    """Sorted multiples >= 1, a repeated one scored once."""
-    try:
-        mults = sorted({int(m) for m in text.split(",")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, not {text!r}")
-    if mults[0] < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
-    return mults
+    """Sorted multiples, each a positive_int, a repeated one scored once."""
+    return sorted({positive_int(m) for m in text.split(",")})
 
 parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
 parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
