@@ -13,7 +13,6 @@ Writes RUN_DIR/eval.json: {"scored": how (every option that changes a score, the
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import (ArgParser, check_fits, count, die, number, pick_device, positive_int, printable, run_script,
                   write_json)
-import argparse
 import os
 import time
 
@@ -27,21 +26,15 @@ from run_folder import checked_run, load_checkpoint, lock, still_held
 EVAL_SEED = 1234
 
 def model_from_checkpoint(ckpt, device):
-    """The checkpoint's model at the checkpoint's gate; model_config fields newer than it take their defaults."""
-    try:
-        unknown = set(ckpt["model_config"]) - set(ModelConfig.__dataclass_fields__)
-        if unknown:
-            die(f"the checkpoint's model_config has a field this kit does not know: {sorted(unknown)[0]}")
-        model = Model(ModelConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, ValueError, TypeError, AssertionError) as e:
-        die(f"the checkpoint's weights do not fit its model_config: {str(e).splitlines()[0]}")
+    """The checkpoint's model at the checkpoint's gate; model_config fields newer than it take their defaults. Its
+    model_config and weights are those of its run's options: run_folder.checked_run holds them to it first."""
+    model = Model(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
     model.gate = ckpt["gate"]  # the gate of the step the checkpoint was taken at
     return model.to(device).eval()
 
 # -----------------------------------------------------------------------------
 
-@torch.inference_mode()
 def predict(model, tokens, batch_size=500):
     return torch.cat([model(tokens[i:i + batch_size])[0].argmax(dim=-1) for i in range(0, len(tokens), batch_size)])
 
@@ -64,16 +57,31 @@ def recall_by_age(predictions, tokens, targets, train_len):
             f"{empty[0] * train_len}..{(empty[0] + 1) * train_len - 1} steps (band {empty[0]}): give a larger --n_eval")
     return [right[band == b].float().mean().item() for b in bands]
 
-def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
+def probe_features(model, tokens, targets):
+    """A linear probe's input: the stream right after the last recurrent block at action positions, with a 1 for the
+    bias; and the states there."""
+    is_state = target_masks(tokens, targets)[0]
+    x = model.stream(tokens, max(i for i, kind in enumerate(model.layout) if kind == "rnn") + 1)[is_state].float()
+    return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
+
+@torch.inference_mode()
+def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False, probe=False):
     """One record per test length; with attn_off, each record also holds the scores with the gate at 0; with
-    by_age, the recall accuracy per band of steps back to the key (recall_by_age)."""
+    by_age, the recall accuracy per band of steps back to the key (recall_by_age); with probe, where the state lives:
+    a linear probe (least squares onto the one-hot state) of probe_features, fit on a 1x set of its own."""
     task = machine_of(config["group"]).to(next(model.parameters()).device)
     records, gate = [], model.gate
+    eval_set = lambda mult, seed: eval_batch(task, mult * config["train_len"], config["num_keys"],
+                                             config["num_queries"], n_eval, seed)
+    if probe:
+        x, y = probe_features(model, *eval_set(1, EVAL_SEED + 1))
+        one_hot = torch.nn.functional.one_hot(y, len(task.states)).float()
+        weights = torch.linalg.lstsq(x.cpu(), one_hot.cpu()).solution.to(x.device)
     for mult in mults:
-        n = mult * config["train_len"]
-        tokens, targets = eval_batch(task, n, config["num_keys"], config["num_queries"], n_eval, EVAL_SEED)
+        tokens, targets = eval_set(mult, EVAL_SEED)
         predictions = predict(model, tokens)
-        record = {"n": n, "mult": mult, **{k: v.item() for k, v in score(predictions, tokens, targets).items()}}
+        record = {"n": mult * config["train_len"], "mult": mult,
+                  **{k: v.item() for k, v in score(predictions, tokens, targets).items()}}
         if by_age:
             record["recall_by_age"] = recall_by_age(predictions, tokens, targets, config["train_len"])
         if attn_off:
@@ -81,25 +89,11 @@ def evaluate(model, config, mults, n_eval, attn_off=False, by_age=False):
             off = score(predict(model, tokens), tokens, targets)
             model.gate = gate
             record["attn_off"] = {k: v.item() for k, v in off.items()}
+        if probe:
+            x, y = probe_features(model, tokens, targets)
+            record["probe_state_acc"] = ((x @ weights).argmax(dim=-1) == y).float().mean().item()
         records.append((record, (tokens, targets, predictions)))
     return records
-
-@torch.inference_mode()
-def probe(model, config, mults, n_eval):
-    """Where the state lives: a linear probe (least squares onto the one-hot state) from the stream right after
-    the last recurrent block, at action positions. Fit on a 1x set of its own, scored on each length's eval set."""
-    task = machine_of(config["group"]).to(next(model.parameters()).device)
-    g, last_rnn = len(task.states), max(i for i, kind in enumerate(model.layout) if kind == "rnn")
-    def features(mult, seed):
-        tokens, targets = eval_batch(task, mult * config["train_len"], config["num_keys"], config["num_queries"],
-                                     n_eval, seed)
-        is_state = target_masks(tokens, targets)[0]
-        x = model.stream(tokens, last_rnn + 1)[is_state].float()
-        return torch.cat([x, torch.ones(len(x), 1, device=x.device)], dim=1), targets[is_state]
-    x, y = features(1, EVAL_SEED + 1)
-    weights = torch.linalg.lstsq(x.cpu(), torch.nn.functional.one_hot(y, g).float().cpu()).solution.to(x.device)
-    scored = (features(mult, EVAL_SEED) for mult in mults)
-    return [((x @ weights).argmax(dim=-1) == y).float().mean().item() for x, y in scored]
 
 def extra_scores(model):
     """The scores eval.py can add for a model, all of which the grid asks for."""
@@ -121,14 +115,8 @@ def grid_scoring(model, mults, step):
 # -----------------------------------------------------------------------------
 
 def mults_option(text):
-    """Sorted multiples >= 1, a repeated one scored once."""
-    try:
-        mults = sorted({int(m) for m in text.split(",")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, not {text!r}")
-    if mults[0] < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
-    return mults
+    """Sorted multiples, each a positive_int, a repeated one scored once."""
+    return sorted({positive_int(m) for m in text.split(",")})
 
 parser = ArgParser(description="Score a run's checkpoint at multiples of its training length.")
 parser.add_argument("run_dir", help="a run folder written by train.py (holds ckpt.pt)")
@@ -169,10 +157,7 @@ def main(argv=None):
     model = model_from_checkpoint(ckpt, device)
 
     t0 = time.time()
-    records = evaluate(model, config, args.mults, args.n_eval, args.attn_off, args.by_age)
-    if args.probe:
-        for (record, _), accuracy in zip(records, probe(model, config, args.mults, args.n_eval)):
-            record["probe_state_acc"] = accuracy
+    records = evaluate(model, config, args.mults, args.n_eval, args.attn_off, args.by_age, args.probe)
     seconds = time.time() - t0
     path, report = os.path.join(args.run_dir, "eval.json"), os.path.join(args.run_dir, "eval.txt")
     still_held(args.run_dir)

@@ -77,11 +77,6 @@ def in_use(folder):
     finally:
         os.close(fd)
 
-def release_locks():
-    """Let go of every folder this process holds (for the tests, which run several scripts in turn)."""
-    while _held:
-        os.close(_held.popitem()[1])
-
 def read_log(path):
     """The entries of a log.jsonl, each with an integer step, the steps strictly increasing; anything else malformed is
     one error line. A last line without its newline (half written by a live trainer, or cut short by a crash or a
@@ -208,59 +203,54 @@ def load_checkpoint(path, for_resume=False):
         die(f"{path} is damaged: its {wrong[0]} is not what train.py writes ({type(ckpt[wrong[0]]).__name__})")
     return ckpt
 
-def check_agreement(folder, config, model_config, ckpt=None):
-    """config.json's model_config is the model its options make now (model_config), and a checkpoint holds the same
-    run (identifying options, seed and folder; what a resume may change aside), model and weights. One error line
-    names the field that differs; fields newer than a record take their defaults (older runs load as before)."""
-    def compare(saved, now, what):
-        if not isinstance(saved, dict):
-            die(f"{what}: model_config is not a JSON object")
-        if set(saved) - set(now):
-            die(f"{what}: model_config field {sorted(set(saved) - set(now))[0]} is unknown to this kit")
-        for key, value in now.items():
-            if saved.get(key, getattr(ModelConfig, key)) != value:
-                shown = repr(saved[key]) if key in saved else f"missing (so {getattr(ModelConfig, key)!r})"
-                die(f"{what}: model_config {key} is {shown}, but its options make {value!r} (a run made before its "
-                    f"option reached the model? train it again)")
+def same_model(saved, model_config, what):
+    """One error line unless a saved model_config (config.json's, a checkpoint's) is model_config, the model the run's
+    options make now: fields newer than the record take their defaults (older runs load as before)."""
+    if not isinstance(saved, dict):
+        die(f"{what}: model_config is not a JSON object")
     now = asdict(model_config)
-    compare(config.get("model_config", {}), now, os.path.join(folder, "config.json"))
-    if ckpt is None:
-        return
-    where = os.path.join(folder, "ckpt.pt")
-    theirs, ours = ckpt["config"], config
-    name = lambda c: os.path.basename(os.path.normpath(str(c.get("out_dir"))))
-    for key in [k for k in IDENTITY if k not in SAFE_ON_RESUME] + ["seed"]:
-        if theirs.get(key, IDENTITY.get(key)) != ours.get(key, IDENTITY.get(key)):
-            die(f"{where} holds another run: its {key} is {theirs.get(key)!r}, config.json's {ours.get(key)!r}")
-    if name(theirs) != name(ours):
-        die(f"{where} was written for the run folder {name(theirs)}, not {name(ours)}")
-    compare(ckpt["model_config"], now, where)
-    with torch.device("meta"):  # the weights are the model's parameters; shapes only: no memory, no random draw
-        shapes = {k: tuple(v.shape) for k, v in Model(model_config).state_dict().items()}
-    saved = {k: tuple(v.shape) for k, v in ckpt["model"].items()} if isinstance(ckpt["model"], dict) else {}
-    for key in sorted(shapes.keys() | saved.keys()):
-        if shapes.get(key) != saved.get(key):
-            die(f"{where}: its weights do not fit the model its options make: {key} is {saved.get(key, 'missing')} "
-                f"there, {shapes.get(key, 'missing')} here (a run made before the model changed? train it again)")
+    if set(saved) - set(now):
+        die(f"{what}: model_config field {sorted(set(saved) - set(now))[0]} is unknown to this kit")
+    for key, value in now.items():
+        if saved.get(key, getattr(ModelConfig, key)) != value:
+            shown = repr(saved[key]) if key in saved else f"missing (so {getattr(ModelConfig, key)!r})"
+            die(f"{what}: model_config {key} is {shown}, but its options make {value!r} (a run made before its "
+                f"option reached the model? train it again)")
 
 # -----------------------------------------------------------------------------
 # the run in a folder, held to the options
 
 def checked_run(folder, ckpt=None):
-    """The config.json of folder, held to the options' meaning and in agreement with its checkpoint, if any."""
-    where = os.path.join(folder, "config.json")
-    if not os.path.isfile(where):
-        die(f"{folder} has no config.json")
-    config = checked_config(read_json(where), where)
+    """The config.json of folder, held to the options' meaning, its model_config the model its options make now; and
+    its checkpoint, if any, the same run (identifying options, seed and folder), model and weights. One error line
+    names the field that differs."""
+    config_path, where = os.path.join(folder, "config.json"), os.path.join(folder, "ckpt.pt")
+    config = checked_config(read_json(config_path), config_path)
     for key in CONFIG_KEYS + ("model_config",):
         if key not in config:
-            die(f"{where} lacks {key}")
-    ckpt_path = os.path.join(folder, "ckpt.pt")
-    if ckpt is None and os.path.isfile(ckpt_path):
-        ckpt = load_checkpoint(ckpt_path)
+            die(f"{config_path} lacks {key}")
+    if ckpt is None and os.path.isfile(where):
+        ckpt = load_checkpoint(where)
     if ckpt is not None:
-        checked_config(ckpt["config"], ckpt_path)
-    check_agreement(folder, config, model_config_of(config), ckpt)
+        checked_config(ckpt["config"], where)
+    model_config = model_config_of(config)
+    same_model(config["model_config"], model_config, config_path)
+    if ckpt is None:
+        return config
+    theirs, name = ckpt["config"], lambda c: os.path.basename(os.path.normpath(str(c.get("out_dir"))))
+    for key in [*IDENTITY, "seed"]:
+        if theirs.get(key, IDENTITY.get(key)) != config.get(key, IDENTITY.get(key)):
+            die(f"{where} holds another run: its {key} is {theirs.get(key)!r}, config.json's {config.get(key)!r}")
+    if name(theirs) != name(config):
+        die(f"{where} was written for the run folder {name(theirs)}, not {name(config)}")
+    same_model(ckpt["model_config"], model_config, where)
+    with torch.device("meta"):  # the weights are the model's parameters; shapes only: no memory, no random draw
+        shapes = {k: tuple(v.shape) for k, v in Model(model_config).state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in ckpt["model"].items()}  # load_checkpoint: a dict of tensors
+    for key in sorted(shapes.keys() | saved.keys()):
+        if shapes.get(key) != saved.get(key):
+            die(f"{where}: its weights do not fit the model its options make: {key} is {saved.get(key, 'missing')} "
+                f"there, {shapes.get(key, 'missing')} here (a run made before the model changed? train it again)")
     return config
 
 def folder_state(args):

@@ -105,12 +105,10 @@ class ArgParser(argparse.ArgumentParser):
     def error(self, message):
         die(message)
 
-LARGEST_INT = 2**31 - 1  # sizes and counts above this overflow inside torch before any memory check could help
-
 def number(kind, low=-math.inf, high=math.inf, above=False):
     """An argparse type: a finite int or float in [low, high] (or (low, high] with above=True). Its bounds in words
     (parse.bounds) are what --help and the error line say."""
-    high = min(high, LARGEST_INT) if kind is int else high
+    high = min(high, 2**31 - 1) if kind is int else high  # above it, sizes overflow inside torch unchecked
     show = lambda x: f"{x:g}" if kind is float else str(x)  # 1e-05 for a float, every digit of an int
     bounds = " and ".join([f"{'above' if above else 'at least'} {show(low)}"] * (low > -math.inf)
                           + [f"at most {show(high)}"] * (high < math.inf))

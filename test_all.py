@@ -51,6 +51,11 @@ from model import CORES, HYBRIDS, MODELS, TRANSITIONS, Model, ModelConfig
 TINY = ["--train_len", "4", "--num_keys", "16", "--num_queries", "3", "--d_model", "16", "--batch_size", "16",
         "--log_interval", "5", "--eval_interval", "10", "--n_eval_train", "20", "--device", "cpu"]
 
+def release_locks():
+    """Let go of every run folder this process holds (run_folder.lock): the tests run several scripts in turn."""
+    while run_folder._held:
+        os.close(run_folder._held.popitem()[1])
+
 def run_cli(main, argv):
     """Run a script's main in-process: (exit code, stdout, stderr)."""
     out, err, code = io.StringIO(), io.StringIO(), 0
@@ -184,7 +189,7 @@ def test_a_table_that_is_not_a_group_is_one_error_line_naming_the_entry():
     finally:
         data.KINDS.update(kinds)
         data.machine_of.cache_clear()
-        run_folder.release_locks()
+        release_locks()
     shutil.rmtree(root)
 
 def reference_targets(tokens, group, num_keys, num_queries):
@@ -719,7 +724,7 @@ def test_every_core_trains_in_a_hybrid_under_delay_auto_and_is_scored_with_atten
         assert json.load(open(f"{run}/config.json"))["attn_on_step"] == 1, f"the {core} hybrid's attention switched on"
         code, out, err = run_cli(evaluation.main, [run, "--n_eval", "8", "--mults", "1,2", "--attn_off", "--probe"])
         assert code == 0 and "attention off" in out and "probe" in out, f"a {core} hybrid is scored: {err}"
-        run_folder.release_locks()
+        release_locks()
     shutil.rmtree(root)
 
 def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
@@ -739,7 +744,7 @@ def test_probe_is_fit_on_a_set_of_its_own_not_the_one_it_scores():
     fit = torch.linalg.lstsq(x, F.one_hot(y, len(task.states)).float()).solution
     in_sample = (x @ fit).argmax(-1).eq(y).float().mean()
     assert in_sample == 1.0, f"the check has teeth: a probe fit on the scored set reads it all ({in_sample})"
-    scored = evaluation.probe(model, config, [1], n_eval)[0]
+    scored = evaluation.evaluate(model, config, [1], n_eval, probe=True)[0][0]["probe_state_acc"]
     assert scored < 0.9, f"the probe is fit on a 1x set of its own, not the scored one: {scored:.3f}"
 
 # -----------------------------------------------------------------------------
@@ -1191,7 +1196,7 @@ def computed(argv, folder):
     """What a tiny run computes, through train.py's own main: (its options as check_args resolves them, the final
     weights and gate), or None if the options are refused (exit code 2 and one error line)."""
     code, out, err = run_cli(train.main, argv + ["--out_dir", folder])
-    run_folder.release_locks()
+    release_locks()
     if code == 2:
         assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), f"{argv}: refused in one line: {err!r}"
         return None
@@ -1310,7 +1315,7 @@ def test_a_folder_held_by_another_process_is_refused_and_untouched():
     root = tmpdir()
     run = f"{root}/run"
     assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
-    run_folder.release_locks()  # this process trained it; now another one holds it
+    release_locks()  # this process trained it; now another one holds it
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
                                "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); "
                                "sys.stdin.read()", run],
@@ -1378,7 +1383,7 @@ def test_a_run_folder_moved_or_replaced_mid_run_is_never_written_again():
             code, _, err = run_cli(train.main, TINY + ["--max_iters", "20", "--out_dir", run])
         finally:
             train.sample_batch = real
-        run_folder.release_locks()
+        release_locks()
         assert code == 2 and "no longer the folder this run holds" in err and len(err.splitlines()) == 1, \
             f"a {'replaced' if replaced else 'moved'} folder stops the trainer in one line: {err!r}"
         assert os.listdir(run) == [] if replaced else not os.path.exists(run), "nothing is written at the old path"
@@ -1515,7 +1520,7 @@ def test_eval_json_says_how_it_was_scored():
         assert score(base)[0] == scored and plot.load_runs([run])[0]["scored"] == scored, "plot.py reads it"
     finally:
         torch.set_num_threads(threads)
-        run_folder.release_locks()
+        release_locks()
     shutil.rmtree(root)
 
 def test_readers_refuse_copies_and_non_finite_accuracies():
@@ -2327,7 +2332,7 @@ def test_grid_job_decides_again_and_writes_its_report_whole():
             assert launch.run_job(lines[2]) == "skipped" and "in use by another process" in out.getvalue(), \
                 f"a folder held by another process is skipped: {out.getvalue()}"
         finally:
-            run_folder.release_locks()
+            release_locks()
         os.remove(os.path.join(todo.folder, "eval.json"))
         fake_checkpoint(todo.folder)  # trained, not scored
         with open(os.path.join(todo.folder, "eval.txt.tmp"), "w") as f:

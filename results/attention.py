@@ -17,12 +17,12 @@ import torch
 from data import eval_batch, machine_of, token_names
 from eval import EVAL_SEED, model_from_checkpoint
 from plot import check_out, save_figure
-from run_folder import load_checkpoint
+from run_folder import checked_run, load_checkpoint
 
 def plot_attention(run_dir, out, mult=3):
     """The attention weights of every block and head on one eval sequence at mult x the training length."""
     ckpt = load_checkpoint(os.path.join(run_dir, "ckpt.pt"))
-    config = ckpt["config"]
+    config = checked_run(run_dir, ckpt)  # config.json, the checkpoint and its model agree
     model = model_from_checkpoint(ckpt, "cpu")
     if "attn" not in model.layout:
         die(f"{run_dir} holds a {config['model']}, which has no attention")
