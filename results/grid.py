@@ -215,6 +215,8 @@ FIGURES = [
     # its figure), then entry 71's predictions judged (results/automata.py)
     ("results/automata_rates", "rates", ["automata"], "--schedules plain,dat5000,datauto"),
     ("results/automata", "automata", ["automata"], ""),
+    # ... and each core alone on them, against entry 70's theory (results/ladder.py)
+    ("results/automata_ladder", "ladder", ["automata_cores"], "--theory automata"),
     # every run in one table (the figure itself is thrown away)
     (None, "draw", [e for e in experiments() if e != "explore"], "--summary results/summary.md"),
 ]
