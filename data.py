@@ -98,7 +98,8 @@ def group_option(name):
 
 class Machine(typing.NamedTuple):
     """A state machine as the generator uses it. Its actions' monoid holds every map Q -> Q that a sequence of actions
-    makes, the actions first: compose[x, y] is the index of x followed by y, acts[q, x] the state x takes q to."""
+    makes, the actions first: compose[x, y] is the index of x followed by y, acts[q, x] the state x takes q to, and
+    table[q, a] the state reached from state q by action a."""
     compose: torch.Tensor
     acts: torch.Tensor
     start: int
@@ -108,7 +109,6 @@ class Machine(typing.NamedTuple):
 
     @property
     def table(self):
-        """table[q, a] = the state reached from state q by action a."""
         return self.acts[:, :len(self.actions)]
 
     def to(self, device):
@@ -117,9 +117,8 @@ class Machine(typing.NamedTuple):
 
 @functools.cache
 def machine_of(name):
-    """The machine called name (a kind of KINDS then a size), on the CPU, built and checked once: its states
-    distinct (a group's each an integer of Z<m>, else a permutation tuple); a step to none of them is -1 in its table,
-    refused by check_table."""
+    """The machine called name (a kind of KINDS then a size), on the CPU, built and checked once: its states distinct
+    (a group's integers of Z<m> or permutation tuples), a step to none of them (-1) refused by check_table."""
     match = re.fullmatch(r"([A-Z]+)([1-9]\d*)", name)
     kind, m = (match.group(1), int(match.group(2))) if match else (None, 0)
     if kind not in KINDS or m not in KINDS[kind][0]:

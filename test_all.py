@@ -186,6 +186,9 @@ def test_a_table_that_is_not_a_group_is_one_error_line_naming_the_entry():
         code, out, err = run_cli(data.main, ["--group", "G4"])  # no walls: left from 0 leaves the cells
         assert code == 2 and err.count("\n") == 1 and "G4: state 0 followed by action 0 is none of its 4 states" \
             in err, f"an automaton's step to none of its states is one error line naming the entry: {err!r}"
+        data.KINDS["F"] = (range(2, 3), lambda m: data.flip_flop(m)._replace(weights=(0.5, 0.5)))  # 3 actions
+        code, out, err = run_cli(data.main, ["--group", "F2"])
+        assert code == 2 and "F2: its weights (0.5, 0.5) are not one positive number an action" in err, err
     finally:
         data.KINDS.update(kinds)
         data.machine_of.cache_clear()
