@@ -1177,7 +1177,7 @@ def test_names_are_exact_for_every_numeric_option():
 # a tiny base where every option can show its effect in a few steps; its schedules: plain, DAT, --delay auto
 PROPERTY_BASE = ["--train_len", "2", "--num_keys", "8", "--num_queries", "1", "--d_model", "8", "--batch_size", "4",
                  "--max_iters", "4", "--warmup", "2", "--grad_clip", "0.01", "--log_interval", "1",
-                 "--eval_interval", "2", "--n_eval_train", "1", "--threads", "1", "--device", "cpu"]
+                 "--eval_interval", "4", "--n_eval_train", "1", "--threads", "1", "--device", "cpu"]
 
 PROPERTY_SCHEDULES = {"plain": [], "dat": ["--dat", "--delay", "2"],
                       "auto": ["--dat", "--delay", "auto", "--auto_threshold", "0", "--auto_window", "1",
