@@ -1,5 +1,6 @@
 """
-The kit's tests: python test_all.py (no pytest needed; pytest test_all.py works too). Under 2 minutes on 2 cores.
+The kit's tests: python test_all.py (no pytest needed; pytest test_all.py works too). Under 2 minutes on 2 cores;
+python test_all.py labels table runs only the tests whose names hold one of those words.
 
 Labels against an independent reference, causality of every model, the delay semantics of DAT, resume,
 bad input, and a tiny train -> eval -> plot run.
@@ -66,6 +67,18 @@ def run_cli(main, argv):
             code = e.code
     return code, out.getvalue(), err.getvalue()
 
+@contextlib.contextmanager
+def held_elsewhere(folder):
+    """folder held, for the with block, by another process (run_folder.lock's advisory lock), as a trainer holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); "
+                               "sys.stdin.read()", folder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n", f"another process holds {folder}"
+        yield
+    finally:
+        holder.communicate("")
+
 def tmpdir():
     return tempfile.mkdtemp(prefix="datkit_test_")
 
@@ -97,7 +110,8 @@ def reference_symmetric(m, even_only=False):
     return perms, perms, lambda s, a: tuple(a[s[i]] for i in range(m)), tuple(range(m)), None
 
 def reference_by_matrices(matrices, start, weights=None):
-    """An automaton whose action a moves the one-hot state vector v to v @ matrices[a] (a 0/1 matrix, one 1 a row)."""
+    """An automaton whose action a moves the one-hot state vector v to v @ matrices[a]: matrices[a][q, r] is 1 where a
+    takes state q to r (one 1 a row)."""
     step = lambda s, a: int(np.argmax(np.eye(len(matrices[0]))[s] @ matrices[a]))
     return list(range(len(matrices[0]))), list(range(len(matrices))), step, start, weights
 
@@ -242,8 +256,11 @@ def test_labels_match_reference():
         assert tokens.shape == (200, data.seq_width(16, num_queries)) and tokens.dtype == torch.int64, "batch shape"
         lengths = (tokens == data.SEP).nonzero()[:, 1] // 2
         assert lengths.min() == 1 and lengths.max() == 16, "n is drawn from 1..train_len"
-        for row_tokens, row_targets in zip(tokens.tolist(), targets.tolist(), strict=True):
-            assert row_targets == reference_targets(row_tokens, group, num_keys, num_queries), f"{group}: targets"
+        for i, (row_tokens, row_targets) in enumerate(zip(tokens.tolist(), targets.tolist(), strict=True)):
+            expected = reference_targets(row_tokens, group, num_keys, num_queries)
+            wrong = next((j for j, (x, y) in enumerate(zip(row_targets, expected)) if x != y), None)
+            assert wrong is None, f"{group}: sequence {i}, position {wrong}: target {row_targets[wrong]}, the " \
+                f"reference's {expected[wrong]} (tokens {row_tokens[:wrong + 1]})"
         for row_tokens, row_ages in zip(tokens.tolist(), data.recall_ages(tokens, targets).tolist(), strict=True):
             assert row_ages == reference_ages(row_tokens), f"{group}: recall ages"
         drawn = tokens[:, 0::2][(tokens[:, 0::2] >= 2) & (tokens[:, 0::2] < 2 + len(actions))] - 2
@@ -1319,19 +1336,12 @@ def test_a_folder_held_by_another_process_is_refused_and_untouched():
     run = f"{root}/run"
     assert run_cli(train.main, TINY + ["--max_iters", "10", "--out_dir", run])[0] == 0
     release_locks()  # this process trained it; now another one holds it
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); "
-                               "sys.stdin.read()", run],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "held\n"
+    with held_elsewhere(run):
         before = tree(root)
         for script, argv in ((train, ["--resume", "--out_dir", run, "--max_iters", "20"]), (evaluation, [run])):
             code, _, err = run_cli(script.main, argv)
             assert code == runs.IN_USE and err == f"error: {run} is in use by another process\n", (code, err)
         assert tree(root) == before, "the held folder is untouched"
-    finally:
-        holder.communicate("")
     shutil.rmtree(root)
 
 def test_a_signal_during_training_stops_with_one_line_and_loses_nothing():
@@ -1400,14 +1410,8 @@ def test_a_reader_racing_a_starting_trainer_leaves_its_folder_out():
     fake_run(root, "a-s0", 0, "none", 0.9)
     os.makedirs(f"{root}/b-s1")
     shutil.copy(f"{root}/a-s0/config.json", f"{root}/b-s1/config.json")
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX); print(flush=True); sys.stdin.read()", f"{root}/b-s1"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        holder.stdout.readline()  # the trainer holds its folder
+    with held_elsewhere(f"{root}/b-s1"):  # the trainer holds its folder
         code, _, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png"])
-    finally:
-        holder.communicate("")
     assert code == 0 and "b-s1: a run starting" in err, f"a starting run is left out: {code} {err!r}"
     code, _, err = run_cli(plot.main, [root, "--out", f"{root}/fig.png"])
     assert code == 2 and "b-s1: a run folder without log.jsonl" in err, f"unheld, it is damaged: {err!r}"
@@ -2069,15 +2073,8 @@ def test_grid_job_failures_and_a_held_folder():
     env, lines = tiny_grid(root)
     # a run folder another process holds (train.py exit code runs.IN_USE): skipped, not failed
     os.makedirs(lines[1].folder)
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('held', flush=True); "
-                               "sys.stdin.read()", lines[1].folder],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline() == "held\n"
+    with held_elsewhere(lines[1].folder):
         done = launch_main(env, "--job", "2")
-    finally:
-        holder.communicate("")
     assert done[0] == 0 and "in use by another process: skipped" in done[1], f"IN_USE is a skip: {done}"
     assert not os.path.exists(os.path.join(lines[1].folder, "log.jsonl")), "a held folder is left alone"
     # a log that cannot be read (in a folder not yet scored): one error line, exit code 1, nothing written
@@ -2330,12 +2327,10 @@ def test_grid_job_decides_again_and_writes_its_report_whole():
         fake_finished_run(todo.folder, todo.options, [1, 2])  # another launcher finished it meanwhile
         assert todo.state == "new" and launch.run_job(todo) == "skipped" and todo.state == "finished", \
             f"a line finished since the launcher started is skipped: {todo.state}"
-        run_folder.lock(lines[2].folder)  # another process holds it
-        try:
+        os.makedirs(lines[2].folder)
+        with held_elsewhere(lines[2].folder):
             assert launch.run_job(lines[2]) == "skipped" and "in use by another process" in out.getvalue(), \
                 f"a folder held by another process is skipped: {out.getvalue()}"
-        finally:
-            release_locks()
         os.remove(os.path.join(todo.folder, "eval.json"))
         fake_checkpoint(todo.folder)  # trained, not scored
         with open(os.path.join(todo.folder, "eval.txt.tmp"), "w") as f:
@@ -2471,7 +2466,8 @@ def test_tiny_train_eval_plot():
 
 if __name__ == "__main__":
     torch.set_num_threads(1)  # tiny models: one thread is faster, and two spin against any other busy process
-    tests = [(name, fn) for name, fn in list(globals().items()) if name.startswith("test_") and callable(fn)]
+    tests = [(name, fn) for name, fn in list(globals().items()) if name.startswith("test_") and callable(fn)
+             and (len(sys.argv) == 1 or any(word in name for word in sys.argv[1:]))]  # python test_all.py WORD...
     passed = failed = 0
     for name, fn in tests:
         t0 = time.time()
