@@ -155,12 +155,11 @@ def kept(args, saved_step):
 
 def gate_at(step, args):
     """The DAT gate: 0 before the delay, then linear from 1/R to 1 over R steps (--ramp R), then 1."""
-    on = args.attn_on_step
     if not args.dat or args.dat_mode != "gate":
         return 1.0
-    if on is None or step < on:
+    if args.attn_on_step is None or step < args.attn_on_step:
         return 0.0
-    return min(1.0, (step - on + 1) / args.ramp) if args.ramp else 1.0
+    return min(1.0, (step - args.attn_on_step + 1) / args.ramp) if args.ramp else 1.0
 
 def lr_at(step, args):
     if step < args.warmup:
@@ -175,19 +174,15 @@ def param_groups(params, args, name):
 
 def make_optimizer(model, args, with_attention):
     """Under DAT the attention parameters are frozen until the delay and only then join the optimizer (the DAT rule)."""
-    attention = {id(p) for p in model.attention_parameters()}
-    rest = [p for p in model.parameters() if id(p) not in attention]
+    for p in model.attention_parameters():
+        p.requires_grad_(False)
+    rest = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per step on a GPU, where many small launches, not arithmetic, set the pace
     optimizer = torch.optim.AdamW(param_groups(rest, args, "rest"), lr=args.lr, betas=(0.9, 0.98),
                                   fused=args.device == "cuda")
-    for p in model.attention_parameters():
-        p.requires_grad_(False)
     if with_attention:
         add_attention(optimizer, model, args)
     return optimizer
-
-def trains_attention(optimizer):
-    return any(group["name"] == "attention" for group in optimizer.param_groups)
 
 def add_attention(optimizer, model, args):
     for p in model.attention_parameters():
@@ -197,7 +192,7 @@ def add_attention(optimizer, model, args):
 
 def set_gate_and_lr(step, args, model, optimizer):
     """Attention joins the optimizer at the step it switches on; the gate and both learning rates of this step."""
-    if args.dat and step == args.attn_on_step and not trains_attention(optimizer):
+    if args.dat and args.dat_mode != "lr" and step == args.attn_on_step:
         add_attention(optimizer, model, args)
     model.gate = gate_at(step, args)
     lr = lr_at(step, args)
@@ -215,21 +210,18 @@ def build(args, ckpt):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # very sharp softmaxes make denormal floats, which are slow on CPUs
-    device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    task = machine_of(args.group).to(device)
-    model_config = model_config_of(vars(args))
-    model = Model(model_config).to(device)
-    data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
-    optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr")
+    task = machine_of(args.group).to(args.device)
+    model = Model(model_config_of(vars(args))).to(args.device)
+    data_rng = torch.Generator(device=args.device).manual_seed(args.seed + 1)
+    # attention trains throughout, or joins the optimizer after step attn_on_step (the loop adds it at that step)
+    joined = ckpt is not None and args.attn_on_step is not None and ckpt["step"] > args.attn_on_step
+    optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr" or joined)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-        # attention joins the optimizer at step attn_on_step: the loop does that when resuming exactly there
-        if not trains_attention(optimizer) and args.attn_on_step is not None and ckpt["step"] > args.attn_on_step:
-            add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])
-    return model, model_config, optimizer, task, data_rng
+    return model, model.cfg, optimizer, task, data_rng
 
 def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     with autocast:
