@@ -53,7 +53,7 @@ def block_layout(cfg):
 # -----------------------------------------------------------------------------
 
 def rotary(x, cos, sin):
-    """Rotate each pair of channels (first half, second half) of x (B, H, T, hd) by a position-dependent angle."""
+    """Rotate each pair of channels (first half, second half) of x (B * H, T, hd) by a position-dependent angle."""
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -72,17 +72,16 @@ class Attention(nn.Module):
     def forward(self, x, rope=None):
         B, T, C = x.shape
         H, hd = self.n_heads, C // self.n_heads
-        q, k, v = self.qkv(self.ln(x)).view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(self.ln(x)).view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4).reshape(3, B * H, T, hd)
         if rope is not None:
             q, k = rotary(q, *rope), rotary(k, *rope)
         # causal softmax(q k^T / sqrt(hd)), written out rather than F.scaled_dot_product_attention so that the
         # weights are there for pictures; on a CPU at these sizes it is also the faster (results/README.md, Speed)
         future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
-        q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
         weights = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5).softmax(dim=-1)
         if self.keep_weights:  # for pictures (results/attention.py)
             self.kept_weights = weights.view(B, H, T, T).detach()
-        y = weights @ v.reshape(B * H, T, hd)
+        y = weights @ v
         return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
 
 class MLP(nn.Module):
@@ -96,10 +95,10 @@ class MLP(nn.Module):
         return self.down(F.gelu(self.up(self.ln(x))))
 
 class AttentionBlock(nn.Module):
-    def __init__(self, cfg, mlp):
+    def __init__(self, cfg):
         super().__init__()
         self.attn = Attention(cfg)
-        self.mlp = MLP(cfg) if mlp else None
+        self.mlp = MLP(cfg) if cfg.mlp or cfg.model == "transformer" else None
 
     def forward(self, x, gate, rope):
         if gate != 0.0:  # a gate of exactly 0 skips the attention: the output is then exactly x
@@ -143,8 +142,7 @@ class DiagonalCore(nn.Module):
         self.transitions, d = cfg.transitions, cfg.d_model
         self.is_complex = cfg.transitions == "complex"
         self.transition_range = (0, -1.0 if cfg.transitions == "signed" else 0.0, 1.0)  # a_t's
-        parts = 4 if self.is_complex else 2  # z, b (and u, b_im)
-        self.in_proj = nn.Linear(d, parts * d)
+        self.in_proj = nn.Linear(d, (4 if self.is_complex else 2) * d)  # z, b (and u, b_im)
         self.out = nn.Linear(2 * d if self.is_complex else d, d)
 
     def coefficients(self, x):
@@ -225,9 +223,8 @@ class Model(nn.Module):
             raise ValueError(f"unknown position encoding {cfg.pos!r}: use rope or none")
         if cfg.core not in CORES or cfg.transitions not in TRANSITIONS:
             raise ValueError(f"unknown core {cfg.core!r} or transitions {cfg.transitions!r}")
-        has_mlp = cfg.mlp or cfg.model == "transformer"
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(RecurrentBlock(cfg) if kind == "rnn" else AttentionBlock(cfg, has_mlp)
+        self.blocks = nn.ModuleList(RecurrentBlock(cfg) if kind == "rnn" else AttentionBlock(cfg)
                                     for kind in self.layout)
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)
