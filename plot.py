@@ -110,6 +110,7 @@ def scored_lengths(runs_by_label):
             for label, runs in sorted(runs_by_label.items())}
 
 def save_figure(fig, out):
+    fig.tight_layout()
     write_file(out, lambda tmp: fig.savefig(tmp, dpi=110, format=os.path.splitext(out)[1][1:].lower()))
     plt.close(fig)
 
@@ -168,19 +169,17 @@ def plot_runs(runs_by_label, out, lengths):
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(fontsize=7)
-    fig.tight_layout()
     save_figure(fig, out)
 
 def plot_sweep(runs, key, out, mult=3):
     """Accuracy at mult x the training length against a numeric option (e.g. --delay) over the finished seeds; a run
     not scored at mult x is left out, in one warning line."""
-    by_value, unscored = defaultdict(list), []
-    for r in runs:
-        if r["finished"] and isinstance(r["config"].get(key), (int, float)):
-            if record(r, mult) is None:
-                unscored.append(r["dir"])
-            else:
-                by_value[r["config"][key]].append(record(r, mult))
+    swept = [r for r in runs if r["finished"] and isinstance(r["config"].get(key), (int, float))]
+    unscored = [r["dir"] for r in swept if record(r, mult) is None]
+    by_value = defaultdict(list)
+    for r in swept:
+        if record(r, mult) is not None:
+            by_value[r["config"][key]].append(record(r, mult))
     if unscored:
         print(f"warning: --sweep {key}: {len(unscored)} finished run(s) have no {mult}x record and are left out: "
               f"{', '.join(unscored)}", file=sys.stderr)
