@@ -199,7 +199,6 @@ def plot_sweep(runs, key, out, mult=3):
            f"({'/'.join(map(str, seeds))} seeds per point; band: min to max)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     save_figure(fig, out)
     print(f"wrote {out}: {len(runs)} runs, {len(x)} values of {key}")
 
