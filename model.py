@@ -9,6 +9,7 @@ and, if the config asks for it, an MLP. The gate is one non-trainable number hel
 Training keeps it at 0 for the first --delay steps, and at exactly 0 the attention is skipped, not computed.
 """
 import itertools
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -84,15 +85,11 @@ class Attention(nn.Module):
         y = weights @ v
         return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
 
-class MLP(nn.Module):
+class MLP(nn.Sequential):
     def __init__(self, cfg):
-        super().__init__()
-        self.ln = nn.LayerNorm(cfg.d_model)
-        self.up = nn.Linear(cfg.d_model, 4 * cfg.d_model)
-        self.down = nn.Linear(4 * cfg.d_model, cfg.d_model)
-
-    def forward(self, x):
-        return self.down(F.gelu(self.up(self.ln(x))))
+        d = cfg.d_model
+        super().__init__(OrderedDict(ln=nn.LayerNorm(d), up=nn.Linear(d, 4 * d), gelu=nn.GELU(),
+                                     down=nn.Linear(4 * d, d)))
 
 class AttentionBlock(nn.Module):
     def __init__(self, cfg):
