@@ -62,12 +62,11 @@ def load_run(run_dir):
 def load_runs(paths):
     """Every run folder among paths, loaded; two holding one config and seed (a copy) are an error; the finished
     seeds of a config scored differently (test lengths aside) are one warning line."""
-    loaded, seen = [load_run(r) for r in find_runs(paths)], {}
-    for run in loaded:
-        key = json.dumps({**identity(run["config"]), "seed": run["config"]["seed"]}, sort_keys=True)
-        if key in seen:
-            die(f"{seen[key]} and {run['dir']} hold the same run (config and seed): keep one")
-        seen[key] = run["dir"]
+    loaded = [load_run(r) for r in find_runs(paths)]
+    for runs in group_by_config(loaded).values():  # in order of seed: a copy sits right after its run
+        for run, copy in zip(runs, runs[1:]):
+            if run["config"]["seed"] == copy["config"]["seed"]:
+                die(f"{run['dir']} and {copy['dir']} hold the same run (config and seed): keep one")
     for label, runs in group_by_config(r for r in loaded if r["finished"]).items():
         how = [{k: v for k, v in run["scored"].items() if k != "mults"} for run in runs]
         differ = sorted({k for h in how for k in h if any(h.get(k) != other.get(k) for other in how)})
