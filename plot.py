@@ -207,10 +207,8 @@ def summary_table(runs_by_label, lengths):
     part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
     lines = [f"| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, {part} probe |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for label, runs in sorted(runs_by_label.items()):
+    for label, runs in sorted(runs_by_label.items()):  # a label without finished runs has no test lengths: no row
         evaluated = [r for r in runs if r["finished"]]
-        if not evaluated:
-            continue
         unfinished = [str(r["config"]["seed"]) for r in runs if not r["finished"]]
         seeds = ",".join(str(r["config"]["seed"]) for r in evaluated)
         seeds += f"; unfinished: {','.join(unfinished)}" if unfinished else ""
