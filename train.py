@@ -13,7 +13,7 @@ the attention parameters are frozen (outside the optimizer: no gradient, no step
 at step D they are bit-identical to their init. Then they join the optimizer and the gate becomes 1 (from 1/R to 1
 over R steps with --ramp). Without --dat the same model, data and init train with the gate at 1: a paired comparison.
 """
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+from runs import append_line, die, run_script, stop_code, write_json  # first: Ctrl-C during slow imports: one line
 import json
 import math
 import os
@@ -31,26 +31,24 @@ from data import machine_of, sample_batch, target_masks
 from eval import evaluate, extra_scores
 from model import Model
 from options import check_args, model_config_of, parser
-from run_folder import checked_run, folder_state
-from runs import append_line, die, run_script, write_json
 
 def main(argv=None):
     # 1. options: a new run, or the run in --out_dir to resume (held by this process before it is read)
     resuming = "--resume" in (sys.argv[1:] if argv is None else argv)
     args, ckpt = run_folder.resumed(argv) if resuming else (check_args(parser.parse_args(argv)), None)
     if args.dry_run:
-        return print(args.out_dir, folder_state(args))
+        return print(args.out_dir, run_folder.folder_state(args))
     if os.path.isdir(os.path.join(args.out_dir, "eval.json")):
         die(f"cannot write {args.out_dir}/eval.json: a folder is in the way")
     if args.compile and args.device == "cpu" and not any(map(shutil.which, ("c++", "g++", "clang++"))):
         die("--compile needs a C++ compiler on the CPU (torch.compile builds its kernels with one): none is here")
     if not resuming:
         run_folder.lock(args.out_dir)
-        if (state := folder_state(args)) != "new":  # only a run stopped before its first checkpoint starts again
+        if (state := run_folder.folder_state(args)) != "new":  # only a run stopped before its first checkpoint restarts
             die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another "
                 f"--out_dir")
     else:
-        checked_run(args.out_dir, ckpt)
+        run_folder.checked_run(args.out_dir, ckpt)
     model, model_config, optimizer, task, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
@@ -139,7 +137,7 @@ def main(argv=None):
             sums[0] = 0
             t_log, steps_timed = time.time(), 0
     except KeyboardInterrupt as e:
-        die(f"interrupted at step {step}; " + kept(args, saved_step), code=runs.stop_code(e))
+        die(f"interrupted at step {step}; " + kept(args, saved_step), code=stop_code(e))
     fits = [m for m in (1, 2, 3, 4) if m * args.train_len <= args.num_keys]  # eval.py's lengths, where keys suffice
     mults = "" if len(fits) == 4 else f" --mults {','.join(map(str, fits))}"
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)}{mults} "
