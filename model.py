@@ -216,10 +216,9 @@ class Model(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.layout = block_layout(cfg)
-        if cfg.pos not in ("rope", "none"):
-            raise ValueError(f"unknown position encoding {cfg.pos!r}: use rope or none")
-        if cfg.core not in CORES or cfg.transitions not in TRANSITIONS:
-            raise ValueError(f"unknown core {cfg.core!r} or transitions {cfg.transitions!r}")
+        for name, known in (("pos", ("rope", "none")), ("core", CORES), ("transitions", TRANSITIONS)):
+            if getattr(cfg, name) not in known:
+                raise ValueError(f"unknown {name} {getattr(cfg, name)!r}: use one of {', '.join(known)}")
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(RecurrentBlock(cfg) if kind == "rnn" else AttentionBlock(cfg)
                                     for kind in self.layout)
