@@ -132,8 +132,10 @@ def plot_runs(runs_by_label, out, lengths):
     """The figure of plot.py; lengths: scored_lengths(runs_by_label), the test lengths drawn per label."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
-    titles = [(axes[0, 0], "token accuracy"), (axes[0, 1], "sequence accuracy"),
-              (axes[1, 0], f"state: attention gated off (solid), linear probe of the {part} (dashed)")]
+    length = "test length (multiple of the training length)"
+    panels = [(length, "accuracy", "token accuracy"), (length, "accuracy", "sequence accuracy"),
+              (length, "accuracy", f"state: attention gated off (solid), linear probe of the {part} (dashed)"),
+              ("training step", "token accuracy at 3x", "training: token accuracy at 3x (shaded: attention delayed)")]
     for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
         color = f"C{i % 10}"
         evaluated = [r for r in runs if r["finished"]]  # unfinished runs: training curves only, counted in the label
@@ -159,12 +161,8 @@ def plot_runs(runs_by_label, out, lengths):
             on = config["max_iters"] if on is None else on
             axes[1, 1].axvspan(0, on, color=color, alpha=0.08)
             axes[1, 1].axvline(on + config.get("ramp", 0), color=color, ls=":", lw=1)
-    for ax, title in titles:
-        ax.set(xlabel="test length (multiple of the training length)", ylabel="accuracy", title=title,
-               ylim=(-0.02, 1.02))
-    axes[1, 1].set(xlabel="training step", ylabel="token accuracy at 3x", ylim=(-0.02, 1.02),
-                   title="training: token accuracy at 3x (shaded: attention delayed)")
-    for ax in axes.flat:
+    for ax, (xlabel, ylabel, title) in zip(axes.flat, panels):
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(fontsize=7)
