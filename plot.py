@@ -32,8 +32,7 @@ def find_runs(paths):
     config.json or log.jsonl is an error line, unless a trainer holds it (writing its first records: left out)."""
     runs = []
     for path in paths:
-        candidates = [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else []))
-        for folder in candidates:
+        for folder in [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else [])):
             held = [f for f in RUN_FILES if os.path.exists(os.path.join(folder, f))]
             lacks = [f for f in RUN_FILES[:2] if not os.path.isfile(os.path.join(folder, f))]
             if held and lacks and in_use(folder):
