@@ -249,8 +249,7 @@ def main(argv=None):
 def check_out(path, option="--out"):
     """A figure's name ends in a format matplotlib writes, in any case (fig.PNG is a png), and is outside_runs."""
     outside_runs(path, option)
-    formats = plt.figure().canvas.get_supported_filetypes()
-    plt.close("all")
+    formats = plt.Figure().canvas.get_supported_filetypes()
     if os.path.splitext(path)[1][1:].lower() not in formats:
         die(f"{option} {path!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
 
