@@ -178,15 +178,14 @@ class DeltaCore(nn.Module):
         self.out = nn.Linear(d, d)
 
     def coefficients(self, x):
-        """q (B, T, d), and per step k, v (B, T, n, d) and beta (B, T, n, 1)."""
+        """q (B, T, d), and per step k, v (B, T * n, d) and beta (B, T * n, 1): token 0's n steps, then token 1's..."""
         d = x.shape[-1]
         q, steps = self.in_proj(x).split([d, self.steps * (2 * d + 1)], dim=-1)
-        k, v, z = steps.unflatten(-1, (self.steps, 2 * d + 1)).split([d, d, 1], dim=-1)
+        k, v, z = steps.unflatten(-1, (self.steps, 2 * d + 1)).flatten(1, 2).split([d, d, 1], dim=-1)
         return q, F.normalize(k, dim=-1), v, self.beta_max * torch.sigmoid(z)
 
     def forward(self, x):
         q, k, v, beta = self.coefficients(x)
-        k, v, beta = k.flatten(1, 2), v.flatten(1, 2), beta.flatten(1, 2)  # the steps in order: token 0's n, ...
         step, token = torch.arange(k.shape[1], device=x.device), torch.arange(q.shape[1], device=x.device)
         beta_k = beta * k
         # u_s + sum_(r < s) (k_s . beta_r k_r) u_r = v_s; the solver reads the strict lower triangle only
