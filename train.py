@@ -121,9 +121,8 @@ def main(argv=None):
             # eval and checkpoint
             if is_eval_step:
                 model.eval()
-                for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):
-                    entry.update({f"{k}_{record['mult']}x": record[k]
-                                  for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")})
+                for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):  # its four accuracies
+                    entry.update({f"{k}_{record['mult']}x": v for k, v in record.items() if k.endswith("_acc")})
                 model.train()
                 line += f" | token acc 1x {entry['token_acc_1x']:.3f} 3x {entry['token_acc_3x']:.3f}"
                 run_folder.save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
