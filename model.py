@@ -200,10 +200,9 @@ TRANSITIONS = ("unit", "signed", "complex")
 class RecurrentBlock(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.core_name = cfg.core
+        self.core_name, self.emb_skip = cfg.core, cfg.emb_skip
         # held under the core's name: an LSTM's parameters keep the keys of checkpoints older than the cores
         self.add_module(cfg.core, CORES[cfg.core](cfg))
-        self.emb_skip = cfg.emb_skip
 
     def forward(self, x, emb):
         return getattr(self, self.core_name)(x) + self.emb_skip * emb
