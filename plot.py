@@ -35,13 +35,12 @@ def find_runs(paths):
         for folder in [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else [])):
             held = [f for f in RUN_FILES if os.path.exists(os.path.join(folder, f))]
             lacks = [f for f in RUN_FILES[:2] if not os.path.isfile(os.path.join(folder, f))]
-            if held and lacks and in_use(folder):
-                print(f"warning: {folder}: a run starting (no {' and '.join(lacks)} yet): left out", file=sys.stderr)
-                continue
-            if held and lacks:
+            if held and lacks and not in_use(folder):
                 die(f"{folder}: a run folder without {' and '.join(lacks)} (it holds {', '.join(held)}): "
                     "restore it or move the folder away")
-            runs += [folder] * bool(held)
+            if held and lacks:
+                print(f"warning: {folder}: a run starting (no {' and '.join(lacks)} yet): left out", file=sys.stderr)
+            runs += [folder] * bool(held and not lacks)
     return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
 
 def load_run(run_dir):
