@@ -9,6 +9,7 @@ and, if the config asks for it, an MLP. The gate is one non-trainable number hel
 Training keeps it at 0 for the first --delay steps, and at exactly 0 the attention is skipped, not computed.
 """
 import itertools
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -53,7 +54,7 @@ def block_layout(cfg):
 # -----------------------------------------------------------------------------
 
 def rotary(x, cos, sin):
-    """Rotate each pair of channels (first half, second half) of x (B, H, T, hd) by a position-dependent angle."""
+    """Rotate each pair of channels (first half, second half) of x (B * H, T, hd) by a position-dependent angle."""
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -72,34 +73,29 @@ class Attention(nn.Module):
     def forward(self, x, rope=None):
         B, T, C = x.shape
         H, hd = self.n_heads, C // self.n_heads
-        q, k, v = self.qkv(self.ln(x)).view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(self.ln(x)).view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4).reshape(3, B * H, T, hd)
         if rope is not None:
             q, k = rotary(q, *rope), rotary(k, *rope)
         # causal softmax(q k^T / sqrt(hd)), written out rather than F.scaled_dot_product_attention so that the
         # weights are there for pictures; on a CPU at these sizes it is also the faster (results/README.md, Speed)
         future = torch.full((T, T), float("-inf"), device=q.device, dtype=q.dtype).triu(1)
-        q, k = q.reshape(B * H, T, hd), k.reshape(B * H, T, hd)
         weights = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5).softmax(dim=-1)
         if self.keep_weights:  # for pictures (results/attention.py)
             self.kept_weights = weights.view(B, H, T, T).detach()
-        y = weights @ v.reshape(B * H, T, hd)
+        y = weights @ v
         return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
 
-class MLP(nn.Module):
+class MLP(nn.Sequential):
     def __init__(self, cfg):
-        super().__init__()
-        self.ln = nn.LayerNorm(cfg.d_model)
-        self.up = nn.Linear(cfg.d_model, 4 * cfg.d_model)
-        self.down = nn.Linear(4 * cfg.d_model, cfg.d_model)
-
-    def forward(self, x):
-        return self.down(F.gelu(self.up(self.ln(x))))
+        d = cfg.d_model
+        super().__init__(OrderedDict(ln=nn.LayerNorm(d), up=nn.Linear(d, 4 * d), gelu=nn.GELU(),
+                                     down=nn.Linear(4 * d, d)))
 
 class AttentionBlock(nn.Module):
-    def __init__(self, cfg, mlp):
+    def __init__(self, cfg):
         super().__init__()
         self.attn = Attention(cfg)
-        self.mlp = MLP(cfg) if mlp else None
+        self.mlp = MLP(cfg) if cfg.mlp or cfg.model == "transformer" else None
 
     def forward(self, x, gate, rope):
         if gate != 0.0:  # a gate of exactly 0 skips the attention: the output is then exactly x
@@ -143,8 +139,7 @@ class DiagonalCore(nn.Module):
         self.transitions, d = cfg.transitions, cfg.d_model
         self.is_complex = cfg.transitions == "complex"
         self.transition_range = (0, -1.0 if cfg.transitions == "signed" else 0.0, 1.0)  # a_t's
-        parts = 4 if self.is_complex else 2  # z, b (and u, b_im)
-        self.in_proj = nn.Linear(d, parts * d)
+        self.in_proj = nn.Linear(d, (4 if self.is_complex else 2) * d)  # z, b (and u, b_im)
         self.out = nn.Linear(2 * d if self.is_complex else d, d)
 
     def coefficients(self, x):
@@ -183,15 +178,14 @@ class DeltaCore(nn.Module):
         self.out = nn.Linear(d, d)
 
     def coefficients(self, x):
-        """q (B, T, d), and per step k, v (B, T, n, d) and beta (B, T, n, 1)."""
+        """q (B, T, d), and per step k, v (B, T * n, d) and beta (B, T * n, 1): token 0's n steps, then token 1's..."""
         d = x.shape[-1]
         q, steps = self.in_proj(x).split([d, self.steps * (2 * d + 1)], dim=-1)
-        k, v, z = steps.unflatten(-1, (self.steps, 2 * d + 1)).split([d, d, 1], dim=-1)
+        k, v, z = steps.unflatten(-1, (self.steps, 2 * d + 1)).flatten(1, 2).split([d, d, 1], dim=-1)
         return q, F.normalize(k, dim=-1), v, self.beta_max * torch.sigmoid(z)
 
     def forward(self, x):
         q, k, v, beta = self.coefficients(x)
-        k, v, beta = k.flatten(1, 2), v.flatten(1, 2), beta.flatten(1, 2)  # the steps in order: token 0's n, ...
         step, token = torch.arange(k.shape[1], device=x.device), torch.arange(q.shape[1], device=x.device)
         beta_k = beta * k
         # u_s + sum_(r < s) (k_s . beta_r k_r) u_r = v_s; the solver reads the strict lower triangle only
@@ -206,10 +200,9 @@ TRANSITIONS = ("unit", "signed", "complex")
 class RecurrentBlock(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.core_name = cfg.core
+        self.core_name, self.emb_skip = cfg.core, cfg.emb_skip
         # held under the core's name: an LSTM's parameters keep the keys of checkpoints older than the cores
         self.add_module(cfg.core, CORES[cfg.core](cfg))
-        self.emb_skip = cfg.emb_skip
 
     def forward(self, x, emb):
         return getattr(self, self.core_name)(x) + self.emb_skip * emb
@@ -221,13 +214,11 @@ class Model(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.layout = block_layout(cfg)
-        if cfg.pos not in ("rope", "none"):
-            raise ValueError(f"unknown position encoding {cfg.pos!r}: use rope or none")
-        if cfg.core not in CORES or cfg.transitions not in TRANSITIONS:
-            raise ValueError(f"unknown core {cfg.core!r} or transitions {cfg.transitions!r}")
-        has_mlp = cfg.mlp or cfg.model == "transformer"
+        for name, known in (("pos", ("rope", "none")), ("core", CORES), ("transitions", TRANSITIONS)):
+            if getattr(cfg, name) not in known:
+                raise ValueError(f"unknown {name} {getattr(cfg, name)!r}: use one of {', '.join(known)}")
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.blocks = nn.ModuleList(RecurrentBlock(cfg) if kind == "rnn" else AttentionBlock(cfg, has_mlp)
+        self.blocks = nn.ModuleList(RecurrentBlock(cfg) if kind == "rnn" else AttentionBlock(cfg)
                                     for kind in self.layout)
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_classes)

@@ -32,17 +32,15 @@ def find_runs(paths):
     config.json or log.jsonl is an error line, unless a trainer holds it (writing its first records: left out)."""
     runs = []
     for path in paths:
-        candidates = [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else []))
-        for folder in candidates:
+        for folder in [path] + sorted(os.path.join(path, d) for d in (os.listdir(path) if os.path.isdir(path) else [])):
             held = [f for f in RUN_FILES if os.path.exists(os.path.join(folder, f))]
             lacks = [f for f in RUN_FILES[:2] if not os.path.isfile(os.path.join(folder, f))]
-            if held and lacks and in_use(folder):
-                print(f"warning: {folder}: a run starting (no {' and '.join(lacks)} yet): left out", file=sys.stderr)
-                continue
-            if held and lacks:
+            if held and lacks and not in_use(folder):
                 die(f"{folder}: a run folder without {' and '.join(lacks)} (it holds {', '.join(held)}): "
                     "restore it or move the folder away")
-            runs += [folder] * bool(held)
+            if held and lacks:
+                print(f"warning: {folder}: a run starting (no {' and '.join(lacks)} yet): left out", file=sys.stderr)
+            runs += [folder] * bool(held and not lacks)
     return list(dict.fromkeys(os.path.normpath(r) for r in runs))  # a folder named twice counts once
 
 def load_run(run_dir):
@@ -62,12 +60,11 @@ def load_run(run_dir):
 def load_runs(paths):
     """Every run folder among paths, loaded; two holding one config and seed (a copy) are an error; the finished
     seeds of a config scored differently (test lengths aside) are one warning line."""
-    loaded, seen = [load_run(r) for r in find_runs(paths)], {}
-    for run in loaded:
-        key = json.dumps({**identity(run["config"]), "seed": run["config"]["seed"]}, sort_keys=True)
-        if key in seen:
-            die(f"{seen[key]} and {run['dir']} hold the same run (config and seed): keep one")
-        seen[key] = run["dir"]
+    loaded = [load_run(r) for r in find_runs(paths)]
+    for runs in group_by_config(loaded).values():  # in order of seed: a copy sits right after its run
+        for run, copy in zip(runs, runs[1:]):
+            if run["config"]["seed"] == copy["config"]["seed"]:
+                die(f"{run['dir']} and {copy['dir']} hold the same run (config and seed): keep one")
     for label, runs in group_by_config(r for r in loaded if r["finished"]).items():
         how = [{k: v for k, v in run["scored"].items() if k != "mults"} for run in runs]
         differ = sorted({k for h in how for k in h if any(h.get(k) != other.get(k) for other in how)})
@@ -110,6 +107,7 @@ def scored_lengths(runs_by_label):
             for label, runs in sorted(runs_by_label.items())}
 
 def save_figure(fig, out):
+    fig.tight_layout()
     write_file(out, lambda tmp: fig.savefig(tmp, dpi=110, format=os.path.splitext(out)[1][1:].lower()))
     plt.close(fig)
 
@@ -132,8 +130,10 @@ def plot_runs(runs_by_label, out, lengths):
     """The figure of plot.py; lengths: scored_lengths(runs_by_label), the test lengths drawn per label."""
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
-    titles = [(axes[0, 0], "token accuracy"), (axes[0, 1], "sequence accuracy"),
-              (axes[1, 0], f"state: attention gated off (solid), linear probe of the {part} (dashed)")]
+    length = "test length (multiple of the training length)"
+    panels = [(length, "accuracy", "token accuracy"), (length, "accuracy", "sequence accuracy"),
+              (length, "accuracy", f"state: attention gated off (solid), linear probe of the {part} (dashed)"),
+              ("training step", "token accuracy at 3x", "training: token accuracy at 3x (shaded: attention delayed)")]
     for i, (label, runs) in enumerate(sorted(runs_by_label.items())):
         color = f"C{i % 10}"
         evaluated = [r for r in runs if r["finished"]]  # unfinished runs: training curves only, counted in the label
@@ -159,28 +159,22 @@ def plot_runs(runs_by_label, out, lengths):
             on = config["max_iters"] if on is None else on
             axes[1, 1].axvspan(0, on, color=color, alpha=0.08)
             axes[1, 1].axvline(on + config.get("ramp", 0), color=color, ls=":", lw=1)
-    for ax, title in titles:
-        ax.set(xlabel="test length (multiple of the training length)", ylabel="accuracy", title=title,
-               ylim=(-0.02, 1.02))
-    axes[1, 1].set(xlabel="training step", ylabel="token accuracy at 3x", ylim=(-0.02, 1.02),
-                   title="training: token accuracy at 3x (shaded: attention delayed)")
-    for ax in axes.flat:
+    for ax, (xlabel, ylabel, title) in zip(axes.flat, panels):
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title, ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(fontsize=7)
-    fig.tight_layout()
     save_figure(fig, out)
 
 def plot_sweep(runs, key, out, mult=3):
     """Accuracy at mult x the training length against a numeric option (e.g. --delay) over the finished seeds; a run
     not scored at mult x is left out, in one warning line."""
-    by_value, unscored = defaultdict(list), []
-    for r in runs:
-        if r["finished"] and isinstance(r["config"].get(key), (int, float)):
-            if record(r, mult) is None:
-                unscored.append(r["dir"])
-            else:
-                by_value[r["config"][key]].append(record(r, mult))
+    swept = [r for r in runs if r["finished"] and isinstance(r["config"].get(key), (int, float))]
+    unscored = [r["dir"] for r in swept if record(r, mult) is None]
+    by_value = defaultdict(list)
+    for r in swept:
+        if record(r, mult) is not None:
+            by_value[r["config"][key]].append(record(r, mult))
     if unscored:
         print(f"warning: --sweep {key}: {len(unscored)} finished run(s) have no {mult}x record and are left out: "
               f"{', '.join(unscored)}", file=sys.stderr)
@@ -200,7 +194,6 @@ def plot_sweep(runs, key, out, mult=3):
            f"({'/'.join(map(str, seeds))} seeds per point; band: min to max)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
     save_figure(fig, out)
     print(f"wrote {out}: {len(runs)} runs, {len(x)} values of {key}")
 
@@ -210,10 +203,8 @@ def summary_table(runs_by_label, lengths):
     part = recurrent_part(cores_of(r for runs in runs_by_label.values() for r in runs))
     lines = [f"| run (seeds) | mult | state | recall | token | sequence | state, attention off | state, {part} probe |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for label, runs in sorted(runs_by_label.items()):
+    for label, runs in sorted(runs_by_label.items()):  # a label without finished runs has no test lengths: no row
         evaluated = [r for r in runs if r["finished"]]
-        if not evaluated:
-            continue
         unfinished = [str(r["config"]["seed"]) for r in runs if not r["finished"]]
         seeds = ",".join(str(r["config"]["seed"]) for r in evaluated)
         seeds += f"; unfinished: {','.join(unfinished)}" if unfinished else ""
@@ -257,8 +248,7 @@ def main(argv=None):
 def check_out(path, option="--out"):
     """A figure's name ends in a format matplotlib writes, in any case (fig.PNG is a png), and is outside_runs."""
     outside_runs(path, option)
-    formats = plt.figure().canvas.get_supported_filetypes()
-    plt.close("all")
+    formats = plt.Figure().canvas.get_supported_filetypes()
     if os.path.splitext(path)[1][1:].lower() not in formats:
         die(f"{option} {path!r}: the file name must end in one of .{', .'.join(sorted(formats))}")
 

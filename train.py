@@ -13,7 +13,7 @@ the attention parameters are frozen (outside the optimizer: no gradient, no step
 at step D they are bit-identical to their init. Then they join the optimizer and the gate becomes 1 (from 1/R to 1
 over R steps with --ramp). Without --dat the same model, data and init train with the gate at 1: a paired comparison.
 """
-import runs  # first: it answers Ctrl-C during the slow imports below with one line
+from runs import append_line, die, run_script, stop_code, write_json  # first: Ctrl-C during slow imports: one line
 import json
 import math
 import os
@@ -31,26 +31,24 @@ from data import machine_of, sample_batch, target_masks
 from eval import evaluate, extra_scores
 from model import Model
 from options import check_args, model_config_of, parser
-from run_folder import checked_run, folder_state
-from runs import append_line, die, run_script, write_json
 
 def main(argv=None):
     # 1. options: a new run, or the run in --out_dir to resume (held by this process before it is read)
     resuming = "--resume" in (sys.argv[1:] if argv is None else argv)
     args, ckpt = run_folder.resumed(argv) if resuming else (check_args(parser.parse_args(argv)), None)
     if args.dry_run:
-        return print(args.out_dir, folder_state(args))
+        return print(args.out_dir, run_folder.folder_state(args))
     if os.path.isdir(os.path.join(args.out_dir, "eval.json")):
         die(f"cannot write {args.out_dir}/eval.json: a folder is in the way")
     if args.compile and args.device == "cpu" and not any(map(shutil.which, ("c++", "g++", "clang++"))):
         die("--compile needs a C++ compiler on the CPU (torch.compile builds its kernels with one): none is here")
     if not resuming:
         run_folder.lock(args.out_dir)
-        if (state := folder_state(args)) != "new":  # only a run stopped before its first checkpoint starts again
+        if (state := run_folder.folder_state(args)) != "new":  # only a run stopped before its first checkpoint restarts
             die(f"{args.out_dir} already holds a run ({state}): pass --resume to continue it, or choose another "
                 f"--out_dir")
     else:
-        checked_run(args.out_dir, ckpt)
+        run_folder.checked_run(args.out_dir, ckpt)
     model, model_config, optimizer, task, data_rng = build(args, ckpt)
     forward = torch.compile(model) if args.compile else model
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if args.device == "cuda" else nullcontext()
@@ -123,9 +121,8 @@ def main(argv=None):
             # eval and checkpoint
             if is_eval_step:
                 model.eval()
-                for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):
-                    entry.update({f"{k}_{record['mult']}x": record[k]
-                                  for k in ("state_acc", "recall_acc", "token_acc", "seq_acc")})
+                for record, _ in evaluate(model, vars(args), (1, 3), args.n_eval_train):  # its four accuracies
+                    entry.update({f"{k}_{record['mult']}x": v for k, v in record.items() if k.endswith("_acc")})
                 model.train()
                 line += f" | token acc 1x {entry['token_acc_1x']:.3f} 3x {entry['token_acc_3x']:.3f}"
                 run_folder.save_checkpoint(ckpt_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
@@ -139,7 +136,7 @@ def main(argv=None):
             sums[0] = 0
             t_log, steps_timed = time.time(), 0
     except KeyboardInterrupt as e:
-        die(f"interrupted at step {step}; " + kept(args, saved_step), code=runs.stop_code(e))
+        die(f"interrupted at step {step}; " + kept(args, saved_step), code=stop_code(e))
     fits = [m for m in (1, 2, 3, 4) if m * args.train_len <= args.num_keys]  # eval.py's lengths, where keys suffice
     mults = "" if len(fits) == 4 else f" --mults {','.join(map(str, fits))}"
     print(f"done: {args.out_dir}/ckpt.pt; next: python eval.py {shlex.quote(args.out_dir)}{mults} "
@@ -155,12 +152,11 @@ def kept(args, saved_step):
 
 def gate_at(step, args):
     """The DAT gate: 0 before the delay, then linear from 1/R to 1 over R steps (--ramp R), then 1."""
-    on = args.attn_on_step
     if not args.dat or args.dat_mode != "gate":
         return 1.0
-    if on is None or step < on:
+    if args.attn_on_step is None or step < args.attn_on_step:
         return 0.0
-    return min(1.0, (step - on + 1) / args.ramp) if args.ramp else 1.0
+    return min(1.0, (step - args.attn_on_step + 1) / args.ramp) if args.ramp else 1.0
 
 def lr_at(step, args):
     if step < args.warmup:
@@ -175,19 +171,15 @@ def param_groups(params, args, name):
 
 def make_optimizer(model, args, with_attention):
     """Under DAT the attention parameters are frozen until the delay and only then join the optimizer (the DAT rule)."""
-    attention = {id(p) for p in model.attention_parameters()}
-    rest = [p for p in model.parameters() if id(p) not in attention]
+    for p in model.attention_parameters():
+        p.requires_grad_(False)
+    rest = [p for p in model.parameters() if p.requires_grad]
     # fused: one kernel per step on a GPU, where many small launches, not arithmetic, set the pace
     optimizer = torch.optim.AdamW(param_groups(rest, args, "rest"), lr=args.lr, betas=(0.9, 0.98),
                                   fused=args.device == "cuda")
-    for p in model.attention_parameters():
-        p.requires_grad_(False)
     if with_attention:
         add_attention(optimizer, model, args)
     return optimizer
-
-def trains_attention(optimizer):
-    return any(group["name"] == "attention" for group in optimizer.param_groups)
 
 def add_attention(optimizer, model, args):
     for p in model.attention_parameters():
@@ -197,7 +189,7 @@ def add_attention(optimizer, model, args):
 
 def set_gate_and_lr(step, args, model, optimizer):
     """Attention joins the optimizer at the step it switches on; the gate and both learning rates of this step."""
-    if args.dat and step == args.attn_on_step and not trains_attention(optimizer):
+    if args.dat and args.dat_mode != "lr" and step == args.attn_on_step:
         add_attention(optimizer, model, args)
     model.gate = gate_at(step, args)
     lr = lr_at(step, args)
@@ -215,21 +207,18 @@ def build(args, ckpt):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # very sharp softmaxes make denormal floats, which are slow on CPUs
-    device = torch.device(args.device)
     torch.manual_seed(args.seed)
-    task = machine_of(args.group).to(device)
-    model_config = model_config_of(vars(args))
-    model = Model(model_config).to(device)
-    data_rng = torch.Generator(device=device).manual_seed(args.seed + 1)
-    optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr")
+    task = machine_of(args.group).to(args.device)
+    model = Model(model_config_of(vars(args))).to(args.device)
+    data_rng = torch.Generator(device=args.device).manual_seed(args.seed + 1)
+    # attention trains throughout, or joins the optimizer after step attn_on_step (the loop adds it at that step)
+    joined = ckpt is not None and args.attn_on_step is not None and ckpt["step"] > args.attn_on_step
+    optimizer = make_optimizer(model, args, with_attention=not args.dat or args.dat_mode == "lr" or joined)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-        # attention joins the optimizer at step attn_on_step: the loop does that when resuming exactly there
-        if not trains_attention(optimizer) and args.attn_on_step is not None and ckpt["step"] > args.attn_on_step:
-            add_attention(optimizer, model, args)
         optimizer.load_state_dict(ckpt["optimizer"])
         data_rng.set_state(ckpt["data_rng"])
-    return model, model_config, optimizer, task, data_rng
+    return model, model.cfg, optimizer, task, data_rng
 
 def train_step(model, forward, optimizer, tokens, targets, autocast, grad_clip):
     with autocast:

@@ -246,7 +246,6 @@ def plot_atlas(result, schedules, out):
     ax.grid(alpha=0.3, axis="x")
     ax.set_title(f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW}); k/n at the right"
                  + ("; * = some seeds unfinished" if any(e["unfinished_seeds"] for e in cells) else ""), fontsize=9)
-    fig.tight_layout()
     save_figure(fig, out)
 
 def plot_atlas_sweep(result, schedules, key, out):
@@ -282,7 +281,6 @@ def plot_atlas_sweep(result, schedules, key, out):
     axes[0, -1].legend(fontsize=7)
     fig.suptitle(f"runs failing to length-generalize (sequence accuracy at 3x < {FAIL_BELOW}) against {key}; "
                  "k/n beside each point, * = some seeds unfinished", fontsize=9)
-    fig.tight_layout()
     save_figure(fig, out)
 
 

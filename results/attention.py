@@ -46,7 +46,6 @@ def plot_attention(run_dir, out, mult=3):
             ax.set_yticks(range(len(names)), names, fontsize=5)
             ax.set(title=f"attention block {b + 1}, head {h + 1}", xlabel="attends to", ylabel="position")
     fig.suptitle(f"{run_dir}: one sequence of {n} steps ({mult}x); rows q.. are the recall lookups")
-    fig.tight_layout()
     save_figure(fig, out)
     print(f"wrote {out}")
 

@@ -166,7 +166,6 @@ def plot_ladder(result, out):
     axes[-1].legend(title="test length", loc="upper center")
     fig.suptitle("each core alone: learns at 1x, extends to 3x and 8x (shaded: theory says it can track the group)",
                  fontsize=9)
-    fig.tight_layout()
     save_figure(fig, out)
 
 def main(argv=None):

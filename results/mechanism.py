@@ -211,7 +211,6 @@ def plot_curves(lines_of, out):
     axes[0].set_ylabel("state accuracy (median; band: min to max)")
     axes[0].legend(fontsize=8, loc="lower left")
     fig.suptitle(f"{HEADLINE}: where the state lives (dotted: {STATE_OK})", fontsize=10)
-    fig.tight_layout()
     save_figure(fig, out)
 
 def main(argv=None):
