@@ -165,7 +165,7 @@ def test_every_machine_table_matches_reference():
             expected = [index[step(s, a)] for a in actions]
             bad = next((i for i, (x, y) in enumerate(zip(row, expected, strict=True)) if x != y), None)
             assert bad is None, (f"{name}: state {index[s]} followed by action {bad} gives {row[bad]} in "
-                                 f"data.machine, {expected[bad]} in the reference")
+                                 f"data.machine_of, {expected[bad]} in the reference")
 
 def test_a_table_that_is_not_a_group_is_one_error_line_naming_the_entry():
     """data.check_table names the entry of a table that is not a function from (state, action) to state, has no
