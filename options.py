@@ -119,18 +119,16 @@ def is_default(name, value, config):
     return value == IDENTITY[name]
 
 def exact(value):
-    """A number as a run name writes it: an integer whole; a float in the shortest %g form of at least 6 digits that
-    parses back to it (1.0 is 1, 0.001234567 keeps every digit), -0 as 0."""
-    if isinstance(value, int):
+    """A value as a run name writes it: a float in the shortest %g form of at least 6 digits that parses back to it
+    (1.0 is 1, 0.001234567 keeps every digit), -0 as 0; anything else (an integer, a text) as it is."""
+    if not isinstance(value, float):
         return str(value)
     return next(text for digits in range(6, 18) if float(text := f"{value + 0.0:.{digits}g}") == value)
 
 def tag(name, value):
     if name in FIRST:
         return str(value)
-    if isinstance(value, bool):
-        return SHORT.get(name, name)
-    return SHORT.get(name, name) + (exact(value) if isinstance(value, (int, float)) else str(value))
+    return SHORT.get(name, name) + ("" if isinstance(value, bool) else exact(value))  # a switch: its name alone
 
 def setting_name(config):
     """model-group[-options that differ from their defaults], schedule and seed aside: e.g. lstm_attn-S3-rope-len16."""
