@@ -20,7 +20,6 @@ import torch
 
 from data import IGNORE, describe, eval_batch, machine_of, recall_ages, seq_width, target_masks
 from model import Model, ModelConfig
-from options import model_config_of
 from run_folder import checked_run, load_checkpoint, lock, still_held
 
 EVAL_SEED = 1234
@@ -142,7 +141,7 @@ def main(argv=None):
     lock(args.run_dir, create=False)  # held before it is read: no trainer or other evaluator writes it meanwhile
     ckpt = load_checkpoint(os.path.join(args.run_dir, "ckpt.pt"))
     config = checked_run(args.run_dir, ckpt)  # config.json, the checkpoint and its model agree
-    cfg = model_config_of(config)
+    cfg = ModelConfig(**ckpt["model_config"])
     longest = max(args.mults) * config["train_len"]
     if longest > config["num_keys"]:
         die(f"test length {longest} ({max(args.mults)}x) is above --num_keys {config['num_keys']}: keys would repeat")
