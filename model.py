@@ -82,8 +82,7 @@ class Attention(nn.Module):
         weights = torch.baddbmm(future, q, k.transpose(1, 2), alpha=hd ** -0.5).softmax(dim=-1)
         if self.keep_weights:  # for pictures (results/attention.py)
             self.kept_weights = weights.view(B, H, T, T).detach()
-        y = weights @ v
-        return self.proj(y.view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
+        return self.proj((weights @ v).view(B, H, T, hd).transpose(1, 2).reshape(B, T, C))
 
 class MLP(nn.Sequential):
     def __init__(self, cfg):
