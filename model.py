@@ -211,8 +211,7 @@ class RecurrentBlock(nn.Module):
 class Model(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        self.cfg = cfg
-        self.layout = block_layout(cfg)
+        self.cfg, self.layout = cfg, block_layout(cfg)
         for name, known in (("pos", ("rope", "none")), ("core", CORES), ("transitions", TRANSITIONS)):
             if getattr(cfg, name) not in known:
                 raise ValueError(f"unknown {name} {getattr(cfg, name)!r}: use one of {', '.join(known)}")
