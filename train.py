@@ -191,8 +191,7 @@ def set_gate_and_lr(step, args, model, optimizer):
     """Attention joins the optimizer at the step it switches on; the gate and both learning rates of this step."""
     if args.dat and args.dat_mode != "lr" and step == args.attn_on_step:
         add_attention(optimizer, model, args)
-    model.gate = gate_at(step, args)
-    lr = lr_at(step, args)
+    model.gate, lr = gate_at(step, args), lr_at(step, args)
     # --dat_mode lr: the attention learns at a rate warmed up linearly over the delay
     attention_lr = lr * min(1.0, (step + 1) / args.attn_on_step) if args.dat and args.dat_mode == "lr" else lr
     for group in optimizer.param_groups:
