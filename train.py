@@ -133,8 +133,7 @@ def main(argv=None):
             append_line(log_path, json.dumps(entry))  # before the print: a reader gone from stdout loses nothing
             seconds_left = ms_per_step * (args.max_iters - step) / 1000
             print(f"{line} | {seconds_left // 60:.0f}m{seconds_left % 60:02.0f}s left", flush=True)
-            sums[0] = 0
-            t_log, steps_timed = time.time(), 0
+            sums[0], t_log, steps_timed = 0, time.time(), 0
     except KeyboardInterrupt as e:
         die(f"interrupted at step {step}; " + kept(args, saved_step), code=stop_code(e))
     fits = [m for m in (1, 2, 3, 4) if m * args.train_len <= args.num_keys]  # eval.py's lengths, where keys suffice
