@@ -47,10 +47,9 @@ def alternating(m):
     return [p for p in symmetric(m) if sum(p[i] > p[j] for i in range(m) for j in range(i + 1, m)) % 2 == 0]
 
 def dihedral(m):
-    """D<m>: the symmetries of a regular m-gon as permutations of its corners, the m rotations, then the m
-    reflections (corner i to k - i)."""
-    rotations = [tuple((k + i) % m for i in range(m)) for k in range(m)]
-    return rotations + [tuple((k - i) % m for i in range(m)) for k in range(m)]
+    """D<m>: the symmetries of a regular m-gon as permutations of its corners, the m rotations (corner i to k + i),
+    then the m reflections (corner i to k - i)."""
+    return [tuple((k + sign * i) % m for i in range(m)) for sign in (1, -1) for k in range(m)]
 
 # An automaton: its states, actions, step(state, action) -> state, start s_0, actions' weights (None: uniform)
 Automaton = collections.namedtuple("Automaton", "states actions step start weights")
