@@ -23,7 +23,6 @@ import argparse
 import collections
 import functools
 import itertools
-import re
 import typing
 
 import numpy as np
@@ -118,11 +117,9 @@ class Machine(typing.NamedTuple):
 def machine_of(name):
     """The machine called name (a kind of KINDS then a size), on the CPU, built and checked once: its states distinct
     (a group's integers of Z<m> or permutation tuples), a step to none of them (-1) refused by check_table."""
-    match = re.fullmatch(r"([A-Z]+)([1-9]\d*)", name)
-    kind, m = (match.group(1), int(match.group(2))) if match else (None, 0)
-    if kind not in KINDS or m not in KINDS[kind][0]:
+    if name not in group_names():
         raise ValueError(f"unknown group {name!r}: use {GROUPS}")
-    built = KINDS[kind][1](m)
+    built = KINDS[name[0]][1](int(name[1:]))  # the kind's letter, then its size
     group = not isinstance(built, Automaton)
     if group:
         m, cyclic, width = len(built), isinstance(built[0], int), len(built[0]) if isinstance(built[0], tuple) else 0
