@@ -1919,6 +1919,35 @@ def test_automata_judges_each_prediction_once_its_cell_is_full():
         automata.AUTOMATA = ("F2", "G4", "G6", "R3", "R5")
     shutil.rmtree(root)
 
+def test_automata_measures_the_recall_the_lstm_learned_before_attention_joined():
+    """results/automata.py's post hoc table: per machine and delayed schedule, recall at 1x at the log's last eval
+    before attention joined (a config older than attn_on_step: its --delay) and at its last eval; a run attention
+    joined before its first eval is counted without a value; plain and unfinished runs left out; automata first."""
+    root = tmpdir()
+    def delayed(folder, group, evals, flags=("--dat",), seed=0, **kwargs):
+        fake_run(root, folder, seed, "none", 0.5, flags=("--group", group, *flags), **kwargs)
+        with open(os.path.join(root, folder, "log.jsonl"), "w") as f:
+            f.writelines(json.dumps({"step": step, "recall_acc_1x": acc}) + "\n" for step, acc in evals)
+    delayed("S3-dat", "S3", [(2500, 0.5), (5000, 0.6), (8000, 1.0)])
+    with open(os.path.join(root, "S3-dat", "config.json")) as f:
+        config = json.load(f)
+    del config["attn_on_step"]  # as configs older than attn_on_step hold a fixed delay
+    with open(os.path.join(root, "S3-dat", "config.json"), "w") as f:
+        json.dump(config, f)
+    delayed("G4-dat", "G4", [(2500, 0.8), (5000, 0.9), (5500, 0.2), (8000, 0.95)])
+    delayed("G4-auto-early", "G4", [(500, 0.7), (8000, 1.0)], ("--dat", "--delay", "auto"), attn_on_step=300)
+    delayed("G4-auto-s1", "G4", [(500, 0.4), (1000, 0.45), (8000, 1.0)], ("--dat", "--delay", "auto"), seed=1,
+            attn_on_step=1200)
+    fake_run(root, "G4-plain", 0, "none", 0.5, flags=("--group", "G4"))
+    fake_run(root, "G4-dat-s1", 1, "none", 0.5, finished=False, flags=("--group", "G4", "--dat"))
+    rows = automata.before_attention(plot.load_runs([root]))
+    got = [(r["machine"], r["schedule"], r["n"], r["n_without"], r["recall_1x_when_attention_joined"],
+            r["recall_1x_at_the_end"]) for r in rows]
+    assert got == [("G4", "dat5000", 1, 0, [0.9, 0.9, 0.9], [0.95, 0.95, 0.95]),
+                   ("G4", "datauto", 2, 1, [0.45, 0.45, 0.45], [1.0, 1.0, 1.0]),
+                   ("S3", "dat5000", 1, 0, [0.6, 0.6, 0.6], [1.0, 1.0, 1.0])], got
+    shutil.rmtree(root)
+
 def test_tables_keep_the_probe_and_attention_off_apart():
     """The atlas, the ladder and results/mechanism.py count "the recurrent part holds the state" from eval.json's
     probe_state_acc and "the model reads it without attention" from attn_off.state_acc, never one for the other."""

@@ -3,11 +3,12 @@ Beyond groups: the lstm_attn hybrid on automata that are not groups, plain, DAT 
 (results/PREREGISTRATION.md, entry 71). Per automaton and schedule: failures of the atlas's 3x rule, the runs whose
 LSTM holds the state at 3x (the linear probe, eval.py --probe) and the runs that read it without attention (eval.py
 --attn_off), k of n with 95% Wilson intervals, and Fisher's exact test of each delayed schedule against plain; then
-each prediction of entry 71, judged once its cell has 10 runs a schedule.
+each prediction of entry 71, judged once its cell has 10 runs a schedule; then, post hoc, how far the LSTM had
+learned recall alone when attention joined, on the automata and on the groups given beside them.
 
     python results/automata.py results/runs/automata --out results/automata   # .md .json
 
-Only lstm_attn runs at the default setting but for the automaton and the schedule are counted.
+Only lstm_attn runs at the default setting but for the machine and the schedule are counted.
 """
 import os
 import sys
@@ -17,7 +18,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 # the kit's runs first: it answers Ctrl-C during the slow imports below in one line
 from runs import ArgParser, die, run_script, write_json, write_text
 
-from atlas import FAIL_BELOW, STATE_OK, atlas_entry, count, fisher_exact, wilson
+from atlas import FAIL_BELOW, STATE_OK, atlas_entry, count, fisher_exact, spread, wilson
+from data import group_names
 from plot import load_runs, outside_runs, record
 from options import IDENTITY, SCHEDULE, identity, is_default, schedule_name
 
@@ -27,12 +29,13 @@ FLOOR = 10  # runs a schedule needs before a cell's predictions are judged
 ONE_BIT = ("F2",)  # (a): where plain is predicted to fail in at most 2 of 10; elsewhere in at least SHORTCUT
 SHORTCUT, CURED, PROBE_HOLDS, CALLED_RIGHT = 3, 1, 8, 0.8  # the pre-registered bars of (a), (b), (c)
 
-def automaton_cell(config):
-    """(automaton, schedule) of an lstm_attn run at the default setting but for those two; None for any other run."""
+def cell_of(config):
+    """(machine, schedule) of an lstm_attn run at the default setting but for those two, its schedule one of
+    SCHEDULES; None for any other run."""
     c = identity(config)
     other = [k for k in IDENTITY if k not in SCHEDULE + ("group",) and not is_default(k, c[k], c)]
     schedule = schedule_name(config)
-    return None if other or c["group"] not in AUTOMATA or schedule not in SCHEDULES else (c["group"], schedule)
+    return None if other or c["model"] != "lstm_attn" or schedule not in SCHEDULES else (c["group"], schedule)
 
 def judge(automaton, entries, full):
     """Entry 71's (a), (b) and (c) for one automaton's {schedule: atlas entry}: True or False, None until the runs
@@ -50,8 +53,8 @@ def judge(automaton, entries, full):
 def automata(all_runs):
     cells = defaultdict(list)
     for run in all_runs:
-        where = automaton_cell(run["config"]) if run["config"]["model"] == "lstm_attn" else None
-        if where is not None:
+        where = cell_of(run["config"])
+        if where is not None and where[0] in AUTOMATA:
             cells[where].append(run)
     rows, plain_runs = [], []
     for automaton in AUTOMATA:
@@ -80,7 +83,30 @@ def automata(all_runs):
                     f"with attention gated off is at least {STATE_OK}",
             "cells": rows, "plain_called_right": right, "plain_n": len(plain_runs),
             "plain_called_right_ci95": wilson(right, len(plain_runs)),
-            "plain_called_held": right >= CALLED_RIGHT * len(plain_runs) if all_in else None}
+            "plain_called_held": right >= CALLED_RIGHT * len(plain_runs) if all_in else None,
+            "before_attention": before_attention(all_runs)}
+
+def recall_alone(run):
+    """(recall at 1x at the log's last periodic eval before attention joined, the gate still 0: the recurrent part
+    alone; recall at 1x at its last eval), or None where attention never joined or joined before the first eval."""
+    on = run["config"].get("attn_on_step", run["config"]["delay"])  # older configs record only a fixed delay
+    evals = [e for e in run["log"] if "recall_acc_1x" in e]
+    before = [e for e in evals if on is not None and e["step"] <= on]
+    return (before[-1]["recall_acc_1x"], evals[-1]["recall_acc_1x"]) if before else None
+
+def before_attention(all_runs):
+    """Post hoc, not pre-registered: per machine (the automata, then the groups among all_runs) and delayed schedule,
+    how far the recurrent part had learned recall alone when attention joined, and recall at the end."""
+    cells = defaultdict(list)
+    for run in all_runs:
+        where = cell_of(run["config"]) if run["finished"] else None
+        if where is not None and where[1] != "plain":
+            cells[where].append(recall_alone(run))
+    order = lambda cell: (cell[0] not in AUTOMATA, group_names().index(cell[0]), SCHEDULES.index(cell[1]))
+    return [{"machine": machine, "schedule": schedule, "n": len(pairs), "n_without": pairs.count(None),
+             "recall_1x_when_attention_joined": spread([p[0] for p in pairs if p]),
+             "recall_1x_at_the_end": spread([p[1] for p in pairs if p])}
+            for (machine, schedule), pairs in sorted(cells.items(), key=lambda item: order(item[0]))]
 
 def markdown(result):
     fails = lambda e: f"{e['n_fail']} of {e['n']} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" + (
@@ -107,6 +133,16 @@ def markdown(result):
     lines += ["", f"(c), plain: the probe at 3x calls the verdict right in {result['plain_called_right']} of "
               f"{result['plain_n']} plain runs [{low:.2f}, {high:.2f}] (predicted: at least {CALLED_RIGHT:.0%} of "
               f"the {FLOOR * len(AUTOMATA)}): {verdict(result['plain_called_held'])}."]
+    spread_of = lambda v: "-" if v is None else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+    lines += ["", "Post hoc, not pre-registered: under a delay, recall at 1x that the LSTM had learned alone when "
+              "attention joined (the log's last eval before it, gate 0), and at the end (the last eval, attention on); "
+              "mean [min, max] over the finished runs (without: attention never joined, or joined before the first "
+              "eval). Groups at the default setting beside the automata.", "",
+              "| machine | schedule | runs (without) | recall at 1x, LSTM alone, when attention joined | recall at 1x, "
+              "at the end |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {c['machine']} | {c['schedule']} | {c['n']} ({c['n_without']}) | "
+              f"{spread_of(c['recall_1x_when_attention_joined'])} | {spread_of(c['recall_1x_at_the_end'])} |"
+              for c in result["before_attention"]]
     return "\n".join(lines) + "\n"
 
 def main(argv=None):

@@ -156,6 +156,9 @@ AUTOMATA = ("automata", "automata_cores")  # the experiments on automata that ar
 # results/attention.py, where one run's attention looks. A figure is drawn when each of its runs (EXPERIMENT or
 # EXPERIMENT/GLOB) matches a line of the selection (bash results/commands.sh --plots [--only REGEX]); a rates figure
 # names its schedules with --schedules (plain,dat5000 if not), each one a schedule of its lines.
+# S3 at the default setting, plain, DAT 5000 and --delay auto, with the other groups that have all three
+GROUPS_AT_DEFAULT = ["headline", "auto/lstm_attn-S3-*", "group/lstm_attn-Z5-{plain,dat5000}-s*",
+                     "atlas/lstm_attn-{Z5,A4,Z6,D4,Z8}-{plain,dat5000,datauto}-s*"]
 RECALL_RUNS = ["headline/lstm_attn-S3-dat5000-s[5-9]", "atlas/lstm_attn-S3-rope-dat5000-s[0-4]",
                "atlas/lstm_attn-S3-rope-{dat1000,iters16000,len16-dat1000,len16-datauto,len16-iters16000-dat1000}-*",
                "atlas/interleaved-S3-rope-nlstm2-dat1000-*", "atlas/lstm_attn-{S3,Z5,A4}-rope-{dat2000,datauto}-*",
@@ -171,10 +174,8 @@ FIGURES = [
      "--sweep d_model"),
     # recall by how far back its key was bookmarked (eval.py --by_age): DAT 5000 and the short delays under RoPE
     ("results/recall_by_age", "rates", RECALL_RUNS, "--schedules dat5000,dat1000,dat2000,datauto,plain"),
-    # S3 at the default setting, plain, DAT 5000 and --delay auto, beside the other groups that have all three
-    ("results/headline_rates", "rates", ["headline", "auto/lstm_attn-S3-*", "group/lstm_attn-Z5-{plain,dat5000}-s*",
-                                         "atlas/lstm_attn-{Z5,A4,Z6,D4,Z8}-{plain,dat5000,datauto}-s*"],
-     "--schedules plain,dat5000,datauto"),
+    # S3 at the default setting beside the other groups with plain, DAT 5000 and --delay auto (GROUPS_AT_DEFAULT)
+    ("results/headline_rates", "rates", GROUPS_AT_DEFAULT, "--schedules plain,dat5000,datauto"),
     ("results/modes_rates", "rates", ["headline", "modes"], "--schedules plain,dat5000,freeze5000,lr5000,dat5000r1000"),
     ("results/delay_rates", "rates", ["headline", "delay"],
      "--schedules plain,dat250,dat500,dat1000,dat2000,dat4000,dat5000"),
@@ -212,9 +213,10 @@ FIGURES = [
     ("results/mechanism", "mechanism", [e for e in experiments() if e not in ("explore", *AUTOMATA)],
      "--new mechanism"),
     # beyond groups: the hybrid on automata that are not groups, the atlas's columns per automaton and schedule (and
-    # its figure), then entry 71's predictions judged (results/automata.py)
+    # its figure), then entry 71's predictions judged, and post hoc the recall the LSTM learned alone before attention
+    # joined, beside the groups at the default setting (results/automata.py)
     ("results/automata_rates", "rates", ["automata"], "--schedules plain,dat5000,datauto"),
-    ("results/automata", "automata", ["automata"], ""),
+    ("results/automata", "automata", ["automata", *GROUPS_AT_DEFAULT], ""),
     # ... and each core alone on them, against entry 70's theory (results/ladder.py)
     ("results/automata_ladder", "ladder", ["automata_cores"], "--theory automata"),
     # every run in one table (the figure itself is thrown away)
