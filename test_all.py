@@ -1,6 +1,7 @@
 """
 The kit's tests: python test_all.py (no pytest needed; pytest test_all.py works too). Under 40 s on 2 idle cores,
-one test per core at a time; python test_all.py labels table runs only the tests whose names hold one of those words.
+one test per core at a time on Linux; python test_all.py labels table runs only the tests whose names hold one of
+those words.
 
 Labels against an independent reference, causality of every model, the delay semantics of DAT, resume,
 bad input, and a tiny train -> eval -> plot run.
@@ -2509,10 +2510,13 @@ if __name__ == "__main__":
     names = [name for name, fn in list(globals().items()) if name.startswith("test_") and callable(fn)
              and (len(sys.argv) == 1 or any(word in name for word in sys.argv[1:]))]  # python test_all.py WORD...
     failed = 0
-    # one test per core at a time, in processes forked after the imports (each test makes its own folders)
-    workers = max(1, min(os.cpu_count() or 1, len(names)))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for name, passed, seconds, failure in pool.map(run_one, names):  # printed in order; a dead worker raises
+    # one test per core at a time, in processes forked after the imports (each test makes its own folders); forking
+    # a process that has loaded torch and matplotlib is safe on Linux only: elsewhere one at a time, in this process
+    with contextlib.ExitStack() as stack:
+        workers = max(1, min(os.cpu_count() or 1, len(names)))
+        context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
+        run_all = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context)).map if context else map
+        for name, passed, seconds, failure in run_all(run_one, names):  # printed in order; a dead worker raises
             failed += not passed
             print(f"{'ok   ' if passed else failure + 'FAIL '} {name} ({seconds:.1f} s)", flush=True)
     print(f"{len(names) - failed} passed, {failed} failed")
