@@ -1,7 +1,7 @@
 """
 The kit's tests: python test_all.py (no pytest needed; pytest test_all.py works too). Under 40 s on 2 idle cores,
-one test per core at a time on Linux; python test_all.py labels table runs only the tests whose names hold one of
-those words.
+one test per core at a time on Linux; python test_all.py labels gate_schedule runs only the tests whose names hold
+one of those words (any part of a name).
 
 Labels against an independent reference, causality of every model, the delay semantics of DAT, resume,
 bad input, and a tiny train -> eval -> plot run.
@@ -27,6 +27,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import torch
@@ -1921,32 +1922,39 @@ def test_automata_judges_each_prediction_once_its_cell_is_full():
     shutil.rmtree(root)
 
 def test_automata_measures_the_recall_the_lstm_learned_before_attention_joined():
-    """results/automata.py's post hoc table: per machine and delayed schedule, recall at 1x at the log's last eval
-    before attention joined (a config older than attn_on_step: its --delay) and at its last eval; a run attention
-    joined before its first eval is counted without a value; plain and unfinished runs left out; automata first."""
+    """results/automata.py's post hoc table: per machine and delayed schedule, the step attention joined (a config
+    older than attn_on_step: its --delay), recall at 1x at the log's last eval with the gate at 0 and at its last
+    eval; a run attention joined before its first eval has no value alone, one it never joined is counted apart;
+    plain and unfinished runs left out; automata first."""
     root = tmpdir()
-    def delayed(folder, group, evals, flags=("--dat",), seed=0, **kwargs):
+    def delayed(folder, group, evals, flags=("--dat",), seed=0, **kwargs):  # evals: (step, recall at 1x, gate)
         fake_run(root, folder, seed, "none", 0.5, flags=("--group", group, *flags), **kwargs)
         with open(os.path.join(root, folder, "log.jsonl"), "w") as f:
-            f.writelines(json.dumps({"step": step, "recall_acc_1x": acc}) + "\n" for step, acc in evals)
-    delayed("S3-dat", "S3", [(2500, 0.5), (5000, 0.6), (8000, 1.0)])
+            f.writelines(json.dumps({"step": step, "recall_acc_1x": acc, "gate": gate}) + "\n"
+                         for step, acc, gate in evals)
+    delayed("S3-dat", "S3", [(2500, 0.5, 0.0), (5000, 0.6, 0.0), (8000, 1.0, 1.0)])
     with open(os.path.join(root, "S3-dat", "config.json")) as f:
         config = json.load(f)
     del config["attn_on_step"]  # as configs older than attn_on_step hold a fixed delay
     with open(os.path.join(root, "S3-dat", "config.json"), "w") as f:
         json.dump(config, f)
-    delayed("G4-dat", "G4", [(2500, 0.8), (5000, 0.9), (5500, 0.2), (8000, 0.95)])
-    delayed("G4-auto-early", "G4", [(500, 0.7), (8000, 1.0)], ("--dat", "--delay", "auto"), attn_on_step=300)
-    delayed("G4-auto-s1", "G4", [(500, 0.4), (1000, 0.45), (8000, 1.0)], ("--dat", "--delay", "auto"), seed=1,
-            attn_on_step=1200)
+    delayed("G4-dat", "G4", [(2500, 0.8, 0.0), (5000, 0.9, 0.0), (5500, 0.2, 1.0), (8000, 0.95, 1.0)])
+    auto = ("--dat", "--delay", "auto")
+    delayed("G4-auto-early", "G4", [(500, 0.7, 1.0), (8000, 1.0, 1.0)], auto, attn_on_step=300)
+    delayed("G4-auto-s1", "G4", [(500, 0.4, 0.0), (1000, 0.45, 0.0), (1500, 0.9, 1.0), (8000, 1.0, 1.0)], auto,
+            seed=1, attn_on_step=1200)
+    delayed("G4-auto-never-s2", "G4", [(500, 0.3, 0.0), (8000, 0.35, 0.0)], auto, seed=2)
     fake_run(root, "G4-plain", 0, "none", 0.5, flags=("--group", "G4"))
     fake_run(root, "G4-dat-s1", 1, "none", 0.5, finished=False, flags=("--group", "G4", "--dat"))
     rows = automata.before_attention(plot.load_runs([root]))
-    got = [(r["machine"], r["schedule"], r["n"], r["n_without"], r["recall_1x_when_attention_joined"],
-            r["recall_1x_at_the_end"]) for r in rows]
-    assert got == [("G4", "dat5000", 1, 0, [0.9, 0.9, 0.9], [0.95, 0.95, 0.95]),
-                   ("G4", "datauto", 2, 1, [0.45, 0.45, 0.45], [1.0, 1.0, 1.0]),
-                   ("S3", "dat5000", 1, 0, [0.6, 0.6, 0.6], [1.0, 1.0, 1.0])], got
+    keys = ("n", "n_never_joined", "joined_at_step", "n_alone", "alone_at_step", "recall_1x_alone",
+            "recall_1x_at_the_end")
+    got = {(r["machine"], r["schedule"]): tuple(r[k] for k in keys) for r in rows}
+    each = lambda x: [x, x, x]  # mean, min and max of one run
+    assert got == {("G4", "dat5000"): (1, 0, each(5000), 1, each(5000), each(0.9), each(0.95)),
+                   ("G4", "datauto"): (3, 1, [750, 300, 1200], 1, each(1000), each(0.45), each(1.0)),
+                   ("S3", "dat5000"): (1, 0, each(5000), 1, each(5000), each(0.6), each(1.0))}, got
+    assert list(got) == [("G4", "dat5000"), ("G4", "datauto"), ("S3", "dat5000")], "automata first, then groups"
     shutil.rmtree(root)
 
 def test_tables_keep_the_probe_and_attention_off_apart():
@@ -2496,8 +2504,11 @@ def test_tiny_train_eval_plot():
 
 # -----------------------------------------------------------------------------
 
+def one_thread():
+    torch.set_num_threads(1)  # tiny models: one thread is faster, and two spin against any other busy process
+
 def run_one(name):
-    """Run one test in this process: (name, passed, seconds, what it printed on failure)."""
+    """Run one test in this process: (name, passed, seconds, the traceback of a failure)."""
     t0 = time.time()
     try:
         globals()[name]()
@@ -2506,18 +2517,31 @@ def run_one(name):
         return name, False, time.time() - t0, traceback.format_exc()
 
 if __name__ == "__main__":
-    torch.set_num_threads(1)  # tiny models: one thread is faster, and two spin against any other busy process
+    words = sys.argv[1:]  # python test_all.py WORD...: the tests whose names hold one of the words
     names = [name for name, fn in list(globals().items()) if name.startswith("test_") and callable(fn)
-             and (len(sys.argv) == 1 or any(word in name for word in sys.argv[1:]))]  # python test_all.py WORD...
-    failed = 0
-    # one test per core at a time, in processes forked after the imports (each test makes its own folders); forking
-    # a process that has loaded torch and matplotlib is safe on Linux only: elsewhere one at a time, in this process
+             and (not words or any(word in name for word in words))]
+    if not names:
+        print(f"error: no test's name holds {' or '.join(map(repr, words))}", file=sys.stderr)
+        sys.exit(2)
+    # one test per core at a time, in worker processes forked after the imports (each test makes its own folders);
+    # forking a process that has loaded torch and matplotlib is safe on Linux only: elsewhere one at a time, here
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    reported, failed = [], 0
     with contextlib.ExitStack() as stack:
-        workers = max(1, min(os.cpu_count() or 1, len(names)))
-        context = multiprocessing.get_context("fork") if sys.platform == "linux" else None
-        run_all = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context)).map if context else map
-        for name, passed, seconds, failure in run_all(run_one, names):  # printed in order; a dead worker raises
-            failed += not passed
-            print(f"{'ok   ' if passed else failure + 'FAIL '} {name} ({seconds:.1f} s)", flush=True)
+        if sys.platform == "linux":
+            fork = multiprocessing.get_context("fork")
+            run_all = stack.enter_context(ProcessPoolExecutor(min(cores, len(names)), fork, one_thread)).map
+        else:
+            one_thread()
+            run_all = map
+        try:
+            for name, passed, seconds, failure in run_all(run_one, names):  # printed in order
+                reported.append(name)
+                failed += not passed
+                print(f"{'ok   ' if passed else 'FAIL '} {name} ({seconds:.1f} s)\n{failure}".strip(), flush=True)
+        except BrokenProcessPool as e:  # a worker died (a crash in C, os._exit): the tests not reported count failed
+            failed += len(names) - len(reported)
+            print(f"FAIL  a worker process died ({e}) while {', '.join(n for n in names if n not in reported)} ran "
+                  "or waited", flush=True)
     print(f"{len(names) - failed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -7,6 +7,8 @@ each prediction of entry 71, judged once its cell has 10 runs a schedule; then, 
 learned recall alone when attention joined, on the automata and on the groups given beside them.
 
     python results/automata.py results/runs/automata --out results/automata   # .md .json
+    python results/automata.py results/runs/automata GROUPS... --out ...   # the groups' runs in the post hoc table
+                                                                            # (grid.py: GROUPS_AT_DEFAULT)
 
 Only lstm_attn runs at the default setting but for the machine and the schedule are counted.
 """
@@ -87,26 +89,35 @@ def automata(all_runs):
             "before_attention": before_attention(all_runs)}
 
 def recall_alone(run):
-    """(recall at 1x at the log's last periodic eval before attention joined, the gate still 0: the recurrent part
-    alone; recall at 1x at its last eval), or None where attention never joined or joined before the first eval."""
-    on = run["config"].get("attn_on_step", run["config"]["delay"])  # older configs record only a fixed delay
+    """A delayed run's (step attention joined, None if never; step of the log's last periodic eval with the gate at 0,
+    None if none; recall at 1x there, the recurrent part alone; recall at 1x at its last eval). A cell with a run
+    lacking a value shows none (spread)."""
+    joined = run["config"].get("attn_on_step", run["config"]["delay"])  # older configs record only a fixed delay
     evals = [e for e in run["log"] if "recall_acc_1x" in e]
-    before = [e for e in evals if on is not None and e["step"] <= on]
-    return (before[-1]["recall_acc_1x"], evals[-1]["recall_acc_1x"]) if before else None
+    alone = [e for e in evals if e["gate"] == 0.0]  # the log records each eval's gate
+    last_alone = (alone[-1]["step"], alone[-1]["recall_acc_1x"]) if alone else (None, None)
+    return joined, *last_alone, evals[-1]["recall_acc_1x"] if evals else None  # None: a log without evals
 
 def before_attention(all_runs):
     """Post hoc, not pre-registered: per machine (the automata, then the groups among all_runs) and delayed schedule,
-    how far the recurrent part had learned recall alone when attention joined, and recall at the end."""
+    over the finished runs attention joined: the step it joined, how far the recurrent part had learned recall alone
+    at the last eval before (gate 0), and recall at the end; runs attention never joined are counted apart."""
     cells = defaultdict(list)
     for run in all_runs:
         where = cell_of(run["config"]) if run["finished"] else None
         if where is not None and where[1] != "plain":
             cells[where].append(recall_alone(run))
     order = lambda cell: (cell[0] not in AUTOMATA, group_names().index(cell[0]), SCHEDULES.index(cell[1]))
-    return [{"machine": machine, "schedule": schedule, "n": len(pairs), "n_without": pairs.count(None),
-             "recall_1x_when_attention_joined": spread([p[0] for p in pairs if p]),
-             "recall_1x_at_the_end": spread([p[1] for p in pairs if p])}
-            for (machine, schedule), pairs in sorted(cells.items(), key=lambda item: order(item[0]))]
+    rows = []
+    for (machine, schedule), measured in sorted(cells.items(), key=lambda item: order(item[0])):
+        joined = [m for m in measured if m[0] is not None]
+        alone = [m for m in joined if m[1] is not None]
+        rows.append({"machine": machine, "schedule": schedule, "n": len(measured),
+                     "n_never_joined": len(measured) - len(joined), "joined_at_step": spread([m[0] for m in joined]),
+                     "n_alone": len(alone), "alone_at_step": spread([m[1] for m in alone]),
+                     "recall_1x_alone": spread([m[2] for m in alone]),
+                     "recall_1x_at_the_end": spread([m[3] for m in joined])})
+    return rows
 
 def markdown(result):
     fails = lambda e: f"{e['n_fail']} of {e['n']} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" + (
@@ -134,15 +145,20 @@ def markdown(result):
               f"{result['plain_n']} plain runs [{low:.2f}, {high:.2f}] (predicted: at least {CALLED_RIGHT:.0%} of "
               f"the {FLOOR * len(AUTOMATA)}): {verdict(result['plain_called_held'])}."]
     spread_of = lambda v: "-" if v is None else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
-    lines += ["", "Post hoc, not pre-registered: under a delay, recall at 1x that the LSTM had learned alone when "
-              "attention joined (the log's last eval before it, gate 0), and at the end (the last eval, attention on); "
-              "mean [min, max] over the finished runs (without: attention never joined, or joined before the first "
-              "eval). Groups at the default setting beside the automata.", "",
-              "| machine | schedule | runs (without) | recall at 1x, LSTM alone, when attention joined | recall at 1x, "
-              "at the end |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {c['machine']} | {c['schedule']} | {c['n']} ({c['n_without']}) | "
-              f"{spread_of(c['recall_1x_when_attention_joined'])} | {spread_of(c['recall_1x_at_the_end'])} |"
-              for c in result["before_attention"]]
+    steps = lambda v: "-" if v is None else f"{v[1]:.0f}" if v[1] == v[2] else f"{v[1]:.0f}-{v[2]:.0f}"
+    lines += ["", "Post hoc, not pre-registered: under a delay, how far the LSTM had learned recall alone before "
+              "attention joined. Per machine (the automata, then the groups at the default setting from the other "
+              "experiments) and delayed schedule, over the finished runs attention joined: the step it joined; the "
+              "training log's last periodic eval with the gate at 0 (at or before that step; --n_eval_train sequences "
+              "at 1x) and the recall accuracy there; the recall accuracy at the last eval (step 8000, attention on); "
+              "mean [min, max] over the runs. Under a fixed delay the eval falls on the step attention joins; under "
+              "--delay auto it is up to 499 steps before, and a run that joined before step 500 has none.", "",
+              "| machine | schedule | runs (attention never joined) | attention joined at step | runs with an eval "
+              "before | at step | recall at 1x there, LSTM alone | recall at 1x at the end |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {c['machine']} | {c['schedule']} | {c['n']} ({c['n_never_joined']}) | {steps(c['joined_at_step'])} | "
+              f"{c['n_alone']} | {steps(c['alone_at_step'])} | {spread_of(c['recall_1x_alone'])} | "
+              f"{spread_of(c['recall_1x_at_the_end'])} |" for c in result["before_attention"]]
     return "\n".join(lines) + "\n"
 
 def main(argv=None):
